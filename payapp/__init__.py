@@ -1,0 +1,62 @@
+"""payapp: self-hosted pay-by-link for small clinics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """The application factory: config, extensions, blueprints, commands, error pages."""
+    # Explicit folders: an installed package would otherwise get <venv>/var/payapp-instance.
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance")),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from . import auth, cli, db, errors, links, security
+    from .config import load_config
+    from .gateways import make_gateway
+    from .money import format_cents
+    from .notify import Clinic
+    from .views import pay, staff
+
+    load_config(app, test_config)
+    if app.config["PRODUCTION"]:
+        # Exactly one reverse proxy (Caddy) sets X-Forwarded-Proto/-For; trust no more than that.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)
+
+    db.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    cli.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pay.bp)
+    app.register_blueprint(staff.bp)
+    app.extensions["payapp.gateway"] = make_gateway(app.config)
+
+    clinic = Clinic.from_config(app.config)
+    app.jinja_env.filters["money"] = format_cents
+    app.jinja_env.globals.update(
+        clinic=clinic,
+        demo_mode=app.config["DEMO_MODE"],
+        link_status=links.effective_status,
+        local_date=clinic.local_date,
+    )
+
+    @app.get("/healthz")
+    def healthz():
+        db.get_session().execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,43 @@
+"""The audit trail: one append-only row per staff action, patient step and security event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import AuditEvent, utcnow
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    actor: str = "system",
+    staff_id: int | None = None,
+    link_id: int | None = None,
+    detail: str = "",
+    when: datetime | None = None,
+) -> AuditEvent:
+    """Add an event to the session (the caller's commit makes it durable with the change)."""
+    event = AuditEvent(
+        actor=actor,
+        staff_id=staff_id,
+        action=action,
+        link_id=link_id,
+        detail=detail[:500],
+        created_at=when or utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def link_timeline(session: Session, link_id: int) -> list[AuditEvent]:
+    """Everything that happened to one link, oldest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.link_id == link_id)
+        .order_by(AuditEvent.created_at, AuditEvent.id)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,101 @@
+"""Settings: defaults here < instance/config.py < PAYAPP_* environment < a test mapping."""
+
+from __future__ import annotations
+
+import os
+
+# The value shipped in code; production refuses to start with it (or with none).
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
+
+
+class Defaults:
+    ENV = "development"
+    SECRET_KEY = DEV_SECRET_KEY
+    DATABASE_URL = None  # default: sqlite in the instance folder
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+    CLINIC_NAME = "Demo Family Dental"
+    CLINIC_PHONE = "(555) 010-0199"
+    CLINIC_TIMEZONE = "America/New_York"
+    DEFAULT_PHONE_REGION = "US"
+    CURRENCY = "USD"
+
+    AMOUNT_MIN_CENTS = 100
+    AMOUNT_MAX_CENTS = 2_500_000
+    LINK_EXPIRY_DAYS_DEFAULT = 14
+    LINK_EXPIRY_DAYS_MAX = 90
+    MAX_DECLINES = 5
+    LINKS_PER_PAGE = 25
+
+    SMTP_URL = None
+    SMTP_TIMEOUT = 15
+    MAIL_FROM = "payments@clinic.invalid"
+    OUTBOX_DIR = None  # default: <instance>/outbox
+
+    SQUARE_ACCESS_TOKEN = None
+    SQUARE_APPLICATION_ID = None
+    SQUARE_LOCATION_ID = None
+    SQUARE_ENVIRONMENT = "sandbox"
+
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_LOGIN = "10 per minute;50 per hour"
+    RATELIMIT_PAY_VIEW = "60 per minute"
+    RATELIMIT_PAY_SUBMIT = "10 per minute;30 per hour"
+    RATELIMIT_HEADERS_ENABLED = False
+
+    MAX_CONTENT_LENGTH = 64 * 1024
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session: a tab left open still pays
+    WTF_CSRF_SSL_STRICT = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "payapp_session"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or inconsistent; the app refuses to start."""
+
+
+def load_config(app, test_config: dict | None = None) -> None:
+    """Layer the settings onto ``app.config`` and check them."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PAYAPP")
+    if test_config:
+        app.config.update(test_config)
+
+    cfg = app.config
+    # from_prefixed_env parses JSON, so "5550100" would arrive as an int: text settings stay text.
+    for key in ("SECRET_KEY", "CLINIC_NAME", "CLINIC_PHONE", "MAIL_FROM", "PUBLIC_BASE_URL"):
+        cfg[key] = str(cfg[key])
+    cfg["ENV"] = str(cfg["ENV"]).lower()
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "payapp.db")
+    if not cfg["OUTBOX_DIR"]:
+        cfg["OUTBOX_DIR"] = os.path.join(app.instance_path, "outbox")
+    cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"]).rstrip("/")
+    cfg["PRODUCTION"] = cfg["ENV"] == "production"
+    cfg["SESSION_COOKIE_SECURE"] = cfg["PRODUCTION"]
+    cfg["DEMO_MODE"] = not all(
+        cfg.get(k) for k in ("SQUARE_ACCESS_TOKEN", "SQUARE_APPLICATION_ID", "SQUARE_LOCATION_ID")
+    )
+    check_config(cfg)
+
+
+def check_config(cfg) -> None:
+    """Refuse settings that would be unsafe in production or make no sense anywhere."""
+    if cfg["ENV"] not in ("development", "production"):
+        raise ConfigError("PAYAPP_ENV must be 'development' or 'production'.")
+    if cfg["PRODUCTION"]:
+        secret = cfg.get("SECRET_KEY") or ""
+        if secret == DEV_SECRET_KEY or len(secret) < 32:
+            raise ConfigError(
+                "Refusing to start in production: set PAYAPP_SECRET_KEY to at least 32 random "
+                'characters, e.g. python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        if not cfg["PUBLIC_BASE_URL"].startswith("https://"):
+            raise ConfigError(
+                "Refusing to start in production: PAYAPP_PUBLIC_BASE_URL must be https://"
+            )
+    if not 0 < cfg["AMOUNT_MIN_CENTS"] <= cfg["AMOUNT_MAX_CENTS"]:
+        raise ConfigError("AMOUNT_MIN_CENTS must be positive and not above AMOUNT_MAX_CENTS.")

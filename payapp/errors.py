@@ -1,0 +1,68 @@
+"""Error pages in one place: a full page, or for htmx an alert fragment retargeted to #flash."""
+
+from __future__ import annotations
+
+import logging
+
+from flask_wtf.csrf import CSRFError
+
+from .htmx import is_htmx_request, render
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("Something was wrong with that request", "Go back, reload the page and try again."),
+    404: (
+        "Page not found",
+        "Check the link you were sent. If it still does not work, call the "
+        "clinic and ask for a new payment link.",
+    ),
+    405: ("That is not allowed here", "Go back and try again."),
+    409: ("That could not be done", "Reload the page to see the current state."),
+    413: ("That was too much to send", "Shorten what you typed and try again, or call the clinic."),
+    429: (
+        "Too many attempts",
+        "For your security we paused this for a minute. Wait a minute and "
+        "try again, or call the clinic to pay by phone.",
+    ),
+    500: (
+        "Something went wrong on our side",
+        "Nothing was charged by this error. Try again in a minute, or call the clinic.",
+    ),
+}
+
+
+def render_error(code: int, detail: str | None = None):
+    title, advice = MESSAGES.get(code, MESSAGES[500])
+    if detail:
+        advice = detail
+    if is_htmx_request():
+        message = f"{title}. {advice}"
+        response = render("_flash.html", status_code=code, messages=[("error", message)])
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return render("errors/error.html", status_code=code, code=code, title=title, advice=advice)
+
+
+def handle_csrf_error(exc: CSRFError):
+    return render_error(
+        400, "This form expired or came from somewhere else. Reload the page and try again."
+    )
+
+
+def handle_http_error(exc):
+    return render_error(exc.code)
+
+
+def handle_unexpected(exc):
+    log.exception("unhandled error")
+    return render_error(500)
+
+
+def init_app(app) -> None:
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    for code in (400, 404, 405, 413, 429):
+        app.register_error_handler(code, handle_http_error)
+    # Only reached when exceptions do not propagate (not in tests): the patient sees a calm page.
+    app.register_error_handler(500, handle_unexpected)

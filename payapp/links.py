@@ -1,0 +1,444 @@
+"""Payment links: validate and create them, sign and verify their tokens, move them between states.
+
+States (DESIGN.md §2): open -> paid -> (partially_)refunded; open -> expired | cancelled | locked.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .models import PaymentLink, utcnow
+from .money import AmountError, parse_amount
+
+TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
+OPEN, PAID, EXPIRED, CANCELLED, LOCKED = "open", "paid", "expired", "cancelled", "locked"
+REFUNDED, PARTIALLY_REFUNDED = "refunded", "partially_refunded"
+STATUSES = (OPEN, PAID, EXPIRED, CANCELLED, LOCKED, PARTIALLY_REFUNDED, REFUNDED)
+
+NAME_MAX, REFERENCE_MAX, DESCRIPTION_MAX = 120, 40, 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EXPIRES_IN = re.compile(r"^\s*(\d+)\s*d?\s*$")
+
+
+class LinkError(Exception):
+    """A link cannot be used for what was asked; ``kind`` names why."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @classmethod
+    def not_found(cls):
+        return cls("not_found", "This payment link is not valid.")
+
+    @classmethod
+    def expired(cls):
+        return cls(EXPIRED, "This payment link has expired.")
+
+    @classmethod
+    def cancelled(cls):
+        return cls(CANCELLED, "This payment link was cancelled by the clinic.")
+
+    @classmethod
+    def locked(cls):
+        return cls(LOCKED, "This payment link is locked after too many declined attempts.")
+
+    @classmethod
+    def already_paid(cls):
+        return cls(PAID, "This payment link has already been paid.")
+
+    @classmethod
+    def not_open(cls, status: str):
+        return cls(
+            status, f"Only open links can be changed; this one is {status.replace('_', ' ')}."
+        )
+
+
+class LinkInputError(ValueError):
+    """Some fields of a new link are invalid; ``errors`` maps field name to a message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class LinkRules:
+    """The clinic's limits for new links (from configuration)."""
+
+    min_cents: int = 100
+    max_cents: int = 2_500_000
+    phone_region: str = "US"
+    currency: str = "USD"
+    expiry_days_default: int = 14
+    expiry_days_max: int = 90
+    max_declines: int = 5
+
+    @classmethod
+    def from_config(cls, cfg) -> LinkRules:
+        return cls(
+            min_cents=int(cfg["AMOUNT_MIN_CENTS"]),
+            max_cents=int(cfg["AMOUNT_MAX_CENTS"]),
+            phone_region=str(cfg["DEFAULT_PHONE_REGION"]),
+            currency=str(cfg["CURRENCY"]),
+            expiry_days_default=int(cfg["LINK_EXPIRY_DAYS_DEFAULT"]),
+            expiry_days_max=int(cfg["LINK_EXPIRY_DAYS_MAX"]),
+            max_declines=int(cfg["MAX_DECLINES"]),
+        )
+
+
+@dataclass
+class LinkDraft:
+    """What staff typed for a new link, as text."""
+
+    patient_name: str = ""
+    email: str = ""
+    phone: str = ""
+    amount: str = ""
+    reference: str = ""
+    description: str = ""
+    expires_in_days: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CleanLink:
+    patient_name: str
+    email: str | None
+    phone: str | None
+    amount_cents: int
+    reference: str
+    description: str
+    expires_in_days: int
+
+
+def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
+    """Validate and normalise a draft; raise LinkInputError listing every bad field."""
+    errors: dict[str, str] = {}
+
+    name = " ".join((draft.patient_name or "").split())
+    if not name:
+        errors["patient_name"] = "Enter the patient's name."
+    elif len(name) > NAME_MAX:
+        errors["patient_name"] = f"The name can be at most {NAME_MAX} characters."
+
+    email = None
+    if (draft.email or "").strip():
+        try:
+            email = validate_email(draft.email.strip(), check_deliverability=False).normalized
+        except EmailNotValidError:
+            errors["email"] = "Enter a valid email address, like name@example.com."
+
+    phone = None
+    if (draft.phone or "").strip():
+        phone = normalize_phone(draft.phone, rules.phone_region)
+        if phone is None:
+            errors["phone"] = "Enter a valid mobile number, like (212) 555-0123."
+
+    if not (draft.email or "").strip() and not (draft.phone or "").strip():
+        errors["email"] = "Enter an email address or a mobile number (or both)."
+
+    amount_cents = 0
+    try:
+        amount_cents = parse_amount(draft.amount, rules.min_cents, rules.max_cents)
+    except AmountError as exc:
+        errors["amount"] = str(exc)
+
+    reference = (draft.reference or "").strip()
+    if len(reference) > REFERENCE_MAX:
+        errors["reference"] = f"The reference can be at most {REFERENCE_MAX} characters."
+
+    description = (draft.description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        errors["description"] = f"The description can be at most {DESCRIPTION_MAX} characters."
+
+    for key, value in (("patient_name", name), ("reference", reference)):
+        if _CONTROL.search(value) and key not in errors:
+            errors[key] = "Remove the special (control) characters."
+
+    days = rules.expiry_days_default
+    if (draft.expires_in_days or "").strip():
+        days = parse_expires_in(draft.expires_in_days, rules.expiry_days_max)
+        if days is None:
+            errors["expires_in_days"] = (
+                f"Enter the number of days the link stays valid, 1 to {rules.expiry_days_max}."
+            )
+
+    if errors:
+        raise LinkInputError(errors)
+    return CleanLink(name, email, phone, amount_cents, reference, description, days)
+
+
+def normalize_phone(text: str, region: str) -> str | None:
+    """'(555) 123-4567' -> '+15551234567'; None when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(text.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_expires_in(text: str, max_days: int) -> int | None:
+    """'14d' or '14' -> 14; None unless it is a whole number of days in 1..max_days."""
+    match = _EXPIRES_IN.match(text or "")
+    if not match:
+        return None
+    days = int(match[1])
+    return days if 1 <= days <= max_days else None
+
+
+def create_link(
+    session: Session,
+    draft: LinkDraft,
+    rules: LinkRules,
+    *,
+    created_by_id: int | None = None,
+    now: datetime | None = None,
+) -> PaymentLink:
+    """Validate a draft and store a new open link (committed)."""
+    clean = clean_draft(draft, rules)
+    now = now or utcnow()
+    link = PaymentLink(
+        public_id=secrets.token_urlsafe(12),
+        patient_name=clean.patient_name,
+        email=clean.email,
+        phone=clean.phone,
+        amount_cents=clean.amount_cents,
+        currency=rules.currency,
+        reference=clean.reference,
+        description=clean.description,
+        status=OPEN,
+        # Whole seconds: the token carries the expiry as an integer timestamp.
+        expires_at=(now + timedelta(days=clean.expires_in_days)).replace(microsecond=0),
+        created_by_id=created_by_id,
+        created_at=now,
+    )
+    session.add(link)
+    session.flush()
+    audit.record(
+        session,
+        "link.created",
+        actor="staff" if created_by_id else "system",
+        staff_id=created_by_id,
+        link_id=link.id,
+        detail=f"amount {clean.amount_cents} cents, expires in {clean.expires_in_days} days",
+        when=now,
+    )
+    session.commit()
+    return link
+
+
+def reissue_link(
+    session: Session,
+    old: PaymentLink,
+    rules: LinkRules,
+    *,
+    staff_id: int,
+    now: datetime | None = None,
+) -> PaymentLink:
+    """A fresh link with the same details, for a link that expired, locked or was cancelled."""
+    now = now or utcnow()
+    status = effective_status(old, now)
+    if status in (PAID, PARTIALLY_REFUNDED, REFUNDED):
+        raise LinkError.already_paid()
+    if status == OPEN:
+        raise LinkError("open", "This link is still open; resend it instead of reissuing.")
+    draft = LinkDraft(
+        patient_name=old.patient_name,
+        email=old.email or "",
+        phone=old.phone or "",
+        amount=f"{old.amount_cents / 100:.2f}",
+        reference=old.reference,
+        description=old.description,
+    )
+    new = create_link(session, draft, rules, created_by_id=staff_id, now=now)
+    new.reissued_from_id = old.id
+    audit.record(
+        session,
+        "link.reissued",
+        actor="staff",
+        staff_id=staff_id,
+        link_id=old.id,
+        detail=f"replaced by link {new.id}",
+        when=now,
+    )
+    session.commit()
+    return new
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def sign_token(link: PaymentLink, secret_key: str) -> str:
+    """The URL token: the link's opaque public id and its expiry, signed with a dedicated salt."""
+    serializer = URLSafeSerializer(secret_key, salt=TOKEN_SALT)
+    return serializer.dumps([link.public_id, int(link.expires_at.timestamp())])
+
+
+def link_url(public_base_url: str, link: PaymentLink, secret_key: str) -> str:
+    return f"{public_base_url.rstrip('/')}/pay/{sign_token(link, secret_key)}"
+
+
+def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
+    """The link a token names, or LinkError.not_found() for anything forged, mangled or unknown.
+
+    An expired token still resolves (so the patient is told it expired and whom to call);
+    whether it may be paid is decided by effective_status().
+    """
+    if not token or len(token) > 200:
+        raise LinkError.not_found()
+    try:
+        public_id, expires_ts = URLSafeSerializer(secret_key, salt=TOKEN_SALT).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise LinkError.not_found() from None
+    if not isinstance(public_id, str) or not isinstance(expires_ts, int):
+        raise LinkError.not_found()
+    link = session.scalar(select(PaymentLink).where(PaymentLink.public_id == public_id))
+    # The token's expiry must be the link's own: a token never outlives the link.
+    if link is None or int(link.expires_at.timestamp()) != expires_ts:
+        raise LinkError.not_found()
+    return link
+
+
+# --- state --------------------------------------------------------------------------------------
+
+
+def effective_status(link: PaymentLink, now: datetime | None = None) -> str:
+    """The status a person should see: an open link past its expiry is expired."""
+    now = now or utcnow()
+    if link.status == OPEN and now >= link.expires_at:
+        return EXPIRED
+    return link.status
+
+
+def ensure_payable(link: PaymentLink, now: datetime | None = None) -> None:
+    """Raise the LinkError that says why this link cannot take a payment, if it cannot."""
+    status = effective_status(link, now)
+    if status == OPEN:
+        return
+    raise {
+        EXPIRED: LinkError.expired,
+        CANCELLED: LinkError.cancelled,
+        LOCKED: LinkError.locked,
+    }.get(status, LinkError.already_paid)()
+
+
+def mark_viewed(session: Session, link: PaymentLink, now: datetime | None = None) -> None:
+    """Record the first time the patient opened the link."""
+    if link.first_viewed_at is not None:
+        return
+    now = now or utcnow()
+    rows = session.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == link.id, PaymentLink.first_viewed_at.is_(None))
+        .values(first_viewed_at=now)
+    ).rowcount
+    if rows:
+        audit.record(session, "link.viewed", actor="patient", link_id=link.id, when=now)
+    session.commit()
+    session.refresh(link)
+
+
+def cancel_link(session: Session, link: PaymentLink, *, staff_id: int, now: datetime | None = None):
+    """Cancel an open link that has no payment in flight."""
+    now = now or utcnow()
+    status = effective_status(link, now)
+    if status != OPEN:
+        raise LinkError.not_open(status)
+    rows = session.execute(
+        update(PaymentLink)
+        .where(
+            PaymentLink.id == link.id, PaymentLink.status == OPEN, PaymentLink.claim_key.is_(None)
+        )
+        .values(status=CANCELLED)
+    ).rowcount
+    if not rows:
+        session.rollback()
+        raise LinkError(
+            "in_progress", "A payment is in progress on this link; try again in a minute."
+        )
+    audit.record(
+        session, "link.cancelled", actor="staff", staff_id=staff_id, link_id=link.id, when=now
+    )
+    session.commit()
+    session.refresh(link)
+
+
+def expire_links(session: Session, now: datetime | None = None) -> int:
+    """Mark open links past their expiry as expired (run by run-jobs); returns how many."""
+    now = now or utcnow()
+    ids = list(
+        session.scalars(
+            select(PaymentLink.id).where(
+                PaymentLink.status == OPEN,
+                PaymentLink.expires_at <= now,
+                PaymentLink.claim_key.is_(None),
+            )
+        )
+    )
+    for link_id in ids:
+        session.execute(
+            update(PaymentLink)
+            .where(PaymentLink.id == link_id, PaymentLink.status == OPEN)
+            .values(status=EXPIRED)
+        )
+        audit.record(session, "link.expired", link_id=link_id, when=now)
+    session.commit()
+    return len(ids)
+
+
+def search_links(
+    session: Session,
+    *,
+    query: str = "",
+    status: str = "",
+    page: int = 1,
+    per_page: int = 25,
+    now: datetime | None = None,
+) -> tuple[list[PaymentLink], int]:
+    """Newest first, filtered by status and by a name/reference search; returns (page, total)."""
+    now = now or utcnow()
+    stmt = select(PaymentLink)
+    if status == EXPIRED:
+        stmt = stmt.where(
+            or_(
+                PaymentLink.status == EXPIRED,
+                (PaymentLink.status == OPEN) & (PaymentLink.expires_at <= now),
+            )
+        )
+    elif status == OPEN:
+        stmt = stmt.where(PaymentLink.status == OPEN, PaymentLink.expires_at > now)
+    elif status in STATUSES:
+        stmt = stmt.where(PaymentLink.status == status)
+    query = " ".join(query.split())[:100]
+    if query:
+        # LIKE wildcards in the search are literal text, not patterns.
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(PaymentLink.patient_name).like(pattern, escape="\\"),
+                func.lower(PaymentLink.reference).like(pattern, escape="\\"),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    page = max(1, page)
+    rows = session.scalars(
+        stmt.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return list(rows), int(total or 0)

@@ -1,0 +1,180 @@
+"""The data model (see DESIGN.md §2). Money is integer cents; times are timezone-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC (SQLite has no time zones) and always hands back aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(10))  # admin | staff
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PaymentLink(Base):
+    __tablename__ = "payment_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    patient_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    reference: Mapped[str] = mapped_column(String(40), default="")
+    description: Mapped[str] = mapped_column(String(200), default="")  # staff-only, never sent
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decline_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Set while a charge is in flight: the conditional update on it stops a second charge.
+    claim_key: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reissued_from_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"))
+
+    created_by: Mapped[StaffUser | None] = relationship()
+    payments: Mapped[list[Payment]] = relationship(
+        back_populates="link", order_by="Payment.id", lazy="selectin"
+    )
+    messages: Mapped[list[Message]] = relationship(order_by="Message.id", lazy="selectin")
+
+    @property
+    def first_name(self) -> str:
+        parts = self.patient_name.split()
+        return parts[0] if parts else ""
+
+    @property
+    def completed_payment(self) -> Payment | None:
+        return next((p for p in self.payments if p.status == "completed"), None)
+
+
+class Payment(Base):
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
+    gateway: Mapped[str] = mapped_column(String(10))  # demo | square
+    gateway_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # pending -> completed | failed | unknown ; unknown -> completed | failed | canceled
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    # Kept so an unknown outcome can be resolved by re-sending the identical request.
+    source_id: Mapped[str] = mapped_column(String(255))
+    postal_code: Mapped[str] = mapped_column(String(12), default="")
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    avs_status: Mapped[str | None] = mapped_column(String(32))
+    cvv_status: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    receipt_number: Mapped[str | None] = mapped_column(String(32))
+    receipt_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    link: Mapped[PaymentLink] = relationship(back_populates="payments")
+
+
+class Refund(Base):
+    __tablename__ = "refund"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(192), default="")
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(5))  # email | sms
+    recipient: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(8), default="queued")  # queued | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ProblemReport(Base):
+    __tablename__ = "problem_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(20))  # staff | patient | system | square
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"), index=True)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    staff: Mapped[StaffUser | None] = relationship(lazy="joined")
+
+
+class WebhookEvent(Base):
+    __tablename__ = "webhook_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

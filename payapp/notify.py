@@ -1,0 +1,224 @@
+"""Sending payment links: email (SMTP, or .eml files in an outbox folder) and SMS (outbox for now).
+
+Every message is a row with its status and error. Nothing clinical goes out: messages carry the
+clinic, amount, reference, expiry and link, never the link's description.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .models import Message, PaymentLink, utcnow
+from .money import format_cents
+
+
+@dataclass(frozen=True)
+class Clinic:
+    name: str
+    phone: str
+    timezone: str = "America/New_York"
+
+    @classmethod
+    def from_config(cls, cfg) -> Clinic:
+        return cls(str(cfg["CLINIC_NAME"]), str(cfg["CLINIC_PHONE"]), str(cfg["CLINIC_TIMEZONE"]))
+
+    def local_date(self, when: datetime) -> str:
+        """'March 5, 2027' in the clinic's time zone."""
+        local = when.astimezone(ZoneInfo(self.timezone))
+        return f"{local:%B} {local.day}, {local.year}"
+
+
+class DeliveryError(Exception):
+    """A message could not be handed to its transport; the text is safe to show staff."""
+
+
+# --- transports ---------------------------------------------------------------------------------
+
+
+class OutboxMail:
+    """Writes each email as an .eml file: the default, and what demo mode uses."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+
+    def send(self, message: EmailMessage, name: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{name}.eml").write_bytes(bytes(message))
+
+
+class SmtpMail:
+    """smtp+starttls://user:pass@host:587, smtps://user:pass@host:465, or smtp://host:25 (plain,
+    for a relay on the same machine only). ``?cafile=/path.pem`` trusts a private CA."""
+
+    def __init__(self, url: str, timeout: float = 15):
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtp+starttls", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp+starttls://, smtps:// or smtp://")
+        self.scheme = parts.scheme
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or {"smtps": 465, "smtp+starttls": 587}.get(parts.scheme, 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        cafile = parse_qs(parts.query).get("cafile", [None])[0]
+        self.context = ssl.create_default_context(cafile=cafile)
+        self.timeout = timeout
+
+    def send(self, message: EmailMessage, name: str) -> None:
+        try:
+            if self.scheme == "smtps":
+                client = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=self.context
+                )
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            with client:
+                if self.scheme == "smtp+starttls":
+                    client.starttls(context=self.context)
+                if self.username:
+                    client.login(self.username, self.password or "")
+                client.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"SMTP delivery to {self.host}:{self.port} failed: {exc}") from exc
+
+
+class OutboxSms:
+    """Writes each text message as a .txt file (an SMS provider comes later, same interface)."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+
+    def send(self, to: str, body: str, name: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{name}.txt").write_text(f"To: {to}\n\n{body}\n", encoding="utf-8")
+
+
+@dataclass
+class Transports:
+    mail: OutboxMail | SmtpMail
+    sms: OutboxSms
+    mail_from: str
+
+    @classmethod
+    def from_config(cls, cfg) -> Transports:
+        outbox = cfg["OUTBOX_DIR"]
+        mail = (
+            SmtpMail(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
+            if cfg["SMTP_URL"]
+            else OutboxMail(outbox)
+        )
+        return cls(mail=mail, sms=OutboxSms(outbox), mail_from=str(cfg["MAIL_FROM"]))
+
+
+# --- composing ----------------------------------------------------------------------------------
+
+
+def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
+    """Everything a link message may say. The description is deliberately absent."""
+    return {
+        "clinic": clinic,
+        "first_name": link.first_name,
+        "amount": format_cents(link.amount_cents, link.currency),
+        "reference": link.reference,
+        "expires_on": clinic.local_date(link.expires_at),
+        "url": url,
+    }
+
+
+def compose_email(
+    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
+) -> EmailMessage:
+    ctx = message_context(link, url, clinic)
+    message = EmailMessage()
+    subject = f"{clinic.name}: payment request"
+    if link.reference:
+        subject += f" for statement {link.reference}"
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = link.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message.set_content(templates.get_template("emails/payment_link.txt").render(ctx))
+    message.add_alternative(
+        templates.get_template("emails/payment_link.html").render(ctx), subtype="html"
+    )
+    return message
+
+
+def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic) -> str:
+    return templates.get_template("sms/payment_link.txt").render(message_context(link, url, clinic))
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+def send_link(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    link: PaymentLink,
+    url: str,
+    clinic: Clinic,
+    *,
+    staff_id: int | None = None,
+    now: datetime | None = None,
+) -> list[Message]:
+    """Send the link by email and/or SMS (whichever the link has); one Message row each."""
+    now = now or utcnow()
+    messages = []
+    for channel, recipient in (("email", link.email), ("sms", link.phone)):
+        if not recipient:
+            continue
+        message = Message(link_id=link.id, channel=channel, recipient=recipient, created_at=now)
+        session.add(message)
+        session.flush()
+        name = f"{now:%Y%m%dT%H%M%S}-{message.id}-{channel}"
+        message.attempts += 1
+        try:
+            if channel == "email":
+                transports.mail.send(
+                    compose_email(templates, link, url, clinic, transports.mail_from), name
+                )
+            else:
+                transports.sms.send(recipient, compose_sms(templates, link, url, clinic), name)
+        except (DeliveryError, OSError) as exc:
+            message.status = "failed"
+            message.error = str(exc)[:1000]
+            audit.record(
+                session,
+                f"{channel}.failed",
+                staff_id=staff_id,
+                link_id=link.id,
+                actor="staff" if staff_id else "system",
+                detail=message.error,
+                when=now,
+            )
+        else:
+            message.status = "sent"
+            message.sent_at = now
+            audit.record(
+                session,
+                f"{channel}.sent",
+                staff_id=staff_id,
+                link_id=link.id,
+                actor="staff" if staff_id else "system",
+                when=now,
+            )
+        messages.append(message)
+    if any(m.status == "sent" for m in messages):
+        session.execute(update(PaymentLink).where(PaymentLink.id == link.id).values(sent_at=now))
+    session.commit()
+    session.refresh(link)
+    return messages

@@ -1,0 +1,291 @@
+"""Charging a link: one idempotency key per attempt, stored before the gateway call; the link is
+claimed with a conditional update so two submits can never both charge."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import audit, links
+from .gateways import ChargeRequest, Gateway, GatewayDeclined, GatewayError, GatewayUnknown
+from .models import Payment, PaymentLink, utcnow
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+POSTAL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,10}$")
+
+# Square error code -> what the patient reads. Anything unlisted gets the generic decline text.
+DECLINE_MESSAGES = {
+    "GENERIC_DECLINE": "Your card was declined by your bank. Try another card, or call your bank.",
+    "CARD_DECLINED": "Your card was declined by your bank. Try another card, or call your bank.",
+    "CVV_FAILURE": "The security code (CVV) did not match. Check the 3 or 4 digits on your card "
+    "and try again.",
+    "ADDRESS_VERIFICATION_FAILURE": "The ZIP code did not match the one your bank has on file. "
+    "Check it and try again.",
+    "INVALID_POSTAL_CODE": "The ZIP code is not valid. Check it and try again.",
+    "INVALID_EXPIRATION": "The expiration date did not match. Check it and try again.",
+    "CARD_EXPIRED": "This card has expired. Please use another card.",
+    "INSUFFICIENT_FUNDS": "The card was declined for insufficient funds. Try another card.",
+    "CARD_TOKEN_USED": "Please enter your card details again and retry.",
+    "CARD_TOKEN_EXPIRED": "Please enter your card details again and retry.",
+    "CARD_DECLINED_VERIFICATION_REQUIRED": "Your bank needs to verify this payment. Enter your "
+    "card again and follow your bank's prompt, or try another card.",
+    "CARD_NOT_SUPPORTED": "This type of card is not accepted. Please use another card.",
+    "PAN_FAILURE": "The card number is not valid. Check it and try again.",
+    "TEMPORARY_ERROR": "The payment system had a temporary problem. Please try again in a minute.",
+}
+GENERIC_DECLINE_MESSAGE = DECLINE_MESSAGES["GENERIC_DECLINE"]
+
+
+class PaymentError(Exception):
+    """A charge did not complete; ``kind`` says why, ``message`` is what the patient reads."""
+
+    def __init__(self, kind: str, message: str, *, code: str | None = None, payment=None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.code = code
+        self.payment = payment
+
+    @classmethod
+    def declined(cls, code: str, payment=None):
+        return cls("declined", decline_message(code), code=code, payment=payment)
+
+    @classmethod
+    def in_progress(cls):
+        return cls(
+            "in_progress",
+            "A payment is already in progress for this link. Wait a moment "
+            "and reload the page to see the result.",
+        )
+
+    @classmethod
+    def unknown(cls, payment=None):
+        return cls(
+            "unknown",
+            "We're confirming this payment with the bank. You will not be "
+            "charged twice. If you don't get a receipt within an hour, call the clinic.",
+            payment=payment,
+        )
+
+    @classmethod
+    def unavailable(cls, code: str | None = None):
+        return cls(
+            "unavailable",
+            "Online payment is not available right now. Nothing was "
+            "charged. Please call the clinic to pay.",
+            code=code,
+        )
+
+    @classmethod
+    def bad_request(cls, message: str):
+        return cls("bad_request", message)
+
+
+def decline_message(code: str | None) -> str:
+    return DECLINE_MESSAGES.get(code or "", GENERIC_DECLINE_MESSAGE)
+
+
+def idempotency_key_for(link: PaymentLink, attempt_key: str) -> str:
+    """One key per (link, attempt): 40 hex characters, inside Square's 45-character limit."""
+    return hashlib.sha256(f"{link.public_id}:{attempt_key}".encode()).hexdigest()[:40]
+
+
+def payment_note(link: PaymentLink) -> str:
+    """The note Square stores: a statement reference only, never clinical detail."""
+    if link.reference:
+        return f"Payment for statement {link.reference}"
+    return f"Payment link {link.public_id}"
+
+
+def charge_link(
+    session: Session,
+    gateway: Gateway,
+    link: PaymentLink,
+    *,
+    attempt_key: str,
+    source_id: str,
+    postal_code: str = "",
+    max_declines: int = 5,
+    now: datetime | None = None,
+) -> Payment:
+    """Charge the link's own amount once. Returns the completed Payment or raises PaymentError
+    (or LinkError when the link cannot be paid). Repeating an attempt key replays its result."""
+    now = now or utcnow()
+    if not ATTEMPT_KEY.match(attempt_key or ""):
+        raise PaymentError.bad_request("This page is out of date. Reload it and try again.")
+    if not source_id or len(source_id) > 255:
+        raise PaymentError.bad_request("Enter your card details, then press Pay.")
+    postal_code = (postal_code or "").strip()
+    if postal_code and not POSTAL_CODE.match(postal_code):
+        raise PaymentError.bad_request("Enter your ZIP code, for example 94103.")
+
+    key = idempotency_key_for(link, attempt_key)
+    existing = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+    if existing is not None:
+        if existing.source_id != source_id:
+            # A stale page re-using its attempt key with a new card: Square would refuse it too.
+            raise PaymentError.bad_request("This page is out of date. Reload it and try again.")
+        return replay(existing)
+
+    links.ensure_payable(link, now)
+    claimed = session.execute(
+        update(PaymentLink)
+        .where(
+            PaymentLink.id == link.id,
+            PaymentLink.status == links.OPEN,
+            PaymentLink.claim_key.is_(None),
+            PaymentLink.expires_at > now,
+        )
+        .values(claim_key=key, claimed_at=now)
+    ).rowcount
+    if not claimed:
+        session.rollback()
+        session.refresh(link)
+        links.ensure_payable(link, now)
+        raise PaymentError.in_progress()
+
+    payment = Payment(
+        link_id=link.id,
+        idempotency_key=key,
+        gateway=gateway.name,
+        status="pending",
+        amount_cents=link.amount_cents,
+        currency=link.currency,
+        source_id=source_id,
+        postal_code=postal_code,
+        created_at=now,
+    )
+    session.add(payment)
+    audit.record(session, "payment.attempted", actor="patient", link_id=link.id, when=now)
+    try:
+        session.commit()  # the key is durable before the gateway ever sees it
+    except IntegrityError:
+        # The same attempt submitted twice at once: the claim rolled back with the insert.
+        session.rollback()
+        existing = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+        if existing is None:
+            raise
+        return replay(existing)
+
+    return send_to_gateway(session, gateway, payment, max_declines=max_declines)
+
+
+def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max_declines: int):
+    """Send the stored request and settle the payment and its link from the answer."""
+    link = payment.link
+    request = ChargeRequest(
+        idempotency_key=payment.idempotency_key,
+        source_id=payment.source_id,
+        amount_cents=payment.amount_cents,
+        currency=payment.currency,
+        reference_id=link.public_id,
+        note=payment_note(link),
+        postal_code=payment.postal_code,
+        buyer_email=link.email,
+    )
+    try:
+        result = gateway.create_payment(request)
+    except GatewayDeclined as declined:
+        _settle_declined(session, payment, declined, max_declines)
+        raise PaymentError.declined(declined.code, payment) from None
+    except GatewayError as error:
+        _settle_gateway_error(session, payment, error)
+        raise PaymentError.unavailable(error.code) from None
+    except GatewayUnknown:
+        payment.status = "unknown"
+        audit.record(
+            session,
+            "payment.unknown",
+            link_id=link.id,
+            detail="no answer from the gateway; reconcile with run-jobs",
+        )
+        session.commit()
+        raise PaymentError.unknown(payment) from None
+
+    now = utcnow()
+    payment.status = "completed"
+    payment.gateway_payment_id = result.payment_id
+    payment.card_brand = result.card_brand
+    payment.card_last4 = result.card_last4
+    payment.avs_status = result.avs_status
+    payment.cvv_status = result.cvv_status
+    payment.receipt_number = result.receipt_number
+    payment.receipt_url = result.receipt_url
+    payment.completed_at = now
+    session.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == link.id)
+        .values(status=links.PAID, paid_at=now, claim_key=None, claimed_at=None)
+    )
+    audit.record(
+        session,
+        "payment.completed",
+        actor="patient",
+        link_id=link.id,
+        when=now,
+        detail=f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}",
+    )
+    session.commit()
+    session.refresh(link)
+    return payment
+
+
+def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_declines: int):
+    link = payment.link
+    payment.status = "failed"
+    payment.error_code = declined.code
+    payment.gateway_payment_id = declined.payment_id
+    count = link.decline_count + 1
+    locked = count >= max_declines
+    session.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == link.id)
+        .values(
+            decline_count=count,
+            claim_key=None,
+            claimed_at=None,
+            status=links.LOCKED if locked else links.OPEN,
+        )
+    )
+    audit.record(
+        session, "payment.declined", actor="patient", link_id=link.id, detail=declined.code
+    )
+    if locked:
+        audit.record(session, "link.locked", link_id=link.id, detail=f"{count} declined attempts")
+    session.commit()
+    session.refresh(link)
+
+
+def _settle_gateway_error(session, payment: Payment, error: GatewayError):
+    """Nothing was charged; free the link and leave staff a trail (the patient sees no detail)."""
+    log.error("gateway error on payment %s: %s/%s", payment.id, error.category, error.code)
+    payment.status = "failed"
+    payment.error_code = error.code
+    session.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == payment.link_id)
+        .values(claim_key=None, claimed_at=None)
+    )
+    audit.record(
+        session, "gateway.error", link_id=payment.link_id, detail=f"{error.category}/{error.code}"
+    )
+    session.commit()
+
+
+def replay(payment: Payment) -> Payment:
+    """The result an earlier submit of the same attempt got."""
+    if payment.status == "completed":
+        return payment
+    if payment.status == "failed":
+        raise PaymentError.declined(payment.error_code or "GENERIC_DECLINE", payment)
+    if payment.status == "unknown":
+        raise PaymentError.unknown(payment)
+    raise PaymentError.in_progress()

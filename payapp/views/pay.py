@@ -1,0 +1,95 @@
+"""The patient's page: GET shows the link, POST (htmx) charges it and returns a fragment."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, current_app
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+from wtforms.validators import DataRequired, Length
+
+from .. import links, payments
+from ..db import get_session
+from ..extensions import limiter
+from ..htmx import is_htmx_request, render
+from ..money import cents_to_decimal_string
+
+bp = Blueprint("pay", __name__)
+
+
+class PayForm(FlaskForm):
+    # Only the card token, the ZIP code and the attempt key: never card data, never an amount.
+    source_id = HiddenField(validators=[DataRequired(), Length(max=255)])
+    postal_code = HiddenField(validators=[Length(max=12)])
+    attempt_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+
+
+def new_attempt_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def resolve_or_404(token: str):
+    try:
+        return links.resolve_token(get_session(), token, current_app.config["SECRET_KEY"])
+    except links.LinkError:
+        abort(404)
+
+
+def page_context(link, **extra):
+    cfg = current_app.config
+    return {
+        "link": link,
+        "status": links.effective_status(link),
+        "amount_decimal": cents_to_decimal_string(link.amount_cents),
+        "square_app_id": cfg.get("SQUARE_APPLICATION_ID") or "demo-app",
+        "square_location_id": cfg.get("SQUARE_LOCATION_ID") or "demo-location",
+        **extra,
+    }
+
+
+@bp.get("/pay/<token>")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+def show_pay_page(token: str):
+    link = resolve_or_404(token)
+    links.mark_viewed(get_session(), link)
+    status = links.effective_status(link)
+    if status in (links.EXPIRED, links.CANCELLED, links.LOCKED):
+        return render("pay/closed.html", status_code=410, **page_context(link))
+    form = PayForm(attempt_key=new_attempt_key())
+    return render("pay/page.html", form=form, **page_context(link, payment=link.completed_payment))
+
+
+@bp.post("/pay/<token>")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_SUBMIT"])
+def submit_payment(token: str):
+    link = resolve_or_404(token)
+    form = PayForm()
+    result = {}
+    if not form.validate():
+        result["error"] = payments.PaymentError.bad_request(
+            "Enter your card details, then press Pay."
+        )
+    else:
+        try:
+            result["payment"] = payments.charge_link(
+                get_session(),
+                current_app.extensions["payapp.gateway"],
+                link,
+                attempt_key=form.attempt_key.data,
+                source_id=form.source_id.data,
+                postal_code=form.postal_code.data,
+                max_declines=current_app.config["MAX_DECLINES"],
+            )
+        except payments.PaymentError as exc:
+            result["error"] = exc
+        except links.LinkError as exc:
+            result["link_error"] = exc
+    # For htmx, out-of-band swaps renew the attempt key or retire the form (see pay/page.html).
+    context = page_context(
+        link,
+        form=PayForm(formdata=None, attempt_key=new_attempt_key()),
+        oob=is_htmx_request(),
+        **result,
+    )
+    return render("pay/page.html", block="result", **context)

@@ -1,0 +1,209 @@
+"""Staff pages: the link list, creating, sending, cancelling and reissuing links."""
+
+from __future__ import annotations
+
+import segno
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from wtforms import BooleanField, StringField, TextAreaField
+from wtforms.validators import Length
+
+from .. import audit, links, notify
+from ..auth import login_required
+from ..db import get_session
+from ..errors import render_error
+from ..htmx import is_htmx_request, render
+from ..models import PaymentLink
+
+bp = Blueprint("staff", __name__)
+
+
+class NewLinkForm(FlaskForm):
+    # Generous bounds here only stop oversized posts; links.clean_draft() gives the real messages.
+    patient_name = StringField("Patient name", validators=[Length(max=500)])
+    email = StringField("Email", validators=[Length(max=500)])
+    phone = StringField("Mobile number", validators=[Length(max=100)])
+    amount = StringField("Amount (USD)", validators=[Length(max=50)])
+    reference = StringField("Statement or invoice number", validators=[Length(max=500)])
+    description = TextAreaField("Short description (staff only)", validators=[Length(max=2000)])
+    expires_in_days = StringField("Link expires after (days)", validators=[Length(max=20)])
+    send_now = BooleanField("Send the link to the patient now", default=True)
+
+
+class ActionForm(FlaskForm):
+    """Just the CSRF token, for the action buttons."""
+
+
+def link_rules() -> links.LinkRules:
+    return links.LinkRules.from_config(current_app.config)
+
+
+def patient_url(link: PaymentLink) -> str:
+    cfg = current_app.config
+    return links.link_url(cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"])
+
+
+def qr_svg(url: str) -> Markup:
+    """The link as an inline SVG QR code for paying at the desk (segno escapes nothing we pass)."""
+    svg = segno.make(url, error="m").svg_inline(scale=4, dark="#111", title="QR code for this link")
+    return Markup(svg)  # noqa: S704 - segno's own SVG markup; the URL inside is encoded as modules
+
+
+def send_and_report(link: PaymentLink) -> None:
+    messages = notify.send_link(
+        get_session(),
+        current_app.jinja_env,
+        notify.Transports.from_config(current_app.config),
+        link,
+        patient_url(link),
+        notify.Clinic.from_config(current_app.config),
+        staff_id=g.staff.id,
+    )
+    for m in messages:
+        where = "email" if m.channel == "email" else "text message"
+        if m.status == "sent":
+            flash(f"Sent by {where} to {m.recipient}.", "success")
+        else:
+            flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
+
+
+def get_link_or_404(link_id: int) -> PaymentLink:
+    link = get_session().get(PaymentLink, link_id)
+    if link is None:
+        abort(404)
+    return link
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("staff.list_links"))
+
+
+@bp.get("/links")
+@login_required
+def list_links():
+    query = request.args.get("q", "")[:100]
+    status = request.args.get("status", "")
+    if status not in links.STATUSES:
+        status = ""
+    try:
+        page = max(1, min(int(request.args.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    per_page = current_app.config["LINKS_PER_PAGE"]
+    items, total = links.search_links(
+        get_session(), query=query, status=status, page=page, per_page=per_page
+    )
+    return render(
+        "staff/links.html",
+        block="link_list",
+        links_page=items,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // per_page)),
+        query=query,
+        status=status,
+        statuses=links.STATUSES,
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/links/new")
+@login_required
+def show_new_link():
+    form = NewLinkForm(expires_in_days=str(current_app.config["LINK_EXPIRY_DAYS_DEFAULT"]))
+    return render("staff/link_new.html", form=form, errors={})
+
+
+@bp.post("/links/new")
+@login_required
+def submit_new_link():
+    form = NewLinkForm()
+    if not form.validate():
+        errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
+        errors.setdefault("form", "Some fields are too long. Shorten them and try again.")
+        return render("staff/link_new.html", form=form, errors=errors, status_code=422)
+    draft = links.LinkDraft(
+        patient_name=form.patient_name.data or "",
+        email=form.email.data or "",
+        phone=form.phone.data or "",
+        amount=form.amount.data or "",
+        reference=form.reference.data or "",
+        description=form.description.data or "",
+        expires_in_days=form.expires_in_days.data or "",
+    )
+    try:
+        link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)
+    except links.LinkInputError as exc:
+        return render("staff/link_new.html", form=form, errors=exc.errors, status_code=422)
+    flash("Payment link created.", "success")
+    if form.send_now.data:
+        send_and_report(link)
+    return redirect(url_for("staff.show_link", link_id=link.id), code=303)
+
+
+@bp.get("/links/<int:link_id>")
+@login_required
+def show_link(link_id: int):
+    link = get_link_or_404(link_id)
+    url = patient_url(link)
+    return render(
+        "staff/link_detail.html",
+        link=link,
+        status=links.effective_status(link),
+        url=url,
+        qr=qr_svg(url),
+        timeline=audit.link_timeline(get_session(), link.id),
+        action_form=ActionForm(),
+    )
+
+
+@bp.post("/links/<int:link_id>/cancel")
+@login_required
+def cancel_link(link_id: int):
+    link = get_link_or_404(link_id)
+    ActionForm().validate_on_submit()  # CSRF is already enforced app-wide; this binds the form
+    try:
+        links.cancel_link(get_session(), link, staff_id=g.staff.id)
+    except links.LinkError as exc:
+        if is_htmx_request():
+            return render_error(409, exc.message)
+        flash(exc.message, "error")
+        return redirect(url_for("staff.show_link", link_id=link.id), code=303)
+    if is_htmx_request():
+        # The list's row swaps in place; the page stays where it is.
+        return render(
+            "staff/_link_row.html",
+            link=link,
+            action_form=ActionForm(),
+            status_now=links.effective_status(link),
+        )
+    flash("Link cancelled. The patient can no longer pay with it.", "success")
+    return redirect(url_for("staff.show_link", link_id=link.id), code=303)
+
+
+@bp.post("/links/<int:link_id>/resend")
+@login_required
+def resend_link(link_id: int):
+    link = get_link_or_404(link_id)
+    status = links.effective_status(link)
+    if status != links.OPEN:
+        flash(f"Only open links can be sent; this one is {status.replace('_', ' ')}.", "error")
+    else:
+        send_and_report(link)
+    return redirect(url_for("staff.show_link", link_id=link.id), code=303)
+
+
+@bp.post("/links/<int:link_id>/reissue")
+@login_required
+def reissue_link(link_id: int):
+    old = get_link_or_404(link_id)
+    try:
+        new = links.reissue_link(get_session(), old, link_rules(), staff_id=g.staff.id)
+    except links.LinkError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("staff.show_link", link_id=old.id), code=303)
+    flash("A new link was created with the same details.", "success")
+    send_and_report(new)
+    return redirect(url_for("staff.show_link", link_id=new.id), code=303)

@@ -1,0 +1,91 @@
+// The patient's card form. Square's Web Payments SDK (or, in demo mode, the local stand-in with
+// the same shape) tokenizes the card in the browser; we post only the token, the ZIP code and the
+// attempt key. The form is outside #pay-result, so the card field survives every htmx swap.
+(function () {
+  'use strict';
+
+  var form = document.getElementById('pay-form');
+  if (!form) return;
+  var button = document.getElementById('pay-button');
+  var errors = document.getElementById('card-errors');
+  var card = null;
+  var busy = false;
+
+  function showError(message) { errors.textContent = message || ''; }
+
+  function setBusy(value) {
+    busy = value;
+    button.disabled = value || !card;
+    form.setAttribute('aria-busy', value ? 'true' : 'false');
+  }
+
+  async function start() {
+    var sdk = window.Square || window.PayappDemoSquare;
+    if (!sdk) throw new Error('card SDK missing');
+    var payments = sdk.payments(form.dataset.appId, form.dataset.locationId);
+    card = await payments.card();
+    var loading = document.getElementById('card-loading');
+    if (loading) loading.remove();
+    await card.attach('#card-container');
+    button.disabled = false;
+  }
+
+  form.addEventListener('submit', async function (event) {
+    event.preventDefault();
+    if (busy || !card) return;
+    setBusy(true);
+    showError('');
+    try {
+      var result = await card.tokenize({
+        amount: form.dataset.amount,
+        currencyCode: form.dataset.currency,
+        intent: 'CHARGE',
+        billingContact: { givenName: form.dataset.givenName },
+        customerInitiated: true,
+        sellerKeyedIn: false
+      });
+      if (result.status !== 'OK') {
+        var first = result.errors && result.errors[0];
+        showError(first && first.message ? first.message : 'Check your card details and try again.');
+        setBusy(false);
+        return;
+      }
+      form.elements.source_id.value = result.token;
+      var billing = result.details && result.details.billing;
+      form.elements.postal_code.value = (billing && billing.postalCode) || '';
+      // hx-trigger="card-tokenized": htmx posts the form and swaps the answer into #pay-result.
+      window.htmx.trigger(form, 'card-tokenized');
+    } catch (err) {
+      showError('Something went wrong reading your card. Please try again.');
+      setBusy(false);
+    }
+  });
+
+  document.body.addEventListener('htmx:afterRequest', function (event) {
+    if (event.detail.elt !== form) return;
+    form.elements.source_id.value = ''; // a card token is single-use
+    setBusy(false);
+    if (!event.detail.successful && !event.detail.xhr.responseText) {
+      showError('We could not reach the clinic\'s payment page. Check your connection and try again.');
+    }
+  });
+
+  document.body.addEventListener('htmx:oobBeforeSwap', function (event) {
+    // The form section is being replaced (paid, locked or confirming): release the card field.
+    if (event.detail.target && event.detail.target.id === 'pay-form-section' && card) {
+      card.destroy();
+      card = null;
+    }
+  });
+
+  document.body.addEventListener('htmx:afterSwap', function (event) {
+    if (event.detail.target && event.detail.target.id === 'pay-result') {
+      var receipt = event.detail.target.querySelector('.receipt, .alert');
+      if (receipt) { receipt.setAttribute('tabindex', '-1'); receipt.focus(); }
+    }
+  });
+
+  start().catch(function () {
+    showError('The secure card field could not load. Reload the page, or call the clinic to pay by phone.');
+  });
+})();
