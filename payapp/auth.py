@@ -115,12 +115,23 @@ def safe_next(target: str | None) -> str | None:
 
 
 def load_current_staff() -> None:
+    """Set g.staff from the session, ending sessions that sat idle or lived too long."""
     g.staff = None
     staff_id = session.get("staff_id")
-    if staff_id is not None:
-        user = get_session().get(StaffUser, staff_id)
-        if user is not None and user.active:
-            g.staff = user
+    if staff_id is None:
+        return
+    now = int(utcnow().timestamp())
+    cfg = current_app.config
+    idle = now - int(session.get("seen_at", 0))
+    age = now - int(session.get("login_at", 0))
+    if idle > cfg["STAFF_IDLE_TIMEOUT"] or age > cfg["STAFF_SESSION_MAX_AGE"]:
+        session.clear()
+        flash("You were logged out after a period of inactivity. Please log in again.", "info")
+        return
+    user = get_session().get(StaffUser, staff_id)
+    if user is not None and user.active:
+        g.staff = user
+        session["seen_at"] = now
 
 
 def login_required(view):
@@ -162,6 +173,7 @@ def submit_login():
         return render("auth/login.html", form=form, error=exc.message, status_code=422)
     session.clear()  # a fresh session on login: nothing from before carries over
     session["staff_id"] = user.id
+    session["login_at"] = session["seen_at"] = int(utcnow().timestamp())
     session.permanent = True
     return redirect(safe_next(form.next.data) or url_for("staff.list_links"), code=303)
 

@@ -78,7 +78,8 @@ def demo_setup_command():
             raise click.ClickException(str(exc)) from None
     mode = "demo card gateway (no Square keys)" if cfg["DEMO_MODE"] else "Square"
     click.echo("")
-    click.echo(f"  payapp is ready: {mode}; mail goes to {cfg['OUTBOX_DIR']}")
+    mail = "through SMTP" if cfg["SMTP_URL"] else f"to {cfg['OUTBOX_DIR']}"
+    click.echo(f"  payapp is ready: {mode}; mail goes {mail}")
     click.echo(f"  Log in at {cfg['PUBLIC_BASE_URL']}/login")
     click.echo(f"    Email:    {DEMO_EMAIL}")
     click.echo(f"    Password: {DEMO_PASSWORD}")

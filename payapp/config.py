@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import click
+
 # The value shipped in code; production refuses to start with it (or with none).
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
 
@@ -49,11 +51,17 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "payapp_session"
-    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    # The cookie outlives a working day so a patient's open tab can still pay (CSRF lives in it);
+    # staff sessions end sooner, by these two checks in auth.py.
+    PERMANENT_SESSION_LIFETIME = 24 * 3600
+    STAFF_IDLE_TIMEOUT = 15 * 60
+    STAFF_SESSION_MAX_AGE = 10 * 3600
 
 
-class ConfigError(RuntimeError):
-    """The configuration is unsafe or inconsistent; the app refuses to start."""
+class ConfigError(click.ClickException):
+    """The configuration is unsafe or inconsistent; the app refuses to start.
+
+    A ClickException so that `flask --app payapp ...` prints one clear line, not a traceback."""
 
 
 def load_config(app, test_config: dict | None = None) -> None:
@@ -61,6 +69,8 @@ def load_config(app, test_config: dict | None = None) -> None:
     app.config.from_object(Defaults)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("PAYAPP")
+    # PAYAPP_PASSWORD is create-user's input, not a setting: don't keep it in app.config.
+    app.config.pop("PASSWORD", None)
     if test_config:
         app.config.update(test_config)
 

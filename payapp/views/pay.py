@@ -7,7 +7,6 @@ import secrets
 from flask import Blueprint, abort, current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
-from wtforms.validators import DataRequired, Length
 
 from .. import links, payments
 from ..db import get_session
@@ -20,9 +19,10 @@ bp = Blueprint("pay", __name__)
 
 class PayForm(FlaskForm):
     # Only the card token, the ZIP code and the attempt key: never card data, never an amount.
-    source_id = HiddenField(validators=[DataRequired(), Length(max=255)])
-    postal_code = HiddenField(validators=[Length(max=12)])
-    attempt_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    # payments.charge_link() validates them, with the messages the patient reads.
+    source_id = HiddenField()
+    postal_code = HiddenField()
+    attempt_key = HiddenField()
 
 
 def new_attempt_key() -> str:
@@ -66,10 +66,8 @@ def submit_payment(token: str):
     link = resolve_or_404(token)
     form = PayForm()
     result = {}
-    if not form.validate():
-        result["error"] = payments.PaymentError.bad_request(
-            "Enter your card details, then press Pay."
-        )
+    if not form.validate():  # only the CSRF token (CSRFProtect has checked it already)
+        result["error"] = payments.PaymentError.bad_request("Reload the page and try again.")
     else:
         try:
             result["payment"] = payments.charge_link(

@@ -1,0 +1,146 @@
+"""Fixtures: a fresh app and database per test (demo gateway, outbox in tmp, CSRF ON),
+clients that behave like browsers (they scrape the CSRF token), and a link factory."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from payapp import create_app
+from payapp.auth import create_user
+from payapp.db import get_session, upgrade_schema
+from payapp.links import LinkDraft, LinkRules, create_link, sign_token
+
+STAFF_EMAIL = "frontdesk@example.com"
+STAFF_PASSWORD = "correct horse battery"  # noqa: S105
+ADMIN_EMAIL = "admin@example.com"
+TEST_SECRET = "test-secret-key-" + "k" * 40
+
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+ATTEMPT_INPUT = re.compile(r'name="attempt_key" id="attempt-key" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_INPUT.search(html) or re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match[1]
+
+
+@pytest.fixture
+def config_overrides():
+    """Tests override settings by overriding this fixture or updating the dict."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch, config_overrides):
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
+    settings = {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/test.db",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "PUBLIC_BASE_URL": "http://localhost",
+        "CLINIC_NAME": "Bright Smile Dental",
+        "CLINIC_PHONE": "(212) 555-0100",
+        "RATELIMIT_ENABLED": False,
+    }
+    settings.update(config_overrides)
+    application = create_app(settings)
+    with application.app_context():
+        upgrade_schema(application.extensions["payapp.engine"])
+        create_user(get_session(), STAFF_EMAIL, STAFF_PASSWORD, "staff")
+        create_user(get_session(), ADMIN_EMAIL, STAFF_PASSWORD, "admin")
+    yield application
+    application.extensions["payapp.engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def gateway(app):
+    """The demo gateway; ``gateway.charges`` lists every request that reached "the bank"."""
+    return app.extensions["payapp.gateway"]
+
+
+def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=""):
+    page = client.get("/login" + (f"?next={next_url}" if next_url else ""))
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf_from(page.text),
+              "next": next_url},
+    )
+
+
+@pytest.fixture
+def staff(app):
+    """A logged-in front-desk client."""
+    c = app.test_client()
+    response = log_in(c)
+    assert response.status_code == 303
+    return c
+
+
+def staff_post(client, url, data=None, page_url=None, **kwargs):
+    """POST like a browser: take the CSRF token from the page the form is on."""
+    page = client.get(page_url or url)
+    payload = {"csrf_token": csrf_from(page.text), **(data or {})}
+    return client.post(url, data=payload, **kwargs)
+
+
+@dataclass
+class MadeLink:
+    id: int
+    token: str
+    public_id: str
+
+    @property
+    def path(self) -> str:
+        return f"/pay/{self.token}"
+
+
+@pytest.fixture
+def link_factory(app):
+    def make(**fields) -> MadeLink:
+        values = {"patient_name": "Jane Q Doe", "email": "jane@example.com",
+                  "amount": "125.00", "reference": "INV-1001"}
+        values.update(fields)
+        with app.app_context():
+            link = create_link(get_session(), LinkDraft(**values), LinkRules.from_config(app.config))
+            return MadeLink(link.id, sign_token(link, app.config["SECRET_KEY"]), link.public_id)
+
+    return make
+
+
+@dataclass
+class PayPage:
+    html: str
+    csrf: str
+    attempt_key: str
+
+
+def open_pay_page(client, path) -> PayPage:
+    response = client.get(path)
+    assert response.status_code == 200, response.status_code
+    html = response.text
+    return PayPage(html, csrf_from(html), ATTEMPT_INPUT.search(html)[1])
+
+
+def submit_card(client, path, nonce="cnon:card-nonce-ok", postal_code="94103", page=None,
+                extra=None, htmx=True):
+    """What pay.js posts after tokenizing: token, ZIP, attempt key (and the CSRF token)."""
+    page = page or open_pay_page(client, path)
+    data = {"csrf_token": page.csrf, "source_id": nonce, "postal_code": postal_code,
+            "attempt_key": page.attempt_key, **(extra or {})}
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(path, data=data, headers=headers)

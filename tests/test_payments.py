@@ -1,0 +1,221 @@
+"""Charging through the domain function with the demo gateway: money rules without HTTP."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from payapp import links, payments
+from payapp.db import get_session
+from payapp.gateways import ChargeRequest, GatewayError, GatewayUnknown
+from payapp.gateways.demo import DemoGateway
+from payapp.links import LinkDraft, LinkRules
+from payapp.models import Payment, PaymentLink
+from payapp.payments import PaymentError
+
+RULES = LinkRules()
+KEY = "attempt-key-0000000001"
+
+
+@pytest.fixture
+def session(app):
+    with app.app_context():
+        yield get_session()
+
+
+@pytest.fixture
+def link(session):
+    return links.create_link(
+        session,
+        LinkDraft(patient_name="Jane Doe", email="jane@example.com", amount="125.00",
+                  reference="INV-7", description="crown prep, tooth 14"),
+        RULES,
+    )
+
+
+def charge(session, gateway, link, nonce="cnon:card-nonce-ok", key=KEY, **kw):
+    return payments.charge_link(session, gateway, link, attempt_key=key, source_id=nonce,
+                                postal_code="94103", **kw)
+
+
+def test_an_approved_charge_pays_the_link_with_its_own_amount(session, link):
+    gateway = DemoGateway()
+    payment = charge(session, gateway, link)
+    assert payment.status == "completed"
+    assert (payment.amount_cents, payment.card_brand, payment.card_last4) == (12500, "VISA", "1111")
+    assert link.status == "paid" and link.paid_at is not None and link.claim_key is None
+    sent = gateway.charges[0]
+    assert sent.amount_cents == 12500 and sent.reference_id == link.public_id
+    assert sent.note == "Payment for statement INV-7"
+    assert "crown" not in repr(sent)  # the description never reaches Square
+
+
+def test_the_idempotency_key_is_stored_before_the_gateway_is_called(session, link):
+    seen = {}
+
+    class Recording(DemoGateway):
+        def create_payment(self, request):
+            with session.bind.connect() as conn:  # a separate connection sees only committed rows
+                seen["rows"] = conn.execute(
+                    select(Payment.status).where(Payment.idempotency_key == request.idempotency_key)
+                ).all()
+            return super().create_payment(request)
+
+    charge(session, Recording(), link)
+    assert seen["rows"] == [("pending",)]
+
+
+@pytest.mark.parametrize(
+    ("nonce", "code", "words"),
+    [
+        ("cnon:card-nonce-declined", "GENERIC_DECLINE", "declined by your bank"),
+        ("cnon:card-nonce-rejected-cvv", "CVV_FAILURE", "security code"),
+        ("cnon:card-nonce-rejected-postalcode", "ADDRESS_VERIFICATION_FAILURE", "ZIP code"),
+        ("cnon:card-nonce-rejected-expiration", "INVALID_EXPIRATION", "expiration date"),
+        ("cnon:gift-card-nonce-insufficient-funds", "INSUFFICIENT_FUNDS", "insufficient funds"),
+        ("cnon:not-a-sandbox-nonce", "CARD_TOKEN_EXPIRED", "enter your card details again"),
+    ],
+)
+def test_each_decline_is_explained_in_plain_words_and_frees_the_link(session, link, nonce, code,
+                                                                    words):
+    with pytest.raises(PaymentError) as caught:
+        charge(session, DemoGateway(), link, nonce=nonce)
+    assert caught.value.kind == "declined" and caught.value.code == code
+    assert words in caught.value.message.lower() or words in caught.value.message
+    assert (link.status, link.decline_count, link.claim_key) == ("open", 1, None)
+    assert caught.value.payment.status == "failed"
+
+
+def test_a_gateway_configuration_error_tells_the_patient_nothing_was_charged(session, link):
+    with pytest.raises(PaymentError) as caught:
+        charge(session, DemoGateway(), link, nonce="cnon:card-nonce-already-used")
+    assert caught.value.kind == "unavailable" and "Nothing was charged" in caught.value.message
+    assert link.status == "open" and link.decline_count == 0 and link.claim_key is None
+
+
+def test_five_declines_lock_the_link(session, link):
+    gateway = DemoGateway()
+    for i in range(5):
+        with pytest.raises(PaymentError):
+            charge(session, gateway, link, nonce="cnon:card-nonce-declined", key=f"{KEY}-{i}")
+    assert link.status == "locked" and link.decline_count == 5
+    with pytest.raises(links.LinkError) as caught:
+        charge(session, gateway, link, key=f"{KEY}-ok")
+    assert caught.value.kind == "locked"
+    assert len(gateway.charges) == 5  # the sixth never reached the gateway
+
+
+def test_a_paid_link_cannot_be_paid_again(session, link):
+    gateway = DemoGateway()
+    charge(session, gateway, link)
+    with pytest.raises(links.LinkError) as caught:
+        charge(session, gateway, link, key=KEY + "-second")
+    assert caught.value.kind == "paid"
+    assert len(gateway.charges) == 1
+
+
+def test_repeating_an_attempt_replays_its_result_without_a_second_charge(session, link):
+    gateway = DemoGateway()
+    first = charge(session, gateway, link)
+    again = charge(session, gateway, link)
+    assert again.id == first.id and len(gateway.charges) == 1
+
+
+def test_a_stale_attempt_key_with_a_new_card_is_refused(session, link):
+    gateway = DemoGateway()
+    with pytest.raises(PaymentError):
+        charge(session, gateway, link, nonce="cnon:card-nonce-declined")
+    with pytest.raises(PaymentError) as caught:
+        charge(session, gateway, link, nonce="cnon:card-nonce-ok")
+    assert caught.value.kind == "bad_request" and "Reload" in caught.value.message
+    assert len(gateway.charges) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "nonce", "postal"),
+    [("short", "cnon:card-nonce-ok", "94103"), (KEY, "", "94103"), (KEY, "x" * 256, "94103"),
+     (KEY, "cnon:card-nonce-ok", "<script>")],
+)
+def test_malformed_submissions_change_nothing(session, link, key, nonce, postal):
+    gateway = DemoGateway()
+    with pytest.raises(PaymentError) as caught:
+        payments.charge_link(session, gateway, link, attempt_key=key, source_id=nonce,
+                             postal_code=postal)
+    assert caught.value.kind == "bad_request"
+    assert gateway.charges == []
+    assert session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+def test_an_expired_link_cannot_be_charged(session, link):
+    later = datetime.now(UTC) + timedelta(days=15)
+    with pytest.raises(links.LinkError) as caught:
+        charge(session, DemoGateway(), link, now=later)
+    assert caught.value.kind == "expired"
+
+
+def test_concurrent_submits_make_exactly_one_charge(app, link):
+    """Twenty threads, each with its own session and attempt key, race for the same link."""
+    slow = threading.Event()
+
+    class SlowGateway(DemoGateway):
+        def create_payment(self, request):
+            slow.wait(0.2)  # hold the claim so that the others arrive while it is in flight
+            return super().create_payment(request)
+
+    gateway = SlowGateway()
+    barrier = threading.Barrier(20)
+    outcomes = []
+
+    def submit(i):
+        with app.app_context():
+            session = get_session()
+            own = session.get(PaymentLink, link.id)
+            barrier.wait()
+            try:
+                charge(session, gateway, own, key=f"{KEY}-thread-{i:02d}")
+                outcomes.append("paid")
+            except PaymentError as exc:
+                outcomes.append(exc.kind)
+            except links.LinkError as exc:
+                outcomes.append(exc.kind)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("paid") == 1
+    assert set(outcomes) <= {"paid", "in_progress"}
+    assert outcomes.count("in_progress") >= 1
+    assert len(gateway.charges) == 1
+    with app.app_context():
+        assert get_session().scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_an_unknown_outcome_keeps_the_link_claimed(session, link):
+    class Silent(DemoGateway):
+        def create_payment(self, request):
+            raise GatewayUnknown("read timeout")
+
+    with pytest.raises(PaymentError) as caught:
+        charge(session, Silent(), link)
+    assert caught.value.kind == "unknown" and "not be charged twice" in caught.value.message
+    session.refresh(link)
+    assert link.status == "open" and link.claim_key is not None
+    # Another attempt must wait for reconciliation instead of charging again.
+    with pytest.raises(PaymentError) as again:
+        charge(session, DemoGateway(), link, key=KEY + "-retry")
+    assert again.value.kind == "in_progress"
+
+
+def test_the_demo_gateway_honours_idempotency_like_square():
+    gateway = DemoGateway()
+    request = ChargeRequest("k-1", "cnon:card-nonce-ok", 500, "USD", "ref", "note", "94103")
+    first = gateway.create_payment(request)
+    assert gateway.create_payment(request) == first
+    changed = ChargeRequest("k-1", "cnon:card-nonce-ok", 600, "USD", "ref", "note", "94103")
+    with pytest.raises(GatewayError) as caught:
+        gateway.create_payment(changed)
+    assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
+    assert len(gateway.charges) == 1
