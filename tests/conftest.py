@@ -77,8 +77,12 @@ def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=""):
     page = client.get("/login" + (f"?next={next_url}" if next_url else ""))
     return client.post(
         "/login",
-        data={"email": email, "password": password, "csrf_token": csrf_from(page.text),
-              "next": next_url},
+        data={
+            "email": email,
+            "password": password,
+            "csrf_token": csrf_from(page.text),
+            "next": next_url,
+        },
     )
 
 
@@ -112,11 +116,17 @@ class MadeLink:
 @pytest.fixture
 def link_factory(app):
     def make(**fields) -> MadeLink:
-        values = {"patient_name": "Jane Q Doe", "email": "jane@example.com",
-                  "amount": "125.00", "reference": "INV-1001"}
+        values = {
+            "patient_name": "Jane Q Doe",
+            "email": "jane@example.com",
+            "amount": "125.00",
+            "reference": "INV-1001",
+        }
         values.update(fields)
         with app.app_context():
-            link = create_link(get_session(), LinkDraft(**values), LinkRules.from_config(app.config))
+            link = create_link(
+                get_session(), LinkDraft(**values), LinkRules.from_config(app.config)
+            )
             return MadeLink(link.id, sign_token(link, app.config["SECRET_KEY"]), link.public_id)
 
     return make
@@ -136,11 +146,17 @@ def open_pay_page(client, path) -> PayPage:
     return PayPage(html, csrf_from(html), ATTEMPT_INPUT.search(html)[1])
 
 
-def submit_card(client, path, nonce="cnon:card-nonce-ok", postal_code="94103", page=None,
-                extra=None, htmx=True):
+def submit_card(
+    client, path, nonce="cnon:card-nonce-ok", postal_code="94103", page=None, extra=None, htmx=True
+):
     """What pay.js posts after tokenizing: token, ZIP, attempt key (and the CSRF token)."""
     page = page or open_pay_page(client, path)
-    data = {"csrf_token": page.csrf, "source_id": nonce, "postal_code": postal_code,
-            "attempt_key": page.attempt_key, **(extra or {})}
+    data = {
+        "csrf_token": page.csrf,
+        "source_id": nonce,
+        "postal_code": postal_code,
+        "attempt_key": page.attempt_key,
+        **(extra or {}),
+    }
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(path, data=data, headers=headers)

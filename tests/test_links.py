@@ -14,8 +14,12 @@ NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 
 def draft(**fields):
-    values = {"patient_name": "Jane Q Doe", "email": "jane@example.com", "amount": "125.00",
-              "reference": "INV-1001"}
+    values = {
+        "patient_name": "Jane Q Doe",
+        "email": "jane@example.com",
+        "amount": "125.00",
+        "reference": "INV-1001",
+    }
     values.update(fields)
     return LinkDraft(**values)
 
@@ -31,8 +35,13 @@ def session(app):
 
 def test_a_valid_draft_is_normalised():
     clean = links.clean_draft(
-        draft(patient_name="  Jane   Doe ", email="Jane@Example.COM", phone="(212) 555-0123",
-              amount="$1,250.5", expires_in_days="30"),
+        draft(
+            patient_name="  Jane   Doe ",
+            email="Jane@Example.COM",
+            phone="(212) 555-0123",
+            amount="$1,250.5",
+            expires_in_days="30",
+        ),
         RULES,
     )
     assert clean.patient_name == "Jane Doe"
@@ -106,8 +115,18 @@ def test_tampered_tokens_resolve_to_nothing(session, app):
     stretched = URLSafeSerializer(secret, salt=links.TOKEN_SALT).dumps(
         [link.public_id, int(link.expires_at.timestamp()) + 86400]
     )
-    candidates = [token[:-1] + ("A" if token[-1] != "A" else "B"), token[:-5], token + "x",
-                  other_salt, other_key, stretched, "", "x" * 500, "..", token.split(".")[0]]
+    candidates = [
+        token[:-1] + ("A" if token[-1] != "A" else "B"),
+        token[:-5],
+        token + "x",
+        other_salt,
+        other_key,
+        stretched,
+        "",
+        "x" * 500,
+        "..",
+        token.split(".")[0],
+    ]
     for bad in candidates:
         with pytest.raises(LinkError) as caught:
             links.resolve_token(session, bad, secret)
@@ -169,15 +188,23 @@ def test_reissue_copies_details_into_a_fresh_link(session):
     links.cancel_link(session, old, staff_id=1, now=NOW)
     new = links.reissue_link(session, old, RULES, staff_id=1, now=NOW)
     assert new.id != old.id and new.public_id != old.public_id
-    assert (new.amount_cents, new.email, new.reference, new.status) == (12500, old.email,
-                                                                       "INV-1001", "open")
+    assert (new.amount_cents, new.email, new.reference, new.status) == (
+        12500,
+        old.email,
+        "INV-1001",
+        "open",
+    )
     assert new.reissued_from_id == old.id
 
 
 def test_search_finds_by_name_or_reference_newest_first(session):
     a = links.create_link(session, draft(patient_name="Ann Lee", reference="A-1"), RULES, now=NOW)
-    b = links.create_link(session, draft(patient_name="Bob Ray", reference="B-2"), RULES,
-                          now=NOW + timedelta(minutes=1))
+    b = links.create_link(
+        session,
+        draft(patient_name="Bob Ray", reference="B-2"),
+        RULES,
+        now=NOW + timedelta(minutes=1),
+    )
     items, total = links.search_links(session, query="", now=NOW)
     assert [x.id for x in items] == [b.id, a.id] and total == 2
     assert [x.id for x in links.search_links(session, query="ann", now=NOW)[0]] == [a.id]

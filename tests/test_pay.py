@@ -22,10 +22,19 @@ def link_row(app, link_id) -> PaymentLink:
 def test_patient_page_shows_what_the_patient_needs_and_no_more(client, link_factory):
     link = link_factory(description="extraction, tooth 30")
     html = client.get(link.path).text
-    for expected in ("Bright Smile Dental", "$125.00", "INV-1001", "Hi Jane,", "(212) 555-0100",
-                     "Card details go straight to our payment processor, Square; this clinic "
-                     "never sees your card number.", "Secure payment", "Pay $125.00",
-                     'id="card-container"', "Demo mode"):
+    for expected in (
+        "Bright Smile Dental",
+        "$125.00",
+        "INV-1001",
+        "Hi Jane,",
+        "(212) 555-0100",
+        "Card details go straight to our payment processor, Square; this clinic "
+        "never sees your card number.",
+        "Secure payment",
+        "Pay $125.00",
+        'id="card-container"',
+        "Demo mode",
+    ):
         assert expected in html, expected
     assert "Doe" not in html  # first name only
     assert "extraction" not in html  # the staff-only description never reaches the patient
@@ -42,7 +51,9 @@ def test_the_card_field_sits_outside_the_region_htmx_swaps(client, link_factory)
 
 def test_the_pay_form_posts_only_a_token_a_zip_code_and_an_attempt_key(client, link_factory):
     html = client.get(link_factory().path).text
-    form = html[html.index('<form id="pay-form"'):html.index("</form>", html.index('id="pay-form"'))]
+    form = html[
+        html.index('<form id="pay-form"') : html.index("</form>", html.index('id="pay-form"'))
+    ]
     names = set(re.findall(r'\sname="([^"]+)"', form))
     assert names == {"csrf_token", "source_id", "postal_code", "attempt_key"}
 
@@ -122,8 +133,9 @@ def test_a_double_click_charges_once(app, client, link_factory, gateway):
     assert len(gateway.charges) == 1
 
 
-def test_five_declines_lock_the_link_and_the_page_says_whom_to_call(app, client, link_factory,
-                                                                    gateway):
+def test_five_declines_lock_the_link_and_the_page_says_whom_to_call(
+    app, client, link_factory, gateway
+):
     link = link_factory()
     for _ in range(5):
         response = submit_card(client, link.path, nonce="cnon:card-nonce-declined")
@@ -136,8 +148,9 @@ def test_five_declines_lock_the_link_and_the_page_says_whom_to_call(app, client,
 
 def test_the_browser_cannot_choose_the_amount(app, client, link_factory, gateway):
     link = link_factory()
-    submit_card(client, link.path, extra={"amount": "1.00", "amount_cents": "100",
-                                          "amount_money": "100"})
+    submit_card(
+        client, link.path, extra={"amount": "1.00", "amount_cents": "100", "amount_money": "100"}
+    )
     assert gateway.charges[0].amount_cents == 12500
     with app.app_context():
         assert get_session().scalar(select(Payment.amount_cents)) == 12500
@@ -152,13 +165,16 @@ def test_closed_links_show_a_clear_page_with_the_clinic_phone(app, client, link_
         get_session().commit()
     response = client.get(link.path)
     assert response.status_code == 410
-    assert f"This payment link {'has expired' if state == 'expired' else 'was cancelled'}" in \
-        response.text
+    assert (
+        f"This payment link {'has expired' if state == 'expired' else 'was cancelled'}"
+        in response.text
+    )
     assert "(212) 555-0100" in response.text and 'id="pay-form"' not in response.text
 
 
-def test_a_link_past_its_expiry_cannot_be_paid_even_if_the_page_was_open(app, client,
-                                                                          link_factory, gateway):
+def test_a_link_past_its_expiry_cannot_be_paid_even_if_the_page_was_open(
+    app, client, link_factory, gateway
+):
     link = link_factory(expires_in_days="1")
     page = open_pay_page(client, link.path)
     with time_machine.travel(timedelta(days=1, minutes=1)):
@@ -191,12 +207,14 @@ def test_posting_to_a_tampered_token_is_a_404_and_charges_nothing(client, link_f
     assert response.status_code == 404 and gateway.charges == []
 
 
-def test_a_post_without_csrf_token_is_refused_and_changes_nothing(app, client, link_factory,
-                                                                  gateway):
+def test_a_post_without_csrf_token_is_refused_and_changes_nothing(
+    app, client, link_factory, gateway
+):
     link = link_factory()
     page = open_pay_page(client, link.path)
-    response = client.post(link.path, data={"source_id": "cnon:card-nonce-ok",
-                                            "attempt_key": page.attempt_key})
+    response = client.post(
+        link.path, data={"source_id": "cnon:card-nonce-ok", "attempt_key": page.attempt_key}
+    )
     assert response.status_code == 400
     assert "expired or came from somewhere else" in response.text
     assert gateway.charges == [] and link_row(app, link.id).status == "open"

@@ -28,15 +28,21 @@ def session(app):
 def link(session):
     return links.create_link(
         session,
-        LinkDraft(patient_name="Jane Doe", email="jane@example.com", amount="125.00",
-                  reference="INV-7", description="crown prep, tooth 14"),
+        LinkDraft(
+            patient_name="Jane Doe",
+            email="jane@example.com",
+            amount="125.00",
+            reference="INV-7",
+            description="crown prep, tooth 14",
+        ),
         RULES,
     )
 
 
 def charge(session, gateway, link, nonce="cnon:card-nonce-ok", key=KEY, **kw):
-    return payments.charge_link(session, gateway, link, attempt_key=key, source_id=nonce,
-                                postal_code="94103", **kw)
+    return payments.charge_link(
+        session, gateway, link, attempt_key=key, source_id=nonce, postal_code="94103", **kw
+    )
 
 
 def test_an_approved_charge_pays_the_link_with_its_own_amount(session, link):
@@ -77,8 +83,9 @@ def test_the_idempotency_key_is_stored_before_the_gateway_is_called(session, lin
         ("cnon:not-a-sandbox-nonce", "CARD_TOKEN_EXPIRED", "enter your card details again"),
     ],
 )
-def test_each_decline_is_explained_in_plain_words_and_frees_the_link(session, link, nonce, code,
-                                                                    words):
+def test_each_decline_is_explained_in_plain_words_and_frees_the_link(
+    session, link, nonce, code, words
+):
     with pytest.raises(PaymentError) as caught:
         charge(session, DemoGateway(), link, nonce=nonce)
     assert caught.value.kind == "declined" and caught.value.code == code
@@ -134,14 +141,19 @@ def test_a_stale_attempt_key_with_a_new_card_is_refused(session, link):
 
 @pytest.mark.parametrize(
     ("key", "nonce", "postal"),
-    [("short", "cnon:card-nonce-ok", "94103"), (KEY, "", "94103"), (KEY, "x" * 256, "94103"),
-     (KEY, "cnon:card-nonce-ok", "<script>")],
+    [
+        ("short", "cnon:card-nonce-ok", "94103"),
+        (KEY, "", "94103"),
+        (KEY, "x" * 256, "94103"),
+        (KEY, "cnon:card-nonce-ok", "<script>"),
+    ],
 )
 def test_malformed_submissions_change_nothing(session, link, key, nonce, postal):
     gateway = DemoGateway()
     with pytest.raises(PaymentError) as caught:
-        payments.charge_link(session, gateway, link, attempt_key=key, source_id=nonce,
-                             postal_code=postal)
+        payments.charge_link(
+            session, gateway, link, attempt_key=key, source_id=nonce, postal_code=postal
+        )
     assert caught.value.kind == "bad_request"
     assert gateway.charges == []
     assert session.scalar(select(func.count()).select_from(Payment)) == 0
