@@ -50,8 +50,8 @@ def init_app(app) -> None:
         frame_options="DENY",
         permissions_policy=PERMISSIONS_POLICY,
     )
-    csrf.init_app(app)
     limiter.init_app(app)
+    csrf.init_app(app)
     app.after_request(add_security_headers)
 
 

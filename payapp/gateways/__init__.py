@@ -84,6 +84,9 @@ def make_gateway(config) -> Gateway:
         from .demo import DemoGateway
 
         return DemoGateway(location_id="DEMO-LOCATION")
-    raise NotImplementedError(
-        "Square mode is not built yet (issue 3); unset the PAYAPP_SQUARE_* keys to use demo mode."
+    from ..config import ConfigError
+
+    raise ConfigError(
+        "Square mode is not available in this version yet; unset the PAYAPP_SQUARE_* settings "
+        "to run with the demo card gateway."
     )

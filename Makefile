@@ -1,0 +1,10 @@
+# The few commands people type; each is a script under scripts/ so nothing depends on make.
+.PHONY: run test e2e fast
+run:   ## set up and run the demo on http://127.0.0.1:5000
+	scripts/run
+test:  ## set up and run lint plus every test (what CI runs)
+	scripts/test
+fast:  ## every test but the browser ones
+	scripts/test -m "not e2e"
+e2e:   ## only the browser tests (HTTPS gunicorn + Chromium)
+	scripts/test -m e2e

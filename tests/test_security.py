@@ -1,0 +1,218 @@
+"""Security headers on every page type, production mode, and the limits on /pay."""
+
+import re
+
+import pytest
+
+from payapp import create_app
+from payapp.config import ConfigError
+
+from .conftest import TEST_SECRET, open_pay_page, submit_card
+
+
+def csp_of(response) -> dict[str, str]:
+    policy = response.headers["Content-Security-Policy"]
+    return {d.split()[0]: d for d in (p.strip() for p in policy.split(";")) if d}
+
+
+@pytest.fixture
+def pages(staff, client, link_factory):
+    """One response of each page type: patient page, pay fragment, staff page, login, error."""
+    link = link_factory()
+    return {
+        "pay page": client.get(link.path),
+        "pay fragment": submit_card(client, link.path, nonce="cnon:card-nonce-declined"),
+        "staff list": staff.get("/links"),
+        "staff detail": staff.get(f"/links/{link.id}"),
+        "login": client.get("/login"),
+        "404": client.get("/pay/nope"),
+    }
+
+
+def test_every_page_has_a_strict_nonce_based_csp(pages):
+    for name, response in pages.items():
+        csp = csp_of(response)
+        assert re.search(r"'nonce-[\w-]{16,}'", csp["script-src"]), name
+        assert "'nonce-" in csp["style-src"], name
+        policy = response.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, name
+        assert csp["frame-ancestors"] == "frame-ancestors 'none'", name
+        assert csp["object-src"] == "object-src 'none'", name
+        assert csp["base-uri"] == "base-uri 'none'", name
+        assert csp["form-action"] == "form-action 'self'", name
+        assert "https:" not in policy and "*" not in policy, name  # no third-party hosts (demo)
+
+
+def test_nonces_differ_per_response_and_match_the_script_tags(pages, client, link_factory):
+    page = pages["pay page"]
+    nonce = re.search(r"'nonce-([^']+)'", page.headers["Content-Security-Policy"])[1]
+    scripts = re.findall(r"<script [^>]*>", page.text)
+    assert scripts and all(f'nonce="{nonce}"' in s for s in scripts)
+    other = client.get("/login").headers["Content-Security-Policy"]
+    assert nonce not in other
+
+
+def test_no_inline_script_or_style_anywhere(pages):
+    for name, response in pages.items():
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text), name
+        assert " style=" not in response.text and "<style" not in response.text, name
+        assert not re.search(r"\son[a-z]+=", response.text), name
+        assert "hx-on" not in response.text and "js:" not in response.text, name
+
+
+def test_every_page_has_the_other_security_headers(pages):
+    for name, response in pages.items():
+        h = response.headers
+        assert h["Referrer-Policy"] == "same-origin", name
+        assert h["X-Content-Type-Options"] == "nosniff", name
+        assert h["X-Frame-Options"] == "DENY", name
+        assert h["Cross-Origin-Opener-Policy"] == "same-origin", name
+        assert "no-store" in h["Cache-Control"], name
+        permissions = h["Permissions-Policy"]
+        for feature in ("camera=()", "microphone=()", "geolocation=()"):
+            assert feature in permissions, name
+
+
+def test_static_files_may_be_cached_and_the_htmx_file_matches_its_sri_hash(client):
+    import base64
+    import hashlib
+
+    page = client.get("/login").text
+    src, integrity = re.search(r'<script src="([^"]*htmx[^"]*)" integrity="([^"]+)"', page).groups()
+    body = client.get(src).data
+    expected = "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode()
+    assert integrity == expected
+    assert "no-store" not in client.get(src).headers.get("Cache-Control", "")
+
+
+def test_htmx_is_configured_for_a_strict_csp(client):
+    html = client.get("/login").text
+    config = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", html)[1]
+    import json
+
+    settings = json.loads(config)
+    assert settings["allowEval"] is False and settings["allowScriptTags"] is False
+    assert settings["includeIndicatorStyles"] is False and settings["selfRequestsOnly"] is True
+    assert settings["historyCacheSize"] == 0
+
+
+def test_session_cookie_is_httponly_and_lax_in_development(client):
+    client.get("/login")
+    cookie = client.get_cookie("payapp_session")
+    assert cookie.http_only and cookie.same_site == "Lax"
+
+
+# --- production mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prod_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "ENV": "production",
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/prod.db",
+            "PUBLIC_BASE_URL": "https://pay.clinic.example",
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    from payapp.db import upgrade_schema
+
+    with app.app_context():
+        upgrade_schema(app.extensions["payapp.engine"])
+    return app
+
+
+def test_production_redirects_http_to_https(prod_app):
+    response = prod_app.test_client().get("/login", base_url="http://pay.clinic.example")
+    assert response.status_code in (301, 302)
+    assert response.headers["Location"].startswith("https://pay.clinic.example/login")
+
+
+def test_production_honours_one_proxy_saying_https(prod_app):
+    response = prod_app.test_client().get(
+        "/login", base_url="http://pay.clinic.example", headers={"X-Forwarded-Proto": "https"}
+    )
+    assert response.status_code == 200
+
+
+def test_production_sends_hsts_and_secure_cookies(prod_app):
+    client = prod_app.test_client()
+    response = client.get("/login", base_url="https://pay.clinic.example")
+    hsts = response.headers["Strict-Transport-Security"]
+    assert int(re.search(r"max-age=(\d+)", hsts)[1]) >= 31_536_000 and "includeSubDomains" in hsts
+    assert (
+        "Secure" in response.headers["Set-Cookie"] and "HttpOnly" in response.headers["Set-Cookie"]
+    )
+
+
+def test_production_csrf_requires_a_same_origin_referer(prod_app):
+    client = prod_app.test_client()
+    base = "https://pay.clinic.example"
+    page = client.get("/login", base_url=base)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1]
+    data = {"email": "x@example.com", "password": "wrong password!!", "csrf_token": token}
+    no_referer = client.post("/login", data=data, base_url=base)
+    other = client.post(
+        "/login", data=data, base_url=base, headers={"Referer": "https://evil.example/login"}
+    )
+    same = client.post("/login", data=data, base_url=base, headers={"Referer": f"{base}/login"})
+    assert no_referer.status_code == 400 and other.status_code == 400
+    assert same.status_code == 422  # past CSRF, to the (wrong) password
+
+
+def test_development_has_no_hsts_and_no_forced_https(client):
+    response = client.get("/login")
+    assert response.status_code == 200 and "Strict-Transport-Security" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "PAYAPP_SECRET_KEY"),
+        ({"SECRET_KEY": "dev-only-not-secret"}, "PAYAPP_SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "PAYAPP_SECRET_KEY"),
+        ({"SECRET_KEY": TEST_SECRET, "PUBLIC_BASE_URL": "http://pay.example"}, "https://"),
+    ],
+)
+def test_production_refuses_unsafe_settings(tmp_path, monkeypatch, settings, message):
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("PAYAPP_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match=message):
+        create_app(
+            {
+                "ENV": "production",
+                "PUBLIC_BASE_URL": "https://pay.example",
+                "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+                **settings,
+            }
+        )
+
+
+# --- rate limits ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_PAY_VIEW": "5 per minute"}]
+)
+def test_viewing_pay_pages_is_rate_limited(client, link_factory):
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
+    limited = client.get(link.path)
+    assert "Too many attempts" in limited.text and "call the clinic" in limited.text
+
+
+@pytest.mark.parametrize("config_overrides", [{"RATELIMIT_ENABLED": True}])
+def test_paying_is_rate_limited_per_address(client, link_factory, gateway):
+    link = link_factory()
+    page = open_pay_page(client, link.path)
+    codes = []
+    for i in range(12):
+        page.attempt_key = f"attempt-{i:04d}-xxxxxxxxxxxx"
+        codes.append(
+            submit_card(client, link.path, nonce="cnon:card-nonce-declined", page=page).status_code
+        )
+    assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
+    assert len(gateway.charges) == 5  # the link locked after five; the rest never reached it

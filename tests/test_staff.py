@@ -1,0 +1,302 @@
+"""Staff pages over HTTP: creating, listing, sending, cancelling and reissuing links."""
+
+import email
+import re
+from email import policy
+
+import pytest
+from sqlalchemy import select
+
+from payapp.db import get_session
+from payapp.models import Message, PaymentLink
+
+from .conftest import csrf_from, staff_post, submit_card
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def new_link(staff, **fields):
+    data = {
+        "patient_name": "Jane Q Doe",
+        "email": "jane@example.com",
+        "phone": "",
+        "amount": "125.00",
+        "reference": "INV-1001",
+        "description": "",
+        "expires_in_days": "14",
+        "send_now": "y",
+    }
+    data.update(fields)
+    if data.get("send_now") is None:
+        del data["send_now"]
+    return staff_post(staff, "/links/new", data)
+
+
+def only_link(app) -> PaymentLink:
+    with app.app_context():
+        return get_session().scalars(select(PaymentLink)).one()
+
+
+def outbox_files(app):
+    from pathlib import Path
+
+    folder = Path(app.config["OUTBOX_DIR"])
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_the_new_link_form_reminds_staff_not_to_enter_clinical_details(staff):
+    html = staff.get("/links/new").text
+    assert "No clinical details." in html
+    for label in (
+        "Patient name",
+        "Email",
+        "Mobile number",
+        "Amount (USD)",
+        "Statement or invoice number",
+        "Link expires after (days)",
+    ):
+        assert f">{label}</label>" in html
+    assert 'name="send_now" type="checkbox" value="y" checked' in html
+    assert 'value="14"' in html  # default expiry
+
+
+def test_creating_a_link_stores_cents_and_sends_it(app, staff):
+    response = new_link(staff, amount="1,250.50", phone="(212) 555-0123")
+    link = only_link(app)
+    assert response.status_code == 303 and response.headers["Location"] == f"/links/{link.id}"
+    assert (link.amount_cents, link.phone, link.status) == (125050, "+12125550123", "open")
+    page = staff.get(response.headers["Location"]).text
+    assert "Payment link created." in page
+    assert "Sent by email to jane@example.com." in page
+    assert "Sent by text message to +12125550123." in page
+    names = [f.name for f in outbox_files(app)]
+    assert any(n.endswith("-email.eml") for n in names)
+    assert any(n.endswith("-sms.txt") for n in names)
+    assert link.sent_at is not None or only_link(app).sent_at is not None
+
+
+def test_unticking_send_creates_the_link_without_messages(app, staff):
+    new_link(staff, send_now=None)
+    assert only_link(app).sent_at is None
+    assert outbox_files(app) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"patient_name": ""}, "Enter the patient&#39;s name."),
+        ({"email": "jane@", "phone": ""}, "Enter a valid email address"),
+        ({"email": "", "phone": ""}, "Enter an email address or a mobile number"),
+        ({"phone": "555"}, "Enter a valid mobile number"),
+        ({"amount": "12.345"}, "at most two decimal places"),
+        ({"amount": "0.99"}, "at least $1.00"),
+        ({"amount": "25000.01"}, "at most $25,000.00"),
+        ({"amount": "ten dollars"}, "for example 125.00"),
+        ({"reference": "R" * 41}, "at most 40 characters"),
+        ({"description": "d" * 201}, "at most 200 characters"),
+        ({"expires_in_days": "91"}, "1 to 90"),
+        ({"expires_in_days": "0"}, "1 to 90"),
+    ],
+)
+def test_each_invalid_field_is_explained_and_nothing_is_created(app, staff, fields, message):
+    response = new_link(staff, **fields)
+    assert response.status_code == 422
+    assert message in response.text
+    assert "Please fix the highlighted fields." in response.text
+    assert 'aria-invalid="true"' in response.text
+    with app.app_context():
+        assert get_session().scalars(select(PaymentLink)).first() is None
+    assert outbox_files(app) == []
+
+
+def test_oversized_fields_are_refused(app, staff):
+    response = new_link(staff, patient_name="x" * 600)
+    assert response.status_code == 422
+    assert "too long" in response.text
+    huge = new_link(staff, description="x" * 70_000)
+    assert huge.status_code == 413
+
+
+def test_typed_values_are_kept_when_the_form_comes_back(staff):
+    html = new_link(staff, amount="12.345", patient_name="Jane Q Doe").text
+    assert 'value="Jane Q Doe"' in html and 'value="12.345"' in html
+
+
+def test_script_in_every_field_is_shown_as_text_never_run(app, staff):
+    response = new_link(
+        staff, patient_name=XSS, reference="<b>R</b>", description=XSS, email="jane@example.com"
+    )
+    assert response.status_code == 303
+    for path in (response.headers["Location"], "/links", "/links?q=%3Cscript%3E"):
+        html = staff.get(path).text
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;" in html
+    with app.app_context():
+        link = get_session().scalars(select(PaymentLink)).one()
+        from payapp.links import sign_token
+
+        token = sign_token(link, app.config["SECRET_KEY"])
+    patient = staff.get(f"/pay/{token}").text
+    assert "<script>alert" not in patient and "&lt;script&gt;" in patient
+    mail = email.message_from_bytes(
+        next(f for f in outbox_files(app) if f.suffix == ".eml").read_bytes(), policy=policy.default
+    )
+    html_part = mail.get_body(("html",)).get_content()
+    assert "<script>alert" not in html_part and "&lt;b&gt;R&lt;/b&gt;" in html_part
+
+
+def test_the_description_never_leaves_payapp(app, staff):
+    new_link(staff, description="root canal, tooth 19", phone="(212) 555-0123")
+    for file in outbox_files(app):
+        assert "root canal" not in file.read_text(errors="replace")
+    assert "root canal" in staff.get(f"/links/{only_link(app).id}").text  # staff still see it
+
+
+def test_link_page_shows_url_copy_button_qr_and_timeline(app, staff):
+    response = new_link(staff)
+    html = staff.get(response.headers["Location"]).text
+    url = re.search(r'id="patient-url" type="text" readonly value="([^"]+)"', html)[1]
+    assert url.startswith("http://localhost/pay/")
+    assert 'data-copy="#patient-url"' in html and ">Copy</button>" in html
+    assert "<svg" in html and "QR code for this link" in html
+    assert "Link created" in html and "Email sent" in html
+
+
+def test_timeline_records_views_attempts_and_payment(app, staff, client):
+    response = new_link(staff)
+    link_id = only_link(app).id
+    url = re.search(
+        r'value="(http://localhost/pay/[^"]+)"', staff.get(response.headers["Location"]).text
+    )[1]
+    path = url.removeprefix("http://localhost")
+    submit_card(client, path, nonce="cnon:card-nonce-declined")
+    submit_card(client, path)
+    html = staff.get(f"/links/{link_id}").text
+    for entry in (
+        "Patient opened the link",
+        "Payment attempt",
+        "Payment declined",
+        "GENERIC_DECLINE",
+        "Payment completed",
+        "VISA ending 1111",
+    ):
+        assert entry in html, entry
+    assert html.index("Payment declined") < html.index("Payment completed")
+
+
+def test_the_list_is_newest_first_and_filters_by_status_and_search(app, staff, link_factory):
+    link_factory(patient_name="Ann Lee", reference="A-1")
+    link_factory(patient_name="Bob Ray", reference="B-2")
+    html = staff.get("/links").text
+    assert html.index("Bob Ray") < html.index("Ann Lee")
+    assert "Ann Lee" not in staff.get("/links?q=bob").text
+    assert "Bob Ray" in staff.get("/links?q=B-2").text
+    assert "No links match." in staff.get("/links?status=paid").text
+
+
+def test_htmx_list_requests_get_only_the_rows(staff, link_factory):
+    link_factory(patient_name="Ann Lee")
+    response = staff.get("/links?q=ann", headers={"HX-Request": "true"})
+    assert "Ann Lee" in response.text
+    assert "<html" not in response.text and "<table" in response.text
+    assert "HX-Request" in response.headers["Vary"]
+    full = staff.get("/links?q=ann")
+    assert "<html" in full.text and "HX-Request" in full.headers["Vary"]
+
+
+def test_history_restores_get_the_full_page(staff, link_factory):
+    response = staff.get(
+        "/links", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.text
+
+
+def test_sql_looking_search_and_filters_are_just_text(staff, link_factory):
+    link_factory(patient_name="Ann Lee")
+    for query in ("' OR 1=1 --", "%", "_", "\\", "Ann'; DROP TABLE payment_link; --"):
+        response = staff.get("/links", query_string={"q": query})
+        assert response.status_code == 200
+    assert staff.get("/links", query_string={"status": "paid' OR '1'='1"}).status_code == 200
+    assert staff.get("/links", query_string={"page": "-1"}).status_code == 200
+    assert staff.get("/links", query_string={"page": "abc"}).status_code == 200
+    assert "Ann Lee" in staff.get("/links").text
+
+
+def test_the_list_is_paginated(app, staff, link_factory):
+    app.config["LINKS_PER_PAGE"] = 2
+    for i in range(5):
+        link_factory(reference=f"R-{i}")
+    html = staff.get("/links?page=2").text
+    assert "page 2 of 3" in html and "R-2" in html and "R-4" not in html
+    assert "Older" in html and "Newer" in html
+
+
+def test_cancel_from_the_list_swaps_the_row(app, staff, link_factory):
+    link = link_factory()
+    page = staff.get("/links")
+    response = staff.post(
+        f"/links/{link.id}/cancel",
+        data={"csrf_token": csrf_from(page.text)},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert f'<tr id="link-row-{link.id}">' in response.text and "Cancelled" in response.text
+    assert only_link(app).status == "cancelled"
+    assert staff.get(link.path).status_code == 410
+
+
+def test_cancel_from_the_link_page_redirects_with_a_message(app, staff, link_factory):
+    link = link_factory()
+    response = staff_post(staff, f"/links/{link.id}/cancel", page_url=f"/links/{link.id}")
+    assert response.status_code == 303
+    assert "Link cancelled." in staff.get(f"/links/{link.id}").text
+    again = staff_post(
+        staff,
+        f"/links/{link.id}/cancel",
+        page_url=f"/links/{link.id}",
+        headers={"HX-Request": "true"},
+    )
+    assert again.status_code == 409 and again.headers["HX-Retarget"] == "#flash"
+
+
+def test_a_paid_link_cannot_be_cancelled(app, staff, client, link_factory):
+    link = link_factory()
+    submit_card(client, link.path)
+    staff_post(staff, f"/links/{link.id}/cancel", page_url=f"/links/{link.id}")
+    assert only_link(app).status == "paid"
+
+
+def test_resend_adds_a_message(app, staff, link_factory):
+    link = link_factory()
+    staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    with app.app_context():
+        rows = get_session().scalars(select(Message)).all()
+    assert [(m.channel, m.status) for m in rows] == [("email", "sent"), ("email", "sent")]
+    assert "Resend" in staff.get(f"/links/{link.id}").text
+
+
+def test_a_locked_link_can_be_reissued(app, staff, client, link_factory):
+    link = link_factory()
+    for _ in range(5):
+        submit_card(client, link.path, nonce="cnon:card-nonce-declined")
+    detail = staff.get(f"/links/{link.id}").text
+    assert "Locked" in detail and "Reissue as a new link" in detail
+    response = staff_post(staff, f"/links/{link.id}/reissue", page_url=f"/links/{link.id}")
+    assert response.status_code == 303
+    with app.app_context():
+        links = get_session().scalars(select(PaymentLink).order_by(PaymentLink.id)).all()
+    assert [x.status for x in links] == ["locked", "open"]
+    assert links[1].amount_cents == links[0].amount_cents and links[1].reissued_from_id == link.id
+
+
+def test_unknown_link_ids_are_404(staff):
+    assert staff.get("/links/999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/links/new", "/links/1/cancel", "/links/1/resend", "/links/1/reissue", "/logout"]
+)
+def test_every_staff_post_needs_a_csrf_token(staff, link_factory, path):
+    link_factory()
+    assert staff.post(path, data={"patient_name": "x"}).status_code == 400
