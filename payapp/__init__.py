@@ -24,12 +24,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import auth, cli, db, errors, links, security
+    from . import audit, auth, cli, db, errors, links, security
     from .config import load_config
     from .gateways import make_gateway
     from .money import format_cents
     from .notify import Clinic
-    from .views import pay, staff
+    from .views import pay, staff, webhooks
 
     load_config(app, test_config)
     if app.config["PRODUCTION"]:
@@ -43,11 +43,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(webhooks.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)
     app.jinja_env.filters["money"] = format_cents
     app.jinja_env.globals.update(
+        gateway_alerts=lambda: audit.recent_gateway_errors(db.get_session()),
+        gateway_hint=audit.gateway_hint,
         clinic=clinic,
         demo_mode=app.config["DEMO_MODE"],
         link_status=links.effective_status,

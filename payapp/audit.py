@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,3 +41,35 @@ def link_timeline(session: Session, link_id: int) -> list[AuditEvent]:
         .order_by(AuditEvent.created_at, AuditEvent.id)
     )
     return list(session.scalars(stmt))
+
+
+# What staff should check when the card gateway refuses payapp's own requests.
+GATEWAY_HINTS = {
+    "AUTHENTICATION_ERROR": "Square rejected payapp's access token: check "
+    "PAYAPP_SQUARE_ACCESS_TOKEN (and that it belongs to PAYAPP_SQUARE_ENVIRONMENT), then run "
+    "`flask --app payapp check-square`.",
+    "NOT_FOUND": "Square does not know the configured location: check PAYAPP_SQUARE_LOCATION_ID "
+    "with `flask --app payapp check-square`.",
+    "RATE_LIMITED": "Square is rate-limiting payapp; payments should recover by themselves.",
+}
+
+
+def recent_gateway_errors(session: Session, now: datetime | None = None, hours: int = 24):
+    """Gateway configuration errors of the last day, newest first, for the staff banner."""
+    since = (now or utcnow()) - timedelta(hours=hours)
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.action == "gateway.error", AuditEvent.created_at >= since)
+        .order_by(AuditEvent.created_at.desc())
+        .limit(3)
+    )
+    return list(session.scalars(stmt))
+
+
+def gateway_hint(detail: str) -> str:
+    category, _, code = detail.partition("/")
+    return (
+        GATEWAY_HINTS.get(code)
+        or GATEWAY_HINTS.get(category)
+        or (f"Square refused a payment request ({detail}). Patients were told nothing was charged.")
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import links, notify
+from . import audit, links, notify, payments, refunds
 from .auth import UserError, create_user
 from .db import get_session, upgrade_schema
+from .gateways import GatewayError, GatewayUnknown
 from .models import StaffUser
 
 DEMO_EMAIL = "admin@example.com"
@@ -58,9 +59,59 @@ def create_link_command(amount, name, email, phone, reference, description, expi
 
 @click.command("run-jobs")
 def run_jobs_command():
-    """One pass of periodic work: expire links past their date."""
-    expired = links.expire_links(get_session())
-    click.echo(f"Expired {expired} link(s).")
+    """One pass of periodic work: settle unknown payments and refunds, expire links."""
+    session = get_session()
+    gateway = current_app.extensions["payapp.gateway"]
+    settled = payments.reconcile_unknown_payments(
+        session, gateway, max_declines=current_app.config["MAX_DECLINES"]
+    )
+    click.echo(
+        "Unknown payments: {paid} paid, {reopened} reopened (no charge), {declined} declined, "
+        "{still_unknown} still waiting for the payment processor.".format(**settled)
+    )
+    click.echo(f"Unknown refunds settled: {refunds.reconcile_unknown_refunds(session, gateway)}.")
+    click.echo(f"Expired {links.expire_links(session)} link(s).")
+
+
+@click.command("check-square")
+def check_square_command():
+    """Check the Square credentials and location, and print what Square says about them."""
+    cfg = current_app.config
+    if cfg["DEMO_MODE"]:
+        raise click.ClickException(
+            "Demo mode: set PAYAPP_SQUARE_ACCESS_TOKEN, PAYAPP_SQUARE_APPLICATION_ID and "
+            "PAYAPP_SQUARE_LOCATION_ID to use Square."
+        )
+    gateway = current_app.extensions["payapp.gateway"]
+    try:
+        location = gateway.check_location()
+    except GatewayUnknown as exc:
+        raise click.ClickException(f"Could not reach Square ({exc}). Check the network.") from None
+    except GatewayError as exc:
+        detail = f"{exc.category}/{exc.code}"
+        raise click.ClickException(
+            f"Square refused: {detail}. {audit.gateway_hint(detail)}"
+        ) from None
+    click.echo(f"Square {cfg['SQUARE_ENVIRONMENT']}: credentials work.")
+    click.echo(
+        f"Location {location.id}: {location.name} ({location.status}), currency {location.currency}."
+    )
+    problems = []
+    if location.status != "ACTIVE":
+        problems.append("the location is not active")
+    if not location.can_take_cards:
+        problems.append("the location cannot process cards (CREDIT_CARD_PROCESSING missing)")
+    if location.currency and location.currency != cfg["CURRENCY"]:
+        problems.append(
+            f"the location's currency is {location.currency}, payapp's is {cfg['CURRENCY']}"
+        )
+    if not cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY"):
+        click.echo("Webhooks: not configured (refunds made in Square's dashboard won't show up).")
+    else:
+        click.echo(f"Webhooks: expected at {cfg['SQUARE_WEBHOOK_URL']}")
+    if problems:
+        raise click.ClickException("; ".join(problems).capitalize() + ".")
+    click.echo("Ready to take card payments.")
 
 
 @click.command("demo-setup")
@@ -87,5 +138,10 @@ def demo_setup_command():
 
 
 def init_app(app) -> None:
-    for command in (create_link_command, run_jobs_command, demo_setup_command):
+    for command in (
+        create_link_command,
+        run_jobs_command,
+        check_square_command,
+        demo_setup_command,
+    ):
         app.cli.add_command(command)

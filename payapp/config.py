@@ -38,6 +38,10 @@ class Defaults:
     SQUARE_APPLICATION_ID = None
     SQUARE_LOCATION_ID = None
     SQUARE_ENVIRONMENT = "sandbox"
+    SQUARE_BASE_URL = None  # overrides the API host (tests and the local Square stand-in)
+    SQUARE_TIMEOUT = 20  # seconds per Square API call
+    SQUARE_WEBHOOK_SIGNATURE_KEY = None
+    SQUARE_WEBHOOK_URL = None  # the exact notification URL registered with Square
 
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_LOGIN = "10 per minute;50 per hour"
@@ -107,5 +111,39 @@ def check_config(cfg) -> None:
             raise ConfigError(
                 "Refusing to start in production: PAYAPP_PUBLIC_BASE_URL must be https://"
             )
+    if not cfg["DEMO_MODE"]:
+        check_square_config(cfg)
     if not 0 < cfg["AMOUNT_MIN_CENTS"] <= cfg["AMOUNT_MAX_CENTS"]:
         raise ConfigError("AMOUNT_MIN_CENTS must be positive and not above AMOUNT_MAX_CENTS.")
+
+
+def square_environment_of(application_id: str) -> str | None:
+    """Square's browser SDK host follows the application id: sandbox-sq0idb-... is sandbox."""
+    if application_id.startswith("sandbox-sq0idb-"):
+        return "sandbox"
+    if application_id.startswith("sq0idp-"):
+        return "production"
+    return None
+
+
+def check_square_config(cfg) -> None:
+    environment = str(cfg["SQUARE_ENVIRONMENT"]).lower()
+    if environment not in ("sandbox", "production"):
+        raise ConfigError("PAYAPP_SQUARE_ENVIRONMENT must be 'sandbox' or 'production'.")
+    cfg["SQUARE_ENVIRONMENT"] = environment
+    by_app_id = square_environment_of(str(cfg["SQUARE_APPLICATION_ID"]))
+    if by_app_id is None:
+        raise ConfigError(
+            "PAYAPP_SQUARE_APPLICATION_ID should look like sandbox-sq0idb-... (sandbox) or "
+            "sq0idp-... (production); copy it from the Square Developer Console."
+        )
+    if by_app_id != environment:
+        raise ConfigError(
+            f"PAYAPP_SQUARE_APPLICATION_ID is a {by_app_id} id but PAYAPP_SQUARE_ENVIRONMENT is "
+            f"{environment}; use the keys of one environment."
+        )
+    if bool(cfg["SQUARE_WEBHOOK_SIGNATURE_KEY"]) != bool(cfg["SQUARE_WEBHOOK_URL"]):
+        raise ConfigError(
+            "Set both PAYAPP_SQUARE_WEBHOOK_SIGNATURE_KEY and PAYAPP_SQUARE_WEBHOOK_URL "
+            "(the exact notification URL registered in the Square Developer Console), or neither."
+        )

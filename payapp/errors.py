@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Go back, reload the page and try again."),
+    403: ("You don't have permission to do that", "Ask your payapp administrator if you need to."),
     404: (
         "Page not found",
         "Check the link you were sent. If it still does not work, call the "
@@ -62,7 +63,7 @@ def handle_unexpected(exc):
 
 def init_app(app) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
-    for code in (400, 404, 405, 413, 429):
+    for code in (400, 403, 404, 405, 413, 429):
         app.register_error_handler(code, handle_http_error)
     # Only reached when exceptions do not propagate (not in tests): the patient sees a calm page.
     app.register_error_handler(500, handle_unexpected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -42,6 +42,8 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(10))  # admin | staff
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
+    # Admins can always refund; staff only when an admin gives them this permission.
+    can_refund: Mapped[bool] = mapped_column(default=False, server_default=false())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -111,10 +113,21 @@ class Payment(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     receipt_number: Mapped[str | None] = mapped_column(String(32))
     receipt_url: Mapped[str | None] = mapped_column(String(500))
+    # Sum of refunds not failed; the conditional update on it keeps refunds within the charge.
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The gateway's updated_at of the state we hold: webhooks older than this change nothing.
+    gateway_updated_at: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     link: Mapped[PaymentLink] = relationship(back_populates="payments")
+    refunds: Mapped[list[Refund]] = relationship(
+        back_populates="payment", order_by="Refund.id", lazy="selectin"
+    )
+
+    @property
+    def refundable_cents(self) -> int:
+        return self.amount_cents - self.refunded_cents
 
 
 class Refund(Base):
@@ -123,12 +136,17 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
-    gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(192), default="")
+    # pending -> completed | failed | rejected ; unknown while the gateway has not answered
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    gateway_updated_at: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+    created_by: Mapped[StaffUser | None] = relationship()
 
 
 class Message(Base):

@@ -6,14 +6,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit, links
-from .gateways import ChargeRequest, Gateway, GatewayDeclined, GatewayError, GatewayUnknown
+from .gateways import (
+    ChargeRequest,
+    ChargeResult,
+    Gateway,
+    GatewayDeclined,
+    GatewayError,
+    GatewayUnknown,
+)
 from .models import Payment, PaymentLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -178,10 +185,10 @@ def charge_link(
     return send_to_gateway(session, gateway, payment, max_declines=max_declines)
 
 
-def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max_declines: int):
-    """Send the stored request and settle the payment and its link from the answer."""
+def charge_request(payment: Payment) -> ChargeRequest:
+    """The request for a stored attempt: rebuilt identically every time (idempotency needs it)."""
     link = payment.link
-    request = ChargeRequest(
+    return ChargeRequest(
         idempotency_key=payment.idempotency_key,
         source_id=payment.source_id,
         amount_cents=payment.amount_cents,
@@ -191,8 +198,13 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
         postal_code=payment.postal_code,
         buyer_email=link.email,
     )
+
+
+def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max_declines: int):
+    """Send the stored request and settle the payment and its link from the answer."""
+    link = payment.link
     try:
-        result = gateway.create_payment(request)
+        result = gateway.create_payment(charge_request(payment))
     except GatewayDeclined as declined:
         _settle_declined(session, payment, declined, max_declines)
         raise PaymentError.declined(declined.code, payment) from None
@@ -210,6 +222,12 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
         session.commit()
         raise PaymentError.unknown(payment) from None
 
+    _settle_completed(session, payment, result, actor="patient")
+    return payment
+
+
+def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor: str) -> None:
+    """Record a completed charge and mark its link paid (one transaction)."""
     now = utcnow()
     payment.status = "completed"
     payment.gateway_payment_id = result.payment_id
@@ -219,23 +237,23 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
     payment.cvv_status = result.cvv_status
     payment.receipt_number = result.receipt_number
     payment.receipt_url = result.receipt_url
+    payment.gateway_updated_at = result.updated_at
     payment.completed_at = now
     session.execute(
         update(PaymentLink)
-        .where(PaymentLink.id == link.id)
+        .where(PaymentLink.id == payment.link_id)
         .values(status=links.PAID, paid_at=now, claim_key=None, claimed_at=None)
     )
     audit.record(
         session,
         "payment.completed",
-        actor="patient",
-        link_id=link.id,
+        actor=actor,
+        link_id=payment.link_id,
         when=now,
         detail=f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}",
     )
     session.commit()
-    session.refresh(link)
-    return payment
+    session.refresh(payment.link)
 
 
 def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_declines: int):
@@ -243,7 +261,7 @@ def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_d
     payment.status = "failed"
     payment.error_code = declined.code
     payment.gateway_payment_id = declined.payment_id
-    count = link.decline_count + 1
+    count = link.decline_count + (1 if declined.counts_toward_lock else 0)
     locked = count >= max_declines
     session.execute(
         update(PaymentLink)
@@ -289,3 +307,125 @@ def replay(payment: Payment) -> Payment:
     if payment.status == "unknown":
         raise PaymentError.unknown(payment)
     raise PaymentError.in_progress()
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+RECONCILE_AFTER = timedelta(minutes=2)
+
+
+def reconcile_unknown_payments(
+    session: Session,
+    gateway: Gateway,
+    *,
+    max_declines: int = 5,
+    now: datetime | None = None,
+    older_than: timedelta = RECONCILE_AFTER,
+) -> dict[str, int]:
+    """Settle attempts whose outcome is unknown (timeouts, crashes between charge and commit).
+
+    For each, first ask the gateway to cancel by idempotency key: if that succeeds, nothing was
+    charged (or an uncaptured charge was voided) and the link opens again. If the gateway refuses
+    because the payment completed, re-send the identical request with the same key: the gateway
+    answers with the original payment, which is recorded and marks the link paid. Never a second
+    charge, never a lost one. Attempts younger than ``older_than`` are left alone, since the
+    original request may still be in flight.
+    """
+    now = now or utcnow()
+    stmt = select(Payment).where(
+        Payment.status.in_(("unknown", "pending")), Payment.created_at <= now - older_than
+    )
+    counts = {"paid": 0, "reopened": 0, "declined": 0, "still_unknown": 0}
+    for payment in session.scalars(stmt).all():
+        counts[_reconcile_one(session, gateway, payment, max_declines)] += 1
+    return counts
+
+
+def _reconcile_one(session: Session, gateway: Gateway, payment: Payment, max_declines: int) -> str:
+    try:
+        gateway.cancel_by_idempotency_key(payment.idempotency_key)
+    except GatewayUnknown:
+        return "still_unknown"
+    except GatewayError:
+        pass  # it completed: fetch it by re-sending the identical request below
+    else:
+        payment.status = "canceled"
+        session.execute(
+            update(PaymentLink)
+            .where(
+                PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key
+            )
+            .values(claim_key=None, claimed_at=None)
+        )
+        audit.record(
+            session,
+            "payment.reconciled",
+            link_id=payment.link_id,
+            detail="no charge was made; link open again",
+        )
+        session.commit()
+        return "reopened"
+    try:
+        result = gateway.create_payment(charge_request(payment))
+    except GatewayDeclined as declined:
+        _settle_declined(session, payment, declined, max_declines)
+        return "declined"
+    except (GatewayError, GatewayUnknown) as exc:
+        log.error("reconciling payment %s failed: %s", payment.id, exc)
+        return "still_unknown"
+    _settle_completed(session, payment, result, actor="system")
+    audit.record(
+        session,
+        "payment.reconciled",
+        link_id=payment.link_id,
+        detail="the charge had gone through; link marked paid",
+    )
+    session.commit()
+    return "paid"
+
+
+def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
+    """Bring local state up to date with the gateway's view of a payment (webhooks).
+
+    Matches by gateway payment id, or, for an attempt whose answer never arrived, by the link's
+    public id (Square's reference_id). Older news than what we hold changes nothing.
+    """
+    payment = session.scalar(select(Payment).where(Payment.gateway_payment_id == result.payment_id))
+    if payment is None and result.reference_id:
+        payment = session.scalar(
+            select(Payment)
+            .join(PaymentLink)
+            .where(
+                PaymentLink.public_id == result.reference_id,
+                Payment.status.in_(("unknown", "pending")),
+            )
+            .order_by(Payment.id.desc())
+        )
+    if payment is None:
+        return "unknown_payment"
+    if (
+        payment.gateway_updated_at
+        and result.updated_at
+        and _rfc3339(result.updated_at) <= _rfc3339(payment.gateway_updated_at)
+    ):
+        return "stale"
+    if result.status == "COMPLETED" and payment.status != "completed":
+        _settle_completed(session, payment, result, actor="square")
+        return "completed"
+    if result.status in ("CANCELED", "FAILED") and payment.status in ("unknown", "pending"):
+        payment.status = "canceled" if result.status == "CANCELED" else "failed"
+        payment.gateway_payment_id = result.payment_id
+        session.execute(
+            update(PaymentLink)
+            .where(
+                PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key
+            )
+            .values(claim_key=None, claimed_at=None)
+        )
+    payment.gateway_updated_at = result.updated_at
+    session.commit()
+    return "updated"
+
+
+def _rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -3,10 +3,11 @@ and the headers Talisman does not set."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import current_app, g, request
 
 from .extensions import csrf, limiter, talisman
 
+NONE = "'none'"
 # Everything from our own origin; scripts and styles also need the per-request nonce.
 BASE_CSP = {
     "default-src": "'self'",
@@ -22,6 +23,36 @@ BASE_CSP = {
     "frame-ancestors": "'none'",
 }
 
+# Square's Web Payments SDK, per environment (../shared/square/README.md §3.3): only on the pay
+# page in Square mode, nowhere else.
+SQUARE_CSP = {
+    env: {
+        "script-src": [web],
+        "frame-src": [web, api],
+        "connect-src": [web, pci, api, "https://o160250.ingest.sentry.io"],
+        "style-src": [web],
+        "img-src": [web],
+        "font-src": [
+            "https://square-fonts-production-f.squarecdn.com",
+            "https://d1g145x70srn7h.cloudfront.net",
+        ],
+    }
+    for env, web, api, pci in (
+        (
+            "sandbox",
+            "https://sandbox.web.squarecdn.com",
+            "https://connect.squareupsandbox.com",
+            "https://pci-connect.squareupsandbox.com",
+        ),
+        (
+            "production",
+            "https://web.squarecdn.com",
+            "https://connect.squareup.com",
+            "https://pci-connect.squareup.com",
+        ),
+    )
+}
+
 PERMISSIONS_POLICY = {
     "camera": "()",
     "microphone": "()",
@@ -31,8 +62,30 @@ PERMISSIONS_POLICY = {
 }
 
 
+def allow_square_scripts() -> None:
+    """Called by the pay page view in Square mode: this response's CSP admits Square's hosts."""
+    g.allow_square = True
+
+
+def extend_csp_for_square(response):
+    """Runs after Talisman has written the policy (registered before it; Flask runs after-request
+    hooks in reverse) and adds the Square hosts where the view asked for them."""
+    if not g.get("allow_square") or "Content-Security-Policy" not in response.headers:
+        return response
+    extra = SQUARE_CSP[current_app.config["SQUARE_ENVIRONMENT"]]
+    directives = []
+    for part in response.headers["Content-Security-Policy"].split(";"):
+        name, _, value = part.strip().partition(" ")
+        sources = [v for v in value.split() if v != NONE]
+        sources += [src for src in extra.get(name, []) if src not in sources]
+        directives.append(f"{name} {' '.join(sources) or NONE}")
+    response.headers["Content-Security-Policy"] = "; ".join(directives)
+    return response
+
+
 def init_app(app) -> None:
     production = app.config["PRODUCTION"]
+    app.after_request(extend_csp_for_square)
     talisman.init_app(
         app,
         force_https=production,

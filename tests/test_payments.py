@@ -90,14 +90,28 @@ def test_each_decline_is_explained_in_plain_words_and_frees_the_link(
         charge(session, DemoGateway(), link, nonce=nonce)
     assert caught.value.kind == "declined" and caught.value.code == code
     assert words in caught.value.message.lower() or words in caught.value.message
-    assert (link.status, link.decline_count, link.claim_key) == ("open", 1, None)
+    counted = 0 if code == "CARD_TOKEN_EXPIRED" else 1  # a stale token is not the bank's "no"
+    assert (link.status, link.decline_count, link.claim_key) == ("open", counted, None)
     assert caught.value.payment.status == "failed"
 
 
-def test_a_gateway_configuration_error_tells_the_patient_nothing_was_charged(session, link):
+def test_a_used_card_token_asks_for_the_card_again_without_counting_a_decline(session, link):
     with pytest.raises(PaymentError) as caught:
         charge(session, DemoGateway(), link, nonce="cnon:card-nonce-already-used")
+    assert caught.value.kind == "declined" and caught.value.code == "CARD_TOKEN_USED"
+    assert "enter your card details again" in caught.value.message
+    assert link.status == "open" and link.decline_count == 0 and link.claim_key is None
+
+
+def test_a_gateway_configuration_error_tells_the_patient_nothing_was_charged(session, link):
+    class Misconfigured(DemoGateway):
+        def create_payment(self, request):
+            raise GatewayError("UNAUTHORIZED", "AUTHENTICATION_ERROR")
+
+    with pytest.raises(PaymentError) as caught:
+        charge(session, Misconfigured(), link)
     assert caught.value.kind == "unavailable" and "Nothing was charged" in caught.value.message
+    assert "UNAUTHORIZED" not in caught.value.message  # the detail is for staff, not patients
     assert link.status == "open" and link.decline_count == 0 and link.claim_key is None
 
 

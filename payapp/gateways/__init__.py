@@ -1,6 +1,7 @@
-"""The card gateway interface: payments.py talks to this, never to Square directly.
+"""The card gateway interface: payments.py and refunds.py talk to this, never to Square directly.
 
-Two implementations: ``demo`` (offline, Square's sandbox semantics) and, later, ``square``.
+Two implementations: ``square`` (Square's Payments API through the `squareup` SDK) and ``demo``
+(offline, with Square's sandbox semantics; the default when no Square keys are set).
 """
 
 from __future__ import annotations
@@ -35,19 +36,55 @@ class ChargeRequest:
 
 @dataclass(frozen=True)
 class ChargeResult:
+    """A payment as the gateway reports it (after a charge, or when fetched again)."""
+
     payment_id: str
-    status: str  # Square's Payment.status, e.g. COMPLETED
+    status: str  # Square's Payment.status: COMPLETED, APPROVED, CANCELED, FAILED, PENDING
     card_brand: str | None = None
     card_last4: str | None = None
     avs_status: str | None = None
     cvv_status: str | None = None
     receipt_number: str | None = None
     receipt_url: str | None = None
+    amount_cents: int | None = None
+    reference_id: str | None = None
+    updated_at: str | None = None  # RFC 3339, as the gateway sent it
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    idempotency_key: str
+    payment_id: str
+    amount_cents: int
+    currency: str
+    reason: str
+
+    def fingerprint(self) -> tuple:
+        return (self.payment_id, self.amount_cents, self.currency, self.reason)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    payment_id: str
+    status: str  # PENDING, COMPLETED, REJECTED, FAILED
+    amount_cents: int
+    reason: str = ""
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class LocationInfo:
+    id: str
+    name: str
+    status: str
+    currency: str
+    can_take_cards: bool
 
 
 class GatewayError(Exception):
-    """The gateway answered with an error that is not about the patient's card (config, auth,
-    idempotency misuse, rate limits). Staff must look; the patient gets a plain message."""
+    """The gateway answered with an error that is not the patient's to fix (configuration,
+    authentication, idempotency misuse, rate limits). Staff must look; nothing was charged."""
 
     def __init__(self, code: str, category: str = "API_ERROR", detail: str = ""):
         super().__init__(f"{category}/{code}")
@@ -57,11 +94,16 @@ class GatewayError(Exception):
 
 
 class GatewayDeclined(GatewayError):
-    """The card was declined or rejected; the patient may try again or use another card."""
+    """The card was declined or its token rejected; the patient may try again."""
 
     def __init__(self, code: str, category: str = "PAYMENT_METHOD_ERROR", payment_id=None):
         super().__init__(code, category)
         self.payment_id = payment_id
+
+    @property
+    def counts_toward_lock(self) -> bool:
+        """Issuer declines count toward the link's decline cap; a stale token does not."""
+        return self.category == "PAYMENT_METHOD_ERROR" and self.code != "TEMPORARY_ERROR"
 
 
 class GatewayUnknown(Exception):
@@ -74,8 +116,17 @@ class Gateway(Protocol):
     def create_payment(self, request: ChargeRequest) -> ChargeResult:
         """Charge; raise GatewayDeclined, GatewayError or GatewayUnknown."""
 
+    def get_payment(self, payment_id: str) -> ChargeResult: ...
+
     def cancel_by_idempotency_key(self, idempotency_key: str) -> None:
-        """Void whatever an unknown-outcome request created, or nothing."""
+        """Void what a request with this key created, or nothing; GatewayError if it completed."""
+
+    def refund(self, request: RefundRequest) -> RefundResult: ...
+
+    def get_refund(self, refund_id: str) -> RefundResult: ...
+
+    def check_location(self) -> LocationInfo:
+        """The configured location, proving the credentials work (check-square)."""
 
 
 def make_gateway(config) -> Gateway:
@@ -83,10 +134,7 @@ def make_gateway(config) -> Gateway:
     if config["DEMO_MODE"]:
         from .demo import DemoGateway
 
-        return DemoGateway(location_id="DEMO-LOCATION")
-    from ..config import ConfigError
+        return DemoGateway(location_id="DEMO-LOCATION", currency=config["CURRENCY"])
+    from .square import SquareGateway
 
-    raise ConfigError(
-        "Square mode is not available in this version yet; unset the PAYAPP_SQUARE_* settings "
-        "to run with the demo card gateway."
-    )
+    return SquareGateway.from_config(config)

@@ -2,15 +2,25 @@
 
 It answers Square's published sandbox test nonces the way Square's sandbox does and honours
 idempotency like Square: the same key with the same request returns the first result; the same
-key with a different request is IDEMPOTENCY_KEY_REUSED. State lives in memory (one process).
+key with a different request is IDEMPOTENCY_KEY_REUSED. Refunds are bounded by what was charged.
+State lives in memory (one process): a restart forgets demo payments, never real ones.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from datetime import UTC, datetime
 
-from . import ChargeRequest, ChargeResult, GatewayDeclined, GatewayError
+from . import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayDeclined,
+    GatewayError,
+    LocationInfo,
+    RefundRequest,
+    RefundResult,
+)
 
 # nonce -> (error code or None for success, card brand, last 4)
 SANDBOX_NONCES = {
@@ -22,17 +32,25 @@ SANDBOX_NONCES = {
     "cnon:card-nonce-rejected-expiration": ("INVALID_EXPIRATION", "VISA", "1111"),
     "cnon:gift-card-nonce-insufficient-funds": ("INSUFFICIENT_FUNDS", "SQUARE_GIFT_CARD", "0000"),
 }
-# Not a card decline: Square answers these as INVALID_REQUEST_ERROR.
+# Not card declines: Square answers these as INVALID_REQUEST_ERROR.
 REQUEST_ERRORS = {"cnon:card-nonce-already-used": "CARD_TOKEN_USED"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DemoGateway:
     name = "demo"
 
-    def __init__(self, location_id: str = "DEMO-LOCATION"):
+    def __init__(self, location_id: str = "DEMO-LOCATION", currency: str = "USD"):
         self.location_id = location_id
+        self.currency = currency
         self._lock = threading.Lock()
         self._by_key: dict[str, tuple[tuple, ChargeResult | GatewayError]] = {}
+        self._payments: dict[str, ChargeResult] = {}
+        self._refund_keys: dict[str, tuple[tuple, RefundResult]] = {}
+        self._refunds: dict[str, RefundResult] = {}
         self.charges: list[ChargeRequest] = []  # every request that reached "the bank"
 
     def create_payment(self, request: ChargeRequest) -> ChargeResult:
@@ -49,25 +67,75 @@ class DemoGateway:
             raise outcome
         return outcome
 
+    def get_payment(self, payment_id: str) -> ChargeResult:
+        with self._lock:
+            payment = self._payments.get(payment_id)
+        if payment is None:
+            raise GatewayError("NOT_FOUND", "INVALID_REQUEST_ERROR")
+        return payment
+
     def cancel_by_idempotency_key(self, idempotency_key: str) -> None:
         # Demo payments complete at once (autocomplete), and Square cannot void completed ones.
         with self._lock:
             seen = self._by_key.get(idempotency_key)
         if seen is not None and isinstance(seen[1], ChargeResult):
-            raise GatewayError("PAYMENT_NOT_CANCELABLE", "INVALID_REQUEST_ERROR")
+            raise GatewayError("BAD_REQUEST", "INVALID_REQUEST_ERROR", "payment is COMPLETED")
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        with self._lock:
+            seen = self._refund_keys.get(request.idempotency_key)
+            if seen is not None:
+                if seen[0] != request.fingerprint():
+                    raise GatewayError("IDEMPOTENCY_KEY_REUSED", "INVALID_REQUEST_ERROR")
+                return seen[1]
+            payment = self._payments.get(request.payment_id)
+            if payment is None:
+                raise GatewayError("NOT_FOUND", "INVALID_REQUEST_ERROR")
+            refunded = sum(
+                r.amount_cents
+                for r in self._refunds.values()
+                if r.payment_id == payment.payment_id and r.status != "FAILED"
+            )
+            if request.amount_cents <= 0 or refunded + request.amount_cents > (
+                payment.amount_cents or 0
+            ):
+                raise GatewayError("REFUND_AMOUNT_INVALID", "REFUND_ERROR")
+            refund = RefundResult(
+                refund_id="demo_refund_" + secrets.token_hex(8),
+                payment_id=payment.payment_id,
+                status="COMPLETED",  # the demo bank is instant
+                amount_cents=request.amount_cents,
+                reason=request.reason,
+                updated_at=_now(),
+            )
+            self._refunds[refund.refund_id] = refund
+            self._refund_keys[request.idempotency_key] = (request.fingerprint(), refund)
+            return refund
+
+    def get_refund(self, refund_id: str) -> RefundResult:
+        with self._lock:
+            refund = self._refunds.get(refund_id)
+        if refund is None:
+            raise GatewayError("NOT_FOUND", "INVALID_REQUEST_ERROR")
+        return refund
+
+    def check_location(self) -> LocationInfo:
+        return LocationInfo(
+            self.location_id, "Demo location (no real payments)", "ACTIVE", self.currency, True
+        )
 
     def _decide(self, request: ChargeRequest) -> ChargeResult | GatewayError:
         self.charges.append(request)
         payment_id = "demo_" + secrets.token_hex(10)
         if request.source_id in REQUEST_ERRORS:
-            return GatewayError(REQUEST_ERRORS[request.source_id], "INVALID_REQUEST_ERROR")
+            return GatewayDeclined(REQUEST_ERRORS[request.source_id], "INVALID_REQUEST_ERROR")
         if request.source_id not in SANDBOX_NONCES:
             # Sandbox only knows its own test nonces; anything else is treated as a stale token.
             return GatewayDeclined("CARD_TOKEN_EXPIRED", "INVALID_REQUEST_ERROR")
         error, brand, last4 = SANDBOX_NONCES[request.source_id]
         if error:
             return GatewayDeclined(error, payment_id=payment_id)
-        return ChargeResult(
+        result = ChargeResult(
             payment_id=payment_id,
             status="COMPLETED",
             card_brand=brand,
@@ -75,4 +143,9 @@ class DemoGateway:
             avs_status="AVS_ACCEPTED",
             cvv_status="CVV_ACCEPTED",
             receipt_number=payment_id[-4:].upper(),
+            amount_cents=request.amount_cents,
+            reference_id=request.reference_id,
+            updated_at=_now(),
         )
+        self._payments[payment_id] = result
+        return result

@@ -11,8 +11,10 @@ from wtforms import HiddenField
 from .. import links, payments
 from ..db import get_session
 from ..extensions import limiter
+from ..gateways.square import BROWSER_SDK
 from ..htmx import is_htmx_request, render
 from ..money import cents_to_decimal_string
+from ..security import allow_square_scripts
 
 bp = Blueprint("pay", __name__)
 
@@ -38,12 +40,14 @@ def resolve_or_404(token: str):
 
 def page_context(link, **extra):
     cfg = current_app.config
+    square = not cfg["DEMO_MODE"]
     return {
         "link": link,
         "status": links.effective_status(link),
         "amount_decimal": cents_to_decimal_string(link.amount_cents),
-        "square_app_id": cfg.get("SQUARE_APPLICATION_ID") or "demo-app",
-        "square_location_id": cfg.get("SQUARE_LOCATION_ID") or "demo-location",
+        "square_app_id": cfg["SQUARE_APPLICATION_ID"] if square else "demo-app",
+        "square_location_id": cfg["SQUARE_LOCATION_ID"] if square else "demo-location",
+        "square_js_url": BROWSER_SDK[cfg["SQUARE_ENVIRONMENT"]] if square else None,
         **extra,
     }
 
@@ -57,6 +61,8 @@ def show_pay_page(token: str):
     if status in (links.EXPIRED, links.CANCELLED, links.LOCKED):
         return render("pay/closed.html", status_code=410, **page_context(link))
     form = PayForm(attempt_key=new_attempt_key())
+    if not current_app.config["DEMO_MODE"] and status == links.OPEN:
+        allow_square_scripts()
     return render("pay/page.html", form=form, **page_context(link, payment=link.completed_payment))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import segno
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_wtf import FlaskForm
@@ -9,12 +11,13 @@ from markupsafe import Markup
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import audit, links, notify
+from .. import audit, links, notify, refunds
 from ..auth import login_required
 from ..db import get_session
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
-from ..models import PaymentLink
+from ..models import Payment, PaymentLink
+from ..money import AmountError, format_cents, parse_amount
 
 bp = Blueprint("staff", __name__)
 
@@ -156,7 +159,42 @@ def show_link(link_id: int):
         qr=qr_svg(url),
         timeline=audit.link_timeline(get_session(), link.id),
         action_form=ActionForm(),
+        may_refund=refunds.can_refund(g.staff),
+        refund_key=secrets.token_urlsafe(16),
     )
+
+
+@bp.post("/links/<int:link_id>/refund")
+@login_required
+def refund_link(link_id: int):
+    link = get_link_or_404(link_id)
+    if not refunds.can_refund(g.staff):
+        abort(403)
+    payment = get_session().get(Payment, request.form.get("payment_id", type=int) or 0)
+    if payment is None or payment.link_id != link.id:
+        abort(404)
+    try:
+        amount = parse_amount(request.form.get("amount", ""), 1, payment.amount_cents)
+        refund = refunds.refund_payment(
+            get_session(),
+            current_app.extensions["payapp.gateway"],
+            payment,
+            amount_cents=amount,
+            reason=request.form.get("reason", ""),
+            staff_id=g.staff.id,
+            request_key=request.form.get("refund_key", ""),
+        )
+    except AmountError as exc:
+        flash(f"Refund not made: {exc}", "error")
+    except refunds.RefundError as exc:
+        flash(f"Refund not made: {exc.message}", "error")
+    else:
+        flash(
+            f"Refund of {format_cents(refund.amount_cents, payment.currency)} "
+            f"{'made' if refund.status == 'completed' else 'sent to Square'}.",
+            "success",
+        )
+    return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
 @bp.post("/links/<int:link_id>/cancel")

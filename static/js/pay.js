@@ -13,6 +13,15 @@
 
   function showError(message) { errors.textContent = message || ''; }
 
+  // What Square's buyer verification (3-D Secure) may use; empty values are left out.
+  function billingContact() {
+    var contact = {};
+    if (form.dataset.givenName) contact.givenName = form.dataset.givenName;
+    if (form.dataset.familyName) contact.familyName = form.dataset.familyName;
+    if (form.dataset.email) contact.email = form.dataset.email;
+    return contact;
+  }
+
   function setBusy(value) {
     busy = value;
     button.disabled = value || !card;
@@ -40,7 +49,7 @@
         amount: form.dataset.amount,
         currencyCode: form.dataset.currency,
         intent: 'CHARGE',
-        billingContact: { givenName: form.dataset.givenName },
+        billingContact: billingContact(),
         customerInitiated: true,
         sellerKeyedIn: false
       });

@@ -1,0 +1,1 @@
+"""Developer and test tools that never run in production (e.g. the local Square stand-in)."""

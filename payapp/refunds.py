@@ -1,0 +1,260 @@
+"""Refunds: all or part of a completed payment, idempotent, never more than was charged."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import audit, links
+from .gateways import Gateway, GatewayError, GatewayUnknown, RefundRequest, RefundResult
+from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
+from .money import format_cents
+
+log = logging.getLogger(__name__)
+
+REASON_MAX = 192  # Square's RefundPaymentRequest.reason limit
+DONE = ("completed", "pending", "unknown")  # refunds that count against what can be refunded
+
+
+class RefundError(Exception):
+    """A refund cannot be made as asked; the message says why, for staff."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def can_refund(user: StaffUser | None) -> bool:
+    return user is not None and (user.role == "admin" or user.can_refund)
+
+
+def refund_key_for(payment: Payment, request_key: str) -> str:
+    """One key per refund form submission, so a double click makes one refund."""
+    return hashlib.sha256(f"refund:{payment.id}:{request_key}".encode()).hexdigest()[:40]
+
+
+def refund_payment(
+    session: Session,
+    gateway: Gateway,
+    payment: Payment,
+    *,
+    amount_cents: int,
+    reason: str,
+    staff_id: int,
+    request_key: str,
+    now: datetime | None = None,
+) -> Refund:
+    """Refund part or all of a completed payment through the gateway (committed)."""
+    now = now or utcnow()
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise RefundError("Give a short reason for the refund (the patient does not see it).")
+    if len(reason) > REASON_MAX:
+        raise RefundError(f"The reason can be at most {REASON_MAX} characters.")
+    if not request_key or len(request_key) > 64:
+        raise RefundError("This form is out of date. Reload the page and try again.")
+    key = refund_key_for(payment, request_key)
+    existing = session.scalar(select(Refund).where(Refund.idempotency_key == key))
+    if existing is not None:
+        return existing  # the same submission again (double click): one refund
+    if payment.status != "completed":
+        raise RefundError("Only a completed payment can be refunded.")
+    if amount_cents <= 0:
+        raise RefundError("Enter an amount above zero.")
+    if amount_cents > payment.refundable_cents:
+        raise RefundError(
+            f"You can refund at most {format_cents(payment.refundable_cents, payment.currency)} "
+            f"of this payment ({format_cents(payment.refunded_cents, payment.currency)} already "
+            "refunded)."
+        )
+    # Reserve the amount with a conditional update, so two refunds at once cannot over-refund.
+    reserved = session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment.id, Payment.refunded_cents + amount_cents <= Payment.amount_cents
+        )
+        .values(refunded_cents=Payment.refunded_cents + amount_cents)
+    ).rowcount
+    if not reserved:
+        session.rollback()
+        raise RefundError("Another refund just changed this payment. Reload and check the amount.")
+    refund = Refund(
+        payment_id=payment.id,
+        idempotency_key=key,
+        amount_cents=amount_cents,
+        reason=reason,
+        status="pending",
+        created_by_id=staff_id,
+        created_at=now,
+    )
+    session.add(refund)
+    audit.record(
+        session,
+        "refund.requested",
+        actor="staff",
+        staff_id=staff_id,
+        link_id=payment.link_id,
+        detail=f"{amount_cents} cents: {reason}",
+        when=now,
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.scalar(select(Refund).where(Refund.idempotency_key == key))
+        if existing is None:
+            raise
+        return existing
+    session.refresh(payment)
+    return send_refund(session, gateway, refund)
+
+
+def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
+    """Send a stored refund (again, with the same key if it is being reconciled)."""
+    payment = refund.payment
+    request = RefundRequest(
+        idempotency_key=refund.idempotency_key,
+        payment_id=payment.gateway_payment_id or "",
+        amount_cents=refund.amount_cents,
+        currency=payment.currency,
+        reason=refund.reason,
+    )
+    try:
+        result = gateway.refund(request)
+    except GatewayUnknown:
+        refund.status = "unknown"
+        session.commit()
+        raise RefundError(
+            "No answer from the payment processor. The refund will be confirmed "
+            "automatically within a few minutes; don't refund again."
+        ) from None
+    except GatewayError as error:
+        _release(session, refund, "failed")
+        audit.record(
+            session,
+            "refund.failed",
+            link_id=payment.link_id,
+            detail=f"{error.category}/{error.code}",
+        )
+        session.commit()
+        raise RefundError(_refund_error_message(error), error.code) from None
+    _apply_result(session, refund, result)
+    audit.record(
+        session,
+        "refund.created",
+        link_id=payment.link_id,
+        staff_id=refund.created_by_id,
+        actor="staff" if refund.created_by_id else "square",
+        detail=f"{refund.amount_cents} cents, {result.status.lower()}",
+    )
+    session.commit()
+    return refund
+
+
+def _refund_error_message(error: GatewayError) -> str:
+    if error.code == "REFUND_AMOUNT_INVALID":
+        return "The payment processor refused the amount: it is more than can still be refunded."
+    if error.category == "AUTHENTICATION_ERROR":
+        return "The payment processor rejected payapp's credentials; ask your administrator."
+    return f"The payment processor refused the refund ({error.code}). Nothing was refunded."
+
+
+def _release(session: Session, refund: Refund, status: str) -> None:
+    """A refund that will not happen gives its amount back to what can be refunded."""
+    if refund.status in DONE:
+        session.execute(
+            update(Payment)
+            .where(Payment.id == refund.payment_id)
+            .values(refunded_cents=Payment.refunded_cents - refund.amount_cents)
+        )
+    refund.status = status
+
+
+def _apply_result(session: Session, refund: Refund, result: RefundResult) -> None:
+    refund.gateway_refund_id = result.refund_id
+    refund.gateway_updated_at = result.updated_at
+    status = result.status.lower()
+    if status in ("failed", "rejected"):
+        _release(session, refund, status)
+    else:
+        refund.status = status
+    session.flush()
+    _update_link_status(session, refund.payment)
+
+
+def _update_link_status(session: Session, payment: Payment) -> None:
+    session.refresh(payment)
+    if payment.refunded_cents <= 0:
+        status = links.PAID
+    elif payment.refunded_cents >= payment.amount_cents:
+        status = links.REFUNDED
+    else:
+        status = links.PARTIALLY_REFUNDED
+    session.execute(
+        update(PaymentLink).where(PaymentLink.id == payment.link_id).values(status=status)
+    )
+
+
+def apply_gateway_refund(session: Session, result: RefundResult) -> str:
+    """Bring local state up to date with the gateway's view of a refund (webhooks). A refund
+    made in Square's own dashboard appears here for the first time."""
+    refund = session.scalar(select(Refund).where(Refund.gateway_refund_id == result.refund_id))
+    if refund is None:
+        payment = session.scalar(
+            select(Payment).where(Payment.gateway_payment_id == result.payment_id)
+        )
+        if payment is None:
+            return "unknown_payment"
+        refund = Refund(
+            payment_id=payment.id,
+            idempotency_key="square:" + result.refund_id[:38],
+            amount_cents=result.amount_cents,
+            reason=result.reason[:REASON_MAX],
+            status="pending",
+            created_by_id=None,
+        )
+        session.add(refund)
+        session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id)
+            .values(refunded_cents=Payment.refunded_cents + result.amount_cents)
+        )
+        session.flush()
+        audit.record(
+            session,
+            "refund.created",
+            actor="square",
+            link_id=payment.link_id,
+            detail=f"{result.amount_cents} cents, made in Square's dashboard",
+        )
+    elif (
+        refund.gateway_updated_at
+        and result.updated_at
+        and _ts(result.updated_at) <= _ts(refund.gateway_updated_at)
+    ):
+        return "stale"
+    _apply_result(session, refund, result)
+    session.commit()
+    return "updated"
+
+
+def reconcile_unknown_refunds(session: Session, gateway: Gateway) -> int:
+    """Re-send refunds that got no answer; the same key makes the gateway return the original."""
+    settled = 0
+    for refund in session.scalars(select(Refund).where(Refund.status == "unknown")).all():
+        try:
+            send_refund(session, gateway, refund)
+            settled += 1
+        except RefundError as exc:
+            log.warning("refund %s still unsettled: %s", refund.id, exc.message)
+    return settled
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
