@@ -94,7 +94,8 @@ def check_square_command():
         ) from None
     click.echo(f"Square {cfg['SQUARE_ENVIRONMENT']}: credentials work.")
     click.echo(
-        f"Location {location.id}: {location.name} ({location.status}), currency {location.currency}."
+        f"Location {location.id}: {location.name} ({location.status}), "
+        f"currency {location.currency}."
     )
     problems = []
     if location.status != "ACTIVE":
