@@ -198,7 +198,24 @@ def create_user_command(email, role, password):
     click.echo(f"Created {user.role} {user.email}.")
 
 
+@click.command("allow-refunds")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the permission away instead.")
+def allow_refunds_command(email, revoke):
+    """Let a staff account refund payments (admins always can)."""
+    session = get_session()
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    user.can_refund = not revoke
+    audit.record(session, "user.changed", staff_id=None,
+                 detail=f"{'revoked' if revoke else 'granted'} refunds for user {user.id}")
+    session.commit()
+    click.echo(f"{user.email} {'can no longer' if revoke else 'can now'} refund payments.")
+
+
 def init_app(app) -> None:
     app.before_request(load_current_staff)
     app.register_blueprint(bp)
     app.cli.add_command(create_user_command)
+    app.cli.add_command(allow_refunds_command)

@@ -94,3 +94,45 @@ def test_sqlite_connections_use_wal_and_refuse_rows_that_point_nowhere(empty_db)
         )
         with pytest.raises(IntegrityError, match="FOREIGN KEY"):
             session.commit()
+
+
+def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_db):
+    """A site on revision 0001 with real data upgrades to head without losing a row."""
+    from alembic import command
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO staff_user (id, email, password_hash, role, active, failed_logins, "
+                "created_at) VALUES (1, 'old@example.com', 'scrypt:x', 'admin', 1, 0, "
+                "'2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO payment_link (id, public_id, patient_name, amount_cents, currency, "
+                "reference, description, status, expires_at, created_at, decline_count) VALUES "
+                "(1, 'pub1', 'Old Patient', 4200, 'USD', 'R-1', '', 'paid', '2026-02-01 00:00:00', "
+                "'2026-01-01 00:00:00', 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO payment (id, link_id, idempotency_key, gateway, status, amount_cents, "
+                "currency, source_id, postal_code, created_at) VALUES (1, 1, 'k1', 'demo', "
+                "'completed', 4200, 'USD', 'cnon:card-nonce-ok', '94103', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade_schema(empty_db)
+    with Session(empty_db) as session:
+        assert session.get(StaffUser, 1).email == "old@example.com"
+        assert session.get(StaffUser, 1).can_refund is False
+        link = session.get(PaymentLink, 1)
+        assert (link.patient_name, link.amount_cents, link.status) == ("Old Patient", 4200, "paid")
+        payment = link.payments[0]
+        assert (payment.amount_cents, payment.refunded_cents) == (4200, 0)
