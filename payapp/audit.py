@@ -48,8 +48,9 @@ GATEWAY_HINTS = {
     "AUTHENTICATION_ERROR": "Square rejected payapp's access token: check "
     "PAYAPP_SQUARE_ACCESS_TOKEN (and that it belongs to PAYAPP_SQUARE_ENVIRONMENT), then run "
     "`flask --app payapp check-square`.",
-    "NOT_FOUND": "Square does not know the configured location: check PAYAPP_SQUARE_LOCATION_ID "
-    "with `flask --app payapp check-square`.",
+    "NOT_FOUND": "Square could not find something payapp asked for (usually the location: check "
+    "PAYAPP_SQUARE_LOCATION_ID, or keys from the other environment); run "
+    "`flask --app payapp check-square`.",
     "RATE_LIMITED": "Square is rate-limiting payapp; payments should recover by themselves.",
 }
 

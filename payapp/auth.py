@@ -208,8 +208,12 @@ def allow_refunds_command(email, revoke):
     if user is None:
         raise click.ClickException(f"No user with email {email}.")
     user.can_refund = not revoke
-    audit.record(session, "user.changed", staff_id=None,
-                 detail=f"{'revoked' if revoke else 'granted'} refunds for user {user.id}")
+    audit.record(
+        session,
+        "user.changed",
+        staff_id=None,
+        detail=f"{'revoked' if revoke else 'granted'} refunds for user {user.id}",
+    )
     session.commit()
     click.echo(f"{user.email} {'can no longer' if revoke else 'can now'} refund payments.")
 

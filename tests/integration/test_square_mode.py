@@ -1,0 +1,539 @@
+"""payapp in Square mode: the real `squareup` SDK talking over HTTP to the Square stand-in.
+
+Patients pay through the app's HTTP endpoints; faults are injected at the stand-in; run-jobs
+settles unknown outcomes; webhooks arrive signed like Square's. Every stand-in response in these
+tests is checked against Square's published OpenAPI schema (the fixture asserts no drift).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from payapp import payments
+from payapp.db import get_session
+from payapp.devtools.square_standin import SquareStandin
+from payapp.gateways import ChargeRequest, ChargeResult, GatewayError
+from payapp.gateways.square import SQUARE_VERSION
+from payapp.models import AuditEvent, Payment, PaymentLink, Refund, WebhookEvent, utcnow
+
+from ..conftest import ADMIN_EMAIL, STAFF_PASSWORD, csrf_from, log_in, open_pay_page, submit_card
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "EAAAstandin-test-token"
+LOCATION = "LSTANDIN1"
+WEBHOOK_KEY = "webhook-signature-key-for-tests"
+WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
+LATER = timedelta(minutes=3)  # past payments.RECONCILE_AFTER
+
+
+@pytest.fixture
+def standin():
+    with SquareStandin(access_token=TOKEN, location_id=LOCATION) as server:
+        assert server.validating
+        yield server
+        assert server.wait_until_idle(timeout=5)
+        assert server.schema_errors == []
+        assert server.server_errors == []
+
+
+@pytest.fixture
+def config_overrides(standin):
+    return {
+        "SQUARE_ACCESS_TOKEN": TOKEN,
+        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
+        "SQUARE_LOCATION_ID": LOCATION,
+        "SQUARE_ENVIRONMENT": "sandbox",
+        "SQUARE_BASE_URL": standin.base_url,
+        "SQUARE_TIMEOUT": 1.0,
+        "SQUARE_WEBHOOK_SIGNATURE_KEY": WEBHOOK_KEY,
+        "SQUARE_WEBHOOK_URL": WEBHOOK_URL,
+    }
+
+
+@pytest.fixture
+def admin(app):
+    c = app.test_client()
+    assert log_in(c, email=ADMIN_EMAIL, password=STAFF_PASSWORD).status_code == 303
+    return c
+
+
+def creates(standin):
+    return [
+        body
+        for method, path, body in standin.requests
+        if method == "POST" and path == "/v2/payments"
+    ]
+
+
+def local(app, link_id):
+    with app.app_context():
+        s = get_session()
+        link = s.get(PaymentLink, link_id)
+        return (
+            link.status,
+            link.claim_key,
+            [(p.status, p.gateway_payment_id) for p in link.payments],
+        )
+
+
+def run_jobs(app, runner, *, later=LATER):
+    """run-jobs as cron would run it a few minutes later."""
+    import time_machine
+
+    with time_machine.travel(utcnow() + later, tick=True), app.app_context():
+        result = runner.invoke(args=["run-jobs"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# --- paying -------------------------------------------------------------------------------------
+
+
+def test_a_patient_pays_through_square(app, client, link_factory, standin):
+    link = link_factory(description="implant consult")
+    response = submit_card(client, link.path)
+    assert "Payment received" in response.text and "Visa ending 1111" in response.text
+    [body] = creates(standin)
+    assert body["amount_money"] == {"amount": 12500, "currency": "USD"}
+    assert body["location_id"] == LOCATION and body["reference_id"] == link.public_id
+    assert body["note"] == "Payment for statement INV-1001"
+    assert body["buyer_email_address"] == "jane@example.com"
+    assert body["billing_address"] == {"postal_code": "94103"}
+    assert body["autocomplete"] is True and body["source_id"] == "cnon:card-nonce-ok"
+    assert None not in body.values()  # no JSON nulls sent
+    assert "implant" not in repr(body)
+    assert standin.square_versions and set(standin.square_versions) == {SQUARE_VERSION}
+    assert len(standin.charges) == 1
+    status, claim, pays = local(app, link.id)
+    assert (status, claim) == ("paid", None) and pays == [("completed", standin.charges[0]["id"])]
+    with app.app_context():
+        payment = get_session().scalar(select(Payment))
+        assert payment.receipt_url and payment.gateway_updated_at
+
+
+@pytest.mark.parametrize(
+    ("nonce", "code", "words"),
+    [
+        ("cnon:card-nonce-declined", "GENERIC_DECLINE", "declined by your bank"),
+        ("cnon:card-nonce-rejected-cvv", "CVV_FAILURE", "security code (CVV)"),
+        ("cnon:card-nonce-rejected-postalcode", "ADDRESS_VERIFICATION_FAILURE", "ZIP code"),
+        ("cnon:card-nonce-rejected-expiration", "INVALID_EXPIRATION", "expiration date"),
+        ("cnon:gift-card-nonce-insufficient-funds", "INSUFFICIENT_FUNDS", "insufficient funds"),
+        ("cnon:card-nonce-already-used", "CARD_TOKEN_USED", "enter your card details again"),
+        ("cnon:standin-token-expired", "CARD_TOKEN_EXPIRED", "enter your card details again"),
+        (
+            "cnon:standin-verification-required",
+            "CARD_DECLINED_VERIFICATION_REQUIRED",
+            "needs to verify",
+        ),
+    ],
+)
+def test_each_square_decline_reaches_the_patient_in_plain_words(
+    app, client, link_factory, standin, nonce, code, words
+):
+    link = link_factory()
+    response = submit_card(client, link.path, nonce=nonce)
+    assert "you were not charged" in response.text and words in response.text
+    assert code not in response.text  # codes are for staff
+    status, claim, pays = local(app, link.id)
+    assert (status, claim) == ("open", None) and pays[0][0] == "failed"
+    assert standin.charges == []
+
+
+def test_a_double_click_makes_one_square_charge(app, client, link_factory, standin):
+    link = link_factory()
+    page = open_pay_page(client, link.path)
+    submit_card(client, link.path, page=page)
+    again = submit_card(client, link.path, page=page)
+    assert "Payment received" in again.text
+    assert len(creates(standin)) == 1 and len(standin.charges) == 1
+
+
+def test_square_refuses_a_reused_idempotency_key_with_another_body(app):
+    gateway = app.extensions["payapp.gateway"]
+    first = ChargeRequest("key-reuse-1", "cnon:card-nonce-ok", 500, "USD", "ref-1", "note")
+    gateway.create_payment(first)
+    assert gateway.create_payment(first).payment_id  # same body: the same payment again
+    with pytest.raises(GatewayError) as caught:
+        gateway.create_payment(
+            ChargeRequest("key-reuse-1", "cnon:card-nonce-ok", 600, "USD", "ref-1", "note")
+        )
+    assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_twenty_simultaneous_submits_make_exactly_one_charge_at_square(app, link_factory, standin):
+    link = link_factory()
+    standin.inject("delay", times=1, delay=0.3)  # hold the first charge so the others overlap
+    clients = [app.test_client() for _ in range(20)]
+    pages = [open_pay_page(c, link.path) for c in clients]
+    barrier = threading.Barrier(20)
+    texts = [""] * 20
+
+    def go(i):
+        barrier.wait()
+        texts[i] = submit_card(clients[i], link.path, page=pages[i]).text
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum("Payment received" in t for t in texts) == 1
+    assert len(standin.charges) == 1 and len(creates(standin)) == 1
+    assert local(app, link.id)[0] == "paid"
+
+
+# --- unknown outcomes and reconciliation --------------------------------------------------------
+
+
+def test_a_charge_accepted_then_dropped_is_recorded_once_by_run_jobs(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("drop_after_charge")
+    response = submit_card(client, link.path)
+    assert "We're confirming your payment" in response.text
+    assert "not be charged twice" in response.text and "(212) 555-0100" in response.text
+    status, claim, pays = local(app, link.id)
+    assert status == "open" and claim is not None and pays == [("unknown", None)]
+    # Another tab cannot start a second charge while it is unresolved.
+    blocked = submit_card(app.test_client(), link.path)
+    assert "already in progress" in blocked.text
+    output = run_jobs(app, runner)
+    assert "1 paid" in output
+    assert len(standin.charges) == 1
+    status, claim, pays = local(app, link.id)
+    assert (status, claim) == ("paid", None)
+    assert pays == [("completed", standin.charges[0]["id"])]
+    assert "Payment received" in client.get(link.path).text
+
+
+def test_a_timeout_with_no_charge_reopens_the_link_and_charges_nothing(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("timeout_no_charge", delay=1.5)
+    assert "We're confirming your payment" in submit_card(client, link.path).text
+    assert "0 paid, 1 reopened" in run_jobs(app, runner)
+    assert standin.charges == []
+    status, claim, pays = local(app, link.id)
+    assert (status, claim, pays) == ("open", None, [("canceled", None)])
+    # The patient can now pay normally, once.
+    assert "Payment received" in submit_card(client, link.path).text
+    assert len(standin.charges) == 1
+
+
+def test_a_charge_that_finished_after_the_timeout_is_found_not_repeated(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("delay", delay=1.5)  # Square charges, but only after our 1 s timeout
+    assert "We're confirming your payment" in submit_card(client, link.path).text
+    assert standin.wait_until_idle(timeout=5)
+    assert "1 paid" in run_jobs(app, runner)
+    assert len(standin.charges) == 1 and local(app, link.id)[0] == "paid"
+
+
+def test_recent_unknown_payments_are_left_for_the_next_run(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    assert "0 paid, 0 reopened (no charge), 0 declined, 0 still" in run_jobs(
+        app, runner, later=timedelta(seconds=10)
+    )
+    assert local(app, link.id)[2] == [("unknown", None)]
+
+
+def test_square_failing_with_500s_is_an_unknown_outcome_settled_without_a_charge(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("500", times=3)  # the SDK retries twice: all three attempts fail
+    assert "We're confirming your payment" in submit_card(client, link.path).text
+    assert len(creates(standin)) == 3
+    assert "1 reopened" in run_jobs(app, runner)
+    assert standin.charges == [] and local(app, link.id)[0] == "open"
+
+
+# --- configuration errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "hint"),
+    [
+        ("SQUARE_ACCESS_TOKEN", "EAAA-revoked-token", "PAYAPP_SQUARE_ACCESS_TOKEN"),
+        ("SQUARE_LOCATION_ID", "LWRONG", "PAYAPP_SQUARE_LOCATION_ID"),
+    ],
+)
+def test_configuration_errors_tell_patients_nothing_and_staff_what_to_fix(
+    app, client, staff, link_factory, standin, setting, value, hint
+):
+    from payapp.gateways import make_gateway
+
+    app.config[setting] = value
+    app.extensions["payapp.gateway"] = make_gateway(app.config)
+    link = link_factory()
+    response = submit_card(client, link.path)
+    assert response.status_code == 200
+    assert "Online payment is not available right now. Nothing was charged." in response.text
+    assert "Traceback" not in response.text and "UNAUTHORIZED" not in response.text
+    assert standin.charges == [] and local(app, link.id)[:2] == ("open", None)
+    banner = staff.get("/links").text
+    assert "Patients may not be able to pay online." in banner and hint in banner
+
+
+def test_check_square_reports_the_location(app, runner, standin):
+    with app.app_context():
+        result = runner.invoke(args=["check-square"])
+    assert result.exit_code == 0, result.output
+    assert f"Location {LOCATION}: Stand-in Dental (ACTIVE), currency USD." in result.output
+    assert "Ready to take card payments." in result.output
+
+
+def test_check_square_explains_a_bad_token(app, runner, standin):
+    from payapp.gateways import make_gateway
+
+    app.config["SQUARE_ACCESS_TOKEN"] = "EAAA-wrong"
+    app.extensions["payapp.gateway"] = make_gateway(app.config)
+    with app.app_context():
+        result = runner.invoke(args=["check-square"])
+    assert result.exit_code != 0
+    assert "AUTHENTICATION_ERROR/UNAUTHORIZED" in result.output
+    assert "PAYAPP_SQUARE_ACCESS_TOKEN" in result.output
+
+
+def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory):
+    page = client.get(link_factory().path)
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in csp and "https://sandbox.web.squarecdn.com" in csp
+    assert "frame-src https://sandbox.web.squarecdn.com https://connect.squareupsandbox.com" in csp
+    assert "https://pci-connect.squareupsandbox.com" in csp
+    assert "web.squarecdn.com/v1" not in csp and "https://web.squarecdn.com " not in csp + " "
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert re.search(
+        r'<script src="https://sandbox.web.squarecdn.com/v1/square.js" nonce="', page.text
+    )
+    assert "demo-card.js" not in page.text and "Demo mode" not in page.text
+    login = client.get("/login").headers["Content-Security-Policy"]
+    assert "squarecdn" not in login and "frame-src 'none'" in login
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+
+def pay_link(client, link_factory):
+    link = link_factory()
+    assert "Payment received" in submit_card(client, link.path).text
+    return link
+
+
+def refund(admin, link_id, amount, form=None):
+    html = admin.get(f"/links/{link_id}").text
+    data = form or {
+        "csrf_token": csrf_from(html),
+        "payment_id": re.search(r'name="payment_id" value="(\d+)"', html)[1],
+        "refund_key": re.search(r'name="refund_key" value="([^"]+)"', html)[1],
+    }
+    admin.post(f"/links/{link_id}/refund", data={**data, "amount": amount, "reason": "overpaid"})
+    return data
+
+
+def refund_requests(standin):
+    return [b for m, p, b in standin.requests if m == "POST" and p == "/v2/refunds"]
+
+
+def test_refunds_through_square_partial_then_full_then_over(
+    app, admin, client, link_factory, standin
+):
+    link = pay_link(client, link_factory)
+    refund(admin, link.id, "25.00")
+    assert local(app, link.id)[0] == "partially_refunded"
+    stale_form = refund(admin, link.id, "100.00")
+    assert local(app, link.id)[0] == "refunded"
+    # A second tab still showing the form tries once more:
+    refund(admin, link.id, "0.01", form={**stale_form, "refund_key": "another-tab-key-123"})
+    assert "Refund not made: You can refund at most $0.00" in admin.get(f"/links/{link.id}").text
+    assert len(refund_requests(standin)) == 2  # the over-refund never left payapp
+    [payment] = standin.charges
+    assert standin.payments[payment["id"]]["refunded_money"]["amount"] == 12500
+    page = admin.get(f"/links/{link.id}").text
+    assert "pending at Square" in page
+
+
+def test_a_double_clicked_refund_reaches_square_once(app, admin, client, link_factory, standin):
+    link = pay_link(client, link_factory)
+    form = refund(admin, link.id, "10.00")
+    refund(admin, link.id, "10.00", form=form)
+    assert len(refund_requests(standin)) == 1 and len(standin.refunds) == 1
+
+
+def test_square_refusing_an_over_refund_changes_nothing_locally(app, link_factory, client, standin):
+    """Someone refunded most of it in Square's dashboard and no webhook has arrived yet."""
+    from payapp import refunds
+
+    link = pay_link(client, link_factory)
+    standin.create_dashboard_refund(standin.charges[0]["id"], 12000)
+    with app.app_context():
+        s = get_session()
+        payment = s.scalar(select(Payment))
+        with pytest.raises(refunds.RefundError, match="more than can still be refunded"):
+            refunds.refund_payment(
+                s,
+                app.extensions["payapp.gateway"],
+                payment,
+                amount_cents=1000,
+                reason="x",
+                staff_id=1,
+                request_key="k" * 20,
+            )
+        s.refresh(payment)
+        assert payment.refunded_cents == 0
+        assert s.scalar(select(Refund.status)) == "failed"
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+def deliver(
+    client,
+    standin,
+    event_type,
+    obj,
+    *,
+    key=WEBHOOK_KEY,
+    url=WEBHOOK_URL,
+    event_id=None,
+    tamper=False,
+):
+    body, signature = standin.webhook(
+        event_type, obj, signature_key=key, notification_url=url, event_id=event_id
+    )
+    if tamper:
+        body = body.replace('"status":"', '"status":"X', 1)
+    return client.post(
+        "/webhooks/square",
+        data=body,
+        content_type="application/json",
+        headers={"x-square-hmacsha256-signature": signature},
+    )
+
+
+def stored_events(app):
+    with app.app_context():
+        return get_session().scalar(select(func.count()).select_from(WebhookEvent))
+
+
+def test_a_signed_webhook_for_a_dashboard_refund_shows_up(
+    app, admin, client, link_factory, standin
+):
+    link = pay_link(client, link_factory)
+    made = standin.create_dashboard_refund(standin.charges[0]["id"], 2500, reason="goodwill")
+    response = deliver(client, standin, "refund.created", made)
+    assert response.status_code == 200 and response.json["status"] == "updated"
+    assert local(app, link.id)[0] == "partially_refunded"
+    page = admin.get(f"/links/{link.id}").text
+    assert "made in Square" in page and "goodwill" in page
+    standin.complete_refund(made["id"])
+    deliver(client, standin, "refund.updated", standin.refunds[made["id"]])
+    with app.app_context():
+        assert get_session().scalar(select(Refund.status)) == "completed"
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        {"key": "not-the-key"},
+        {"url": "https://pay.clinic.example/webhooks/square/"},
+        {"url": "http://pay.clinic.example/webhooks/square"},
+        {"tamper": True},
+    ],
+)
+def test_forged_webhooks_are_refused_and_store_nothing(app, client, link_factory, standin, forgery):
+    link = pay_link(client, link_factory)
+    made = standin.create_dashboard_refund(standin.charges[0]["id"], 2500)
+    response = deliver(client, standin, "refund.created", made, **forgery)
+    assert response.status_code == 403
+    assert stored_events(app) == 0 and local(app, link.id)[0] == "paid"
+
+
+def test_unsigned_webhooks_are_refused(app, client):
+    response = client.post(
+        "/webhooks/square",
+        data='{"event_id":"x","type":"payment.updated"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 403 and stored_events(app) == 0
+
+
+def test_a_replayed_webhook_is_handled_once(app, client, link_factory, standin):
+    pay_link(client, link_factory)
+    made = standin.create_dashboard_refund(standin.charges[0]["id"], 2500)
+    first = deliver(client, standin, "refund.created", made, event_id="evt-1")
+    second = deliver(client, standin, "refund.created", made, event_id="evt-1")
+    assert first.json["status"] == "updated" and second.json["status"] == "duplicate"
+    with app.app_context():
+        assert get_session().scalar(select(func.count()).select_from(Refund)) == 1
+        assert get_session().scalar(select(Payment.refunded_cents)) == 2500
+
+
+def test_out_of_order_webhooks_leave_the_newest_state(app, client, link_factory, standin):
+    pay_link(client, link_factory)
+    made = standin.create_dashboard_refund(standin.charges[0]["id"], 2500)
+    created_event = dict(made)
+    standin.complete_refund(made["id"])
+    # refund.updated (COMPLETED) arrives before refund.created (PENDING):
+    deliver(client, standin, "refund.updated", standin.refunds[made["id"]], event_id="evt-2")
+    deliver(client, standin, "refund.created", created_event, event_id="evt-1")
+    with app.app_context():
+        s = get_session()
+        assert s.scalar(select(Refund.status)) == "completed"
+        assert s.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_older_news_than_what_we_hold_changes_nothing(app, client, link_factory, standin):
+    pay_link(client, link_factory)
+    with app.app_context():
+        s = get_session()
+        payment = s.scalar(select(Payment))
+        old = ChargeResult(
+            payment.gateway_payment_id, "CANCELED", updated_at="2000-01-01T00:00:00.000Z"
+        )
+        assert payments.apply_gateway_payment(s, old) == "stale"
+        assert s.scalar(select(Payment.status)) == "completed"
+
+
+def test_a_webhook_settles_a_payment_whose_answer_was_lost(app, client, link_factory, standin):
+    link = link_factory()
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    assert local(app, link.id)[2] == [("unknown", None)]
+    response = deliver(client, standin, "payment.created", standin.charges[0])
+    assert response.json["status"] == "completed"
+    status, claim, pays = local(app, link.id)
+    assert (status, claim, pays) == ("paid", None, [("completed", standin.charges[0]["id"])])
+    with app.app_context():
+        actors = (
+            get_session()
+            .scalars(select(AuditEvent.actor).where(AuditEvent.action == "payment.completed"))
+            .all()
+        )
+    assert actors == ["square"]
+
+
+def test_webhooks_need_no_csrf_token_but_are_size_limited(app, client):
+    huge = "x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = client.post(
+        "/webhooks/square",
+        data=huge,
+        content_type="application/json",
+        headers={"x-square-hmacsha256-signature": "abc"},
+    )
+    assert response.status_code == 413
