@@ -379,7 +379,7 @@ def test_square_refusing_an_over_refund_changes_nothing_locally(app, link_factor
     """Someone refunded most of it in Square's dashboard and no webhook has arrived yet."""
     from payapp import refunds
 
-    link = pay_link(client, link_factory)
+    pay_link(client, link_factory)
     standin.create_dashboard_refund(standin.charges[0]["id"], 12000)
     with app.app_context():
         s = get_session()
