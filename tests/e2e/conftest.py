@@ -19,11 +19,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
+
+from payapp.devtools.square_standin import SquareStandin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The flask and gunicorn scripts of the interpreter running pytest (the project's venv).
@@ -40,6 +43,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+STANDIN_TOKEN = "EAAAstandin-e2e-token"
+STANDIN_LOCATION = "LSTANDINE2E"
 SERVER_START_TIMEOUT_S = 30
 CLI_TIMEOUT_S = 60
 LOG_TAIL_LINES = 200
@@ -182,18 +187,21 @@ def _wait_until_healthy(server: subprocess.Popen, base_url: str, log_path: Path)
     )
 
 
-@pytest.fixture(scope="session")
-def payapp_server(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+@contextmanager
+def _running_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+    name: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[PayappServer]:
     """gunicorn serving payapp over HTTPS on a free port, with a fresh database and one admin."""
-    workdir = tmp_path_factory.mktemp("payapp-e2e")
+    workdir = tmp_path_factory.mktemp(name)
     cert, key = _make_self_signed_cert(workdir)
     port = _free_port()
     base_url = f"https://127.0.0.1:{port}"
     server = PayappServer(
         base_url=base_url,
-        env=_production_env(workdir, base_url),
+        env={**_production_env(workdir, base_url), **(extra_env or {})},
         log_path=workdir / "gunicorn.log",
         staff_email="frontdesk@maplestreet.example",
         staff_password=f"e2e-{secrets.token_urlsafe(16)}",
@@ -231,6 +239,40 @@ def payapp_server(
             except subprocess.TimeoutExpired:
                 gunicorn.kill()
                 gunicorn.wait()
+
+
+@pytest.fixture(scope="session")
+def payapp_server(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[PayappServer]:
+    """payapp in production mode with the demo card gateway."""
+    with _running_server(tmp_path_factory, pytestconfig, "payapp-e2e") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def square_standin() -> Iterator[SquareStandin]:
+    with SquareStandin(access_token=STANDIN_TOKEN, location_id=STANDIN_LOCATION) as standin:
+        yield standin
+        assert standin.schema_errors == []
+
+
+@pytest.fixture(scope="session")
+def square_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+    square_standin: SquareStandin,
+) -> Iterator[PayappServer]:
+    """payapp in production mode in Square mode, its Square API calls going to the stand-in."""
+    square_env = {
+        "PAYAPP_SQUARE_ACCESS_TOKEN": STANDIN_TOKEN,
+        "PAYAPP_SQUARE_APPLICATION_ID": "sandbox-sq0idb-e2e-app",
+        "PAYAPP_SQUARE_LOCATION_ID": STANDIN_LOCATION,
+        "PAYAPP_SQUARE_ENVIRONMENT": "sandbox",
+        "PAYAPP_SQUARE_BASE_URL": square_standin.base_url,
+    }
+    with _running_server(tmp_path_factory, pytestconfig, "payapp-square", square_env) as server:
+        yield server
 
 
 @pytest.hookimpl(wrapper=True)
