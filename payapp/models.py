@@ -196,3 +196,26 @@ class WebhookEvent(Base):
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CspReport(Base):
+    """A Content-Security-Policy violation a browser reported (POST /csp-report)."""
+
+    __tablename__ = "csp_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_uri: Mapped[str] = mapped_column(String(500), default="")
+    violated_directive: Mapped[str] = mapped_column(String(200), default="")
+    blocked_uri: Mapped[str] = mapped_column(String(500), default="")
+    raw: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class SiteSetting(Base):
+    """Small per-site values kept by the app itself, e.g. the recorded integrity baseline."""
+
+    __tablename__ = "site_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
