@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The application factory: config, extensions, blueprints, commands, error pages."""
+    from . import logs
+
+    logs.install()  # before anything can log a token, an email or a phone number
     # Explicit folders: an installed package would otherwise get <venv>/var/payapp-instance.
     app = Flask(
         __name__,
@@ -24,11 +27,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import audit, auth, cli, db, errors, links, security
+    from . import alerts, audit, auth, cli, db, errors, integrity, links, security
     from .config import load_config
     from .gateways import make_gateway
     from .money import format_cents
     from .notify import Clinic
+    from .views import audit as audit_views
     from .views import pay, staff, webhooks
 
     load_config(app, test_config)
@@ -38,18 +42,20 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
+    integrity.init_app(app)
     auth.init_app(app)
     cli.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(audit_views.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)
     app.jinja_env.filters["money"] = format_cents
     app.jinja_env.globals.update(
-        gateway_alerts=lambda: audit.recent_gateway_errors(db.get_session()),
+        staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
         gateway_hint=audit.gateway_hint,
         clinic=clinic,
         demo_mode=app.config["DEMO_MODE"],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, utcnow
@@ -55,18 +56,6 @@ GATEWAY_HINTS = {
 }
 
 
-def recent_gateway_errors(session: Session, now: datetime | None = None, hours: int = 24):
-    """Gateway configuration errors of the last day, newest first, for the staff banner."""
-    since = (now or utcnow()) - timedelta(hours=hours)
-    stmt = (
-        select(AuditEvent)
-        .where(AuditEvent.action == "gateway.error", AuditEvent.created_at >= since)
-        .order_by(AuditEvent.created_at.desc())
-        .limit(3)
-    )
-    return list(session.scalars(stmt))
-
-
 def gateway_hint(detail: str) -> str:
     category, _, code = detail.partition("/")
     return (
@@ -74,3 +63,25 @@ def gateway_hint(detail: str) -> str:
         or GATEWAY_HINTS.get(category)
         or (f"Square refused a payment request ({detail}). Patients were told nothing was charged.")
     )
+
+
+_PAY_TOKEN_IN_URL = re.compile(r"/pay/[^/?#\s\"']+")
+
+
+def redact_url(text: str) -> str:
+    """Payment-link tokens never get stored outside their link: /pay/<token> -> /pay/[token]."""
+    return _PAY_TOKEN_IN_URL.sub("/pay/[token]", text)
+
+
+def csv_cell(value) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: quote them (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_is_append_only(session, _context, _instances):
+    """The application can add audit events but never change or delete one."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError("audit events are append-only")

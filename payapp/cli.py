@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import audit, links, notify, payments, refunds
+from . import alerts, audit, integrity, links, notify, payments, refunds
 from .auth import UserError, create_user
 from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
@@ -71,6 +71,36 @@ def run_jobs_command():
     )
     click.echo(f"Unknown refunds settled: {refunds.reconcile_unknown_refunds(session, gateway)}.")
     click.echo(f"Expired {links.expire_links(session)} link(s).")
+    outcome, changes = integrity.check_integrity(session, current_app)
+    click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
+    alerts.check_decline_spike(session, current_app.config)
+
+
+@click.command("check-integrity")
+@click.option("--accept", is_flag=True, help="Record the current headers and scripts as approved.")
+def check_integrity_command(accept):
+    """Compare security headers and the pay page's scripts with the approved baseline."""
+    outcome, changes = integrity.check_integrity(get_session(), current_app, accept=accept)
+    if outcome == "recorded":
+        click.echo("Recorded the current security headers and pay-page scripts as the baseline.")
+    elif outcome == "unchanged":
+        click.echo("No change since the approved baseline.")
+    else:
+        for change in changes:
+            click.echo(f"ALERT: {change}")
+        raise click.ClickException(
+            f"{len(changes)} unapproved change(s); admins have been alerted. If the change is "
+            "intended, review it and run `flask --app payapp check-integrity --accept`."
+        )
+
+
+@click.command("script-hashes")
+def script_hashes_command():
+    """Print the SHA-384 of every script under static/js (to update static/js/inventory.json)."""
+    from pathlib import Path
+
+    for path in sorted(Path(current_app.static_folder, "js").glob("*.js")):
+        click.echo(f"js/{path.name} {integrity.sri_hash(path.read_bytes())}")
 
 
 @click.command("check-square")
@@ -143,6 +173,8 @@ def init_app(app) -> None:
         create_link_command,
         run_jobs_command,
         check_square_command,
+        check_integrity_command,
+        script_hashes_command,
         demo_setup_command,
     ):
         app.cli.add_command(command)

@@ -47,6 +47,11 @@ class Defaults:
     RATELIMIT_LOGIN = "10 per minute;50 per hour"
     RATELIMIT_PAY_VIEW = "60 per minute"
     RATELIMIT_PAY_SUBMIT = "10 per minute;30 per hour"
+    RATELIMIT_PAY_GLOBAL = "300 per minute"  # all addresses together: a card-testing botnet
+    RATELIMIT_INVALID_TOKEN = "20 per hour"  # noqa: S105 - bad /pay tokens per address
+    RATELIMIT_CSP_REPORT = "30 per minute"
+    DECLINE_SPIKE_THRESHOLD = 20  # declines across all links within the window -> admin alert
+    DECLINE_SPIKE_WINDOW_MINUTES = 15
     RATELIMIT_HEADERS_ENABLED = False
 
     MAX_CONTENT_LENGTH = 64 * 1024
@@ -60,6 +65,14 @@ class Defaults:
     PERMANENT_SESSION_LIFETIME = 24 * 3600
     STAFF_IDLE_TIMEOUT = 15 * 60
     STAFF_SESSION_MAX_AGE = 10 * 3600
+    # Staff accounts (auth.py): second factor, re-authentication, per-account login throttling.
+    REQUIRE_MFA_FOR_STAFF = False  # admins always need it
+    REAUTH_WINDOW = 5 * 60  # seconds a password/code confirmation covers refunds and user changes
+    LOGIN_DELAY_AFTER = 5  # failed logins in a row before each further try must wait
+    LOGIN_DELAY_BASE = 60  # seconds of the first wait; each further failure doubles it
+    LOGIN_DELAY_MAX = 15 * 60
+    LOGIN_LOCK_AFTER = 10  # failed logins in a row that lock the account
+    LOGIN_LOCK_SECONDS = None  # None: locked until an admin clears it; else it clears itself
 
 
 class ConfigError(click.ClickException):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from flask import request
 from flask_wtf.csrf import CSRFError
 
+from . import audit
+from .db import get_session
 from .htmx import is_htmx_request, render
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,28 @@ def handle_csrf_error(exc: CSRFError):
 
 
 def handle_http_error(exc):
+    if exc.code == 429:
+        record_rate_limit_hit()
     return render_error(exc.code)
+
+
+_last_recorded: dict[tuple[str, str], int] = {}
+
+
+def record_rate_limit_hit() -> None:
+    """A security event, at most one per address and area per minute (a flood must not become
+    a flood of audit rows)."""
+    area = request.path.split("/")[1] if request.path.count("/") else request.path
+    key = (request.remote_addr or "?", area)
+    minute = int(time.time() // 60)
+    if _last_recorded.get(key) == minute:
+        return
+    if len(_last_recorded) > 10_000:
+        _last_recorded.clear()
+    _last_recorded[key] = minute
+    session = get_session()
+    audit.record(session, "ratelimit.hit", detail=f"/{area} from {key[0]}")
+    session.commit()
 
 
 def handle_unexpected(exc):

@@ -97,6 +97,7 @@ def init_app(app) -> None:
         session_cookie_http_only=True,
         content_security_policy=BASE_CSP,
         content_security_policy_nonce_in=["script-src", "style-src"],
+        content_security_policy_report_uri="/csp-report",
         # same-origin, never no-referrer: flask-wtf's HTTPS CSRF check needs a same-origin Referer,
         # and the token in /pay URLs must never leak to another origin.
         referrer_policy="same-origin",

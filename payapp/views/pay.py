@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import links, payments
+from .. import alerts, links, payments
 from ..db import get_session
 from ..extensions import limiter
 from ..gateways.square import BROWSER_SDK
@@ -52,8 +52,21 @@ def page_context(link, **extra):
     }
 
 
+def _invalid_token(response) -> bool:
+    return response.status_code == 404
+
+
+# A guessed or mangled token costs the guesser: few 404s per address before 429s.
+invalid_token_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_INVALID_TOKEN"],
+    scope="invalid-pay-token",
+    deduct_when=_invalid_token,
+)
+
+
 @bp.get("/pay/<token>")
 @limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+@invalid_token_limit
 def show_pay_page(token: str):
     link = resolve_or_404(token)
     links.mark_viewed(get_session(), link)
@@ -68,6 +81,10 @@ def show_pay_page(token: str):
 
 @bp.post("/pay/<token>")
 @limiter.limit(lambda: current_app.config["RATELIMIT_PAY_SUBMIT"])
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_PAY_GLOBAL"], key_func=lambda: "all", scope="pay-global"
+)
+@invalid_token_limit
 def submit_payment(token: str):
     link = resolve_or_404(token)
     form = PayForm()
@@ -87,6 +104,8 @@ def submit_payment(token: str):
             )
         except payments.PaymentError as exc:
             result["error"] = exc
+            if exc.kind == "declined":
+                alerts.check_decline_spike(get_session(), current_app.config)
         except links.LinkError as exc:
             result["link_error"] = exc
     # For htmx, out-of-band swaps renew the attempt key or retire the form (see pay/page.html).

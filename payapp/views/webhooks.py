@@ -13,7 +13,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from square.utils.webhooks_helper import verify_signature
 
-from .. import payments, refunds
+from .. import audit, payments, refunds
 from ..db import get_session
 from ..extensions import csrf, limiter
 from ..gateways import GatewayError, GatewayUnknown
@@ -45,6 +45,13 @@ def receive_square_webhook():
         notification_url=cfg["SQUARE_WEBHOOK_URL"],
     ):
         log.warning("rejected a Square webhook with a missing or wrong signature")
+        # A security event for the audit trail; the webhook itself is not stored or acted on.
+        audit.record(
+            get_session(),
+            "webhook.bad_signature",
+            detail=f"from {request.remote_addr}, {len(body)} bytes",
+        )
+        get_session().commit()
         abort(403)
     try:
         event = json.loads(body)
