@@ -1,0 +1,107 @@
+"""The audit trail and the alerts built on it (domain level; the pages are in tests/security)."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from payapp import alerts, audit
+from payapp.db import get_session
+from payapp.models import AuditEvent, Payment, utcnow
+
+
+@pytest.fixture
+def session(app):
+    with app.app_context():
+        yield get_session()
+
+
+def test_audit_events_cannot_be_changed_or_deleted(session):
+    event = audit.record(session, "link.created", detail="original")
+    session.commit()
+    event.detail = "rewritten"
+    with pytest.raises(PermissionError, match="append-only"):
+        session.commit()
+    session.rollback()
+    session.delete(session.get(AuditEvent, event.id))
+    with pytest.raises(PermissionError):
+        session.commit()
+    session.rollback()
+    assert session.get(AuditEvent, event.id).detail == "original"
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("plain", "plain"),
+        (None, ""),
+        (42, "42"),
+    ],
+)
+def test_csv_cells_cannot_become_formulas(value, cell):
+    assert audit.csv_cell(value) == cell
+
+
+def test_tokens_in_urls_are_redacted_before_storing():
+    assert audit.redact_url("https://x/pay/WyJhYmMiXQ.sig?x=1") == "https://x/pay/[token]?x=1"
+
+
+def test_gateway_errors_alert_all_staff_but_integrity_alerts_only_admins(session):
+    audit.record(session, "gateway.error", detail="AUTHENTICATION_ERROR/UNAUTHORIZED")
+    audit.record(session, "integrity.alert", detail="script added")
+    session.commit()
+    assert {a.action for a in alerts.active_alerts(session, "staff")} == {"gateway.error"}
+    assert {a.action for a in alerts.active_alerts(session, "admin")} == {
+        "gateway.error",
+        "integrity.alert",
+    }
+    tomorrow = utcnow() + timedelta(days=2)
+    assert alerts.active_alerts(session, "admin", now=tomorrow) == []
+
+
+def test_a_decline_spike_raises_one_alert_per_window(session, link_factory, app):
+    link = link_factory()
+    cfg = {"DECLINE_SPIKE_THRESHOLD": 3, "DECLINE_SPIKE_WINDOW_MINUTES": 15}
+    for i in range(3):
+        session.add(
+            Payment(
+                link_id=link.id,
+                idempotency_key=f"k{i}",
+                gateway="demo",
+                status="failed",
+                amount_cents=100,
+                currency="USD",
+                source_id="x",
+            )
+        )
+    session.commit()
+    assert alerts.check_decline_spike(session, cfg) is True
+    assert alerts.check_decline_spike(session, cfg) is False  # already alerted in this window
+    spikes = session.scalars(select(AuditEvent).where(AuditEvent.action == "declines.spike")).all()
+    assert len(spikes) == 1 and "3 declined payments" in spikes[0].detail
+
+
+def test_fewer_declines_raise_no_alert(session, link_factory):
+    link = link_factory()
+    session.add(
+        Payment(
+            link_id=link.id,
+            idempotency_key="k",
+            gateway="demo",
+            status="failed",
+            amount_cents=100,
+            currency="USD",
+            source_id="x",
+        )
+    )
+    session.commit()
+    assert (
+        alerts.check_decline_spike(
+            session, {"DECLINE_SPIKE_THRESHOLD": 3, "DECLINE_SPIKE_WINDOW_MINUTES": 15}
+        )
+        is False
+    )
