@@ -55,6 +55,8 @@ class Defaults:
     RATELIMIT_HEADERS_ENABLED = False
 
     MAX_CONTENT_LENGTH = 64 * 1024
+    MAX_FORM_PARTS = 50  # no form of ours has more fields; more is an attack, not a patient
+    MAX_FORM_MEMORY_SIZE = 64 * 1024
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session: a tab left open still pays
     WTF_CSRF_SSL_STRICT = True
     SESSION_COOKIE_HTTPONLY = True

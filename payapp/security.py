@@ -57,7 +57,7 @@ PERMISSIONS_POLICY = {
     "camera": "()",
     "microphone": "()",
     "geolocation": "()",
-    "payment": "(self)",
+    "payment": "()",  # only the pay page in Square mode allows it, for Square's frame
     "usb": "()",
 }
 
@@ -80,6 +80,10 @@ def extend_csp_for_square(response):
         sources += [src for src in extra.get(name, []) if src not in sources]
         directives.append(f"{name} {' '.join(sources) or NONE}")
     response.headers["Content-Security-Policy"] = "; ".join(directives)
+    web = SQUARE_CSP[current_app.config["SQUARE_ENVIRONMENT"]]["script-src"][0]
+    response.headers["Permissions-Policy"] = response.headers.get(
+        "Permissions-Policy", ""
+    ).replace("payment=()", f'payment=(self "{web}")')
     return response
 
 

@@ -69,7 +69,7 @@ def test_every_page_has_the_other_security_headers(pages):
         assert h["Cross-Origin-Opener-Policy"] == "same-origin", name
         assert "no-store" in h["Cache-Control"], name
         permissions = h["Permissions-Policy"]
-        for feature in ("camera=()", "microphone=()", "geolocation=()"):
+        for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
             assert feature in permissions, name
 
 

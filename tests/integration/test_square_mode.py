@@ -322,8 +322,11 @@ def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory)
         r'<script src="https://sandbox.web.squarecdn.com/v1/square.js" nonce="', page.text
     )
     assert "demo-card.js" not in page.text and "Demo mode" not in page.text
-    login = client.get("/login").headers["Content-Security-Policy"]
-    assert "squarecdn" not in login and "frame-src 'none'" in login
+    assert 'payment=(self "https://sandbox.web.squarecdn.com")' in page.headers["Permissions-Policy"]
+    login = client.get("/login")
+    assert "squarecdn" not in login.headers["Content-Security-Policy"]
+    assert "frame-src 'none'" in login.headers["Content-Security-Policy"]
+    assert "payment=()" in login.headers["Permissions-Policy"]
 
 
 # --- refunds ------------------------------------------------------------------------------------
