@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import alerts, audit, integrity, links, notify, payments, refunds
+from . import alerts, audit, deployment, integrity, links, notify, payments, refunds
 from .auth import UserError, create_user
 from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
@@ -94,6 +94,27 @@ def check_integrity_command(accept):
         )
 
 
+@click.command("check-deployment")
+def check_deployment_command():
+    """Check this installation: secret, HTTPS, Square keys, webhooks, email TLS, backups,
+    security review. Exits non-zero when something needs attention."""
+    checks = deployment.run_checks(current_app.config, get_session())
+    for check in checks:
+        click.echo(f"{'OK  ' if check.ok else 'TODO'}  {check.name}: {check.detail}")
+    if not all(c.ok for c in checks):
+        raise click.ClickException("Some checks need attention (TODO lines above).")
+
+
+@click.command("record-security-review")
+@click.option("--by", required=True, help="Who did the review (name or email).")
+def record_security_review_command(by):
+    """Record that the team reviewed docs/security/README.md today (due every 90 days)."""
+    deployment.record_review(get_session(), by)
+    audit.record(get_session(), "security.review", detail=f"by {by}"[:500])
+    get_session().commit()
+    click.echo("Recorded. The next review is due in 90 days.")
+
+
 @click.command("script-hashes")
 def script_hashes_command():
     """Print the SHA-384 of every script under static/js (to update static/js/inventory.json)."""
@@ -174,6 +195,8 @@ def init_app(app) -> None:
         run_jobs_command,
         check_square_command,
         check_integrity_command,
+        check_deployment_command,
+        record_security_review_command,
         script_hashes_command,
         demo_setup_command,
     ):

@@ -33,6 +33,7 @@ class Defaults:
     SMTP_TIMEOUT = 15
     MAIL_FROM = "payments@clinic.invalid"
     OUTBOX_DIR = None  # default: <instance>/outbox
+    BACKUP_DIR = None  # default: <instance>/backups (deploy/backup.sh writes there)
 
     SQUARE_ACCESS_TOKEN = None
     SQUARE_APPLICATION_ID = None
@@ -102,6 +103,8 @@ def load_config(app, test_config: dict | None = None) -> None:
         cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "payapp.db")
     if not cfg["OUTBOX_DIR"]:
         cfg["OUTBOX_DIR"] = os.path.join(app.instance_path, "outbox")
+    if not cfg["BACKUP_DIR"]:
+        cfg["BACKUP_DIR"] = os.path.join(app.instance_path, "backups")
     cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"]).rstrip("/")
     cfg["PRODUCTION"] = cfg["ENV"] == "production"
     cfg["SESSION_COOKIE_SECURE"] = cfg["PRODUCTION"]
