@@ -33,30 +33,60 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
     checks = []
     secret = str(cfg.get("SECRET_KEY") or "")
     strong = secret != DEV_SECRET_KEY and len(secret) >= 32 and len(set(secret)) >= 10
-    checks.append(Check(
-        strong,
-        "Secret key",
-        "long and random-looking" if strong else
-        "set PAYAPP_SECRET_KEY to 64 random hex characters (python3 -c \"import secrets; "
-        "print(secrets.token_hex(32))\")",
-    ))
+    checks.append(
+        Check(
+            strong,
+            "Secret key",
+            "long and random-looking"
+            if strong
+            else 'set PAYAPP_SECRET_KEY to 64 random hex characters (python3 -c "import secrets; '
+            'print(secrets.token_hex(32))")',
+        )
+    )
     https = cfg["PRODUCTION"] and cfg["PUBLIC_BASE_URL"].startswith("https://")
-    checks.append(Check(https, "HTTPS",
-                        "production mode with an https:// address" if https else
-                        "set PAYAPP_ENV=production and an https:// PAYAPP_PUBLIC_BASE_URL"))
+    checks.append(
+        Check(
+            https,
+            "HTTPS",
+            "production mode with an https:// address"
+            if https
+            else "set PAYAPP_ENV=production and an https:// PAYAPP_PUBLIC_BASE_URL",
+        )
+    )
     live = not cfg["DEMO_MODE"] and cfg["SQUARE_ENVIRONMENT"] == "production"
-    checks.append(Check(live, "Square",
-                        "production keys" if live else
-                        "demo mode" if cfg["DEMO_MODE"] else "sandbox keys: no real payments"))
-    checks.append(Check(bool(cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY")), "Square webhooks",
-                        "signature key set" if cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY") else
-                        "not configured: refunds made in Square's dashboard won't show up"))
+    checks.append(
+        Check(
+            live,
+            "Square",
+            "production keys"
+            if live
+            else "demo mode"
+            if cfg["DEMO_MODE"]
+            else "sandbox keys: no real payments",
+        )
+    )
+    checks.append(
+        Check(
+            bool(cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY")),
+            "Square webhooks",
+            "signature key set"
+            if cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY")
+            else "not configured: refunds made in Square's dashboard won't show up",
+        )
+    )
     smtp = str(cfg.get("SMTP_URL") or "")
     smtp_tls = smtp.startswith(("smtps://", "smtp+starttls://"))
-    checks.append(Check(smtp_tls, "Email",
-                        "sent over TLS" if smtp_tls else
-                        "plain SMTP (only for a relay on this machine)" if smtp else
-                        "not sent: written to the outbox folder (set PAYAPP_SMTP_URL)"))
+    checks.append(
+        Check(
+            smtp_tls,
+            "Email",
+            "sent over TLS"
+            if smtp_tls
+            else "plain SMTP (only for a relay on this machine)"
+            if smtp
+            else "not sent: written to the outbox folder (set PAYAPP_SMTP_URL)",
+        )
+    )
     checks.append(_backup_check(Path(cfg["BACKUP_DIR"]), now))
     checks.append(_review_check(session, now))
     return checks
@@ -75,13 +105,20 @@ def _backup_check(folder: Path, now: datetime) -> Check:
 def _review_check(session: Session, now: datetime) -> Check:
     setting = session.get(SiteSetting, REVIEW_KEY)
     if setting is None:
-        return Check(False, "Security review", "never recorded: review docs/security/README.md "
-                     "with the team, then run `flask --app payapp record-security-review`")
+        return Check(
+            False,
+            "Security review",
+            "never recorded: review docs/security/README.md "
+            "with the team, then run `flask --app payapp record-security-review`",
+        )
     when = datetime.fromisoformat(json.loads(setting.value)["at"])
     days = (now - when).days
-    return Check(now - when <= REVIEW_EVERY, "Security review",
-                 f"last one {days} day(s) ago" + (" — due again (every 90 days)"
-                                                  if now - when > REVIEW_EVERY else ""))
+    return Check(
+        now - when <= REVIEW_EVERY,
+        "Security review",
+        f"last one {days} day(s) ago"
+        + (" — due again (every 90 days)" if now - when > REVIEW_EVERY else ""),
+    )
 
 
 def record_review(session: Session, by: str, now: datetime | None = None) -> None:
