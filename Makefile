@@ -8,3 +8,5 @@ fast:  ## every test but the browser ones
 	scripts/test -m "not e2e"
 e2e:   ## only the browser tests (HTTPS gunicorn + Chromium)
 	scripts/test -m e2e
+observatory:  ## grade the production site (HTTPS gunicorn) with MDN HTTP Observatory, offline
+	scripts/observatory

@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .money import format_cents
     from .notify import Clinic
     from .views import audit as audit_views
-    from .views import pay, staff, webhooks
+    from .views import pay, staff, users, webhooks
 
     load_config(app, test_config)
     if app.config["PRODUCTION"]:
@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(audit_views.bp)
+    app.register_blueprint(users.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)

@@ -1,13 +1,24 @@
-"""Staff accounts: passwords, login/logout, and the login_required guard."""
+"""Staff accounts: password rules, login in two steps (password, then a TOTP or recovery code),
+per-account throttling and lockout, sessions (rotation, timeouts, log out everywhere),
+re-authentication before sensitive actions, roles, and each user's own account pages.
+
+The functions above the views take plain values and a database session; the views below them
+hold the request and cookie session handling.
+"""
 
 from __future__ import annotations
 
 import functools
+import string
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -17,13 +28,14 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
-from wtforms import EmailField, HiddenField, PasswordField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import audit
+from . import audit, mfa
 from .db import get_session
 from .extensions import limiter
 from .htmx import render
@@ -33,94 +45,550 @@ bp = Blueprint("auth", __name__)
 
 ROLES = ("admin", "staff")
 PASSWORD_MIN = 12
-MAX_FAILED_LOGINS = 10
-LOCKOUT = timedelta(minutes=15)
-# Checked against when the email is unknown, so both cases cost one scrypt verification.
+PASSWORD_MAX = 256
+PASSWORD_MIN_DISTINCT = 5
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+# How long the second login step may wait after a right password.
+SECOND_STEP_SECONDS = 5 * 60
+# Checked against when the password is not checked (unknown email, waiting or locked account),
+# so every login attempt costs one scrypt verification.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+# One message for every refused login, whatever the reason: it must not tell whether the
+# account exists, was mistyped, is waiting after failures, or is locked.
+LOGIN_REFUSED = (
+    "Email or password is incorrect. Check both and try again. After several failed attempts "
+    "you have to wait a few minutes between tries; if you are stuck, ask your clinic's payapp "
+    "administrator."
+)
+CODE_REFUSED = (
+    "That code did not work. Enter the newest 6-digit code from your authenticator app (check "
+    "that your phone's clock is right), or one of your recovery codes."
+)
+TOO_MANY_TRIES = (
+    "Too many wrong attempts. Wait a few minutes and try again, or ask your clinic's payapp "
+    "administrator to unlock your account."
+)
 
 
 class AuthError(Exception):
-    """Login refused; the message is the same whatever the reason, so it reveals nothing."""
+    """A login step or confirmation refused; the message is safe to show as it is."""
 
-    def __init__(self, message: str = "Email or password is incorrect."):
+    def __init__(self, message: str = LOGIN_REFUSED):
         super().__init__(message)
         self.message = message
 
 
 class UserError(ValueError):
-    """A user cannot be created as asked."""
+    """A user cannot be created or changed as asked; the message says why, ``field`` which
+    form field it is about (if one)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# --- Passwords ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line and not line.startswith("#"))
+
+
+def password_problem(password: str | None, email: str = "") -> str | None:
+    """Why this password is refused (a sentence for the user), or None if it is acceptable.
+
+    NIST SP 800-63B: a minimum length, no composition rules, and a check against passwords that
+    are commonly used or expected (here: a list of common ones, with digits or symbols added
+    before or after, one character repeated, the email address)."""
+    password = password or ""
+    if len(password) < PASSWORD_MIN:
+        return f"The password must be at least {PASSWORD_MIN} characters."
+    if len(password) > PASSWORD_MAX:
+        return f"The password can be at most {PASSWORD_MAX} characters."
+    lowered = password.lower()
+    email = (email or "").strip().lower()
+    local_part = email.partition("@")[0]
+    core = lowered.strip(string.digits + string.punctuation + " ")
+    if email and (lowered == email or core in (email, local_part)):
+        return "The password must not be your email address. Choose something else."
+    common = common_passwords()
+    if lowered in common or lowered.replace(" ", "") in common or core in common:
+        return (
+            "That password is one of the most commonly used, so it is easy to guess. Choose "
+            "another: a few unrelated words together work well."
+        )
+    if len(set(lowered)) < PASSWORD_MIN_DISTINCT:
+        return "That password repeats too few characters to be safe. Choose another."
+    return None
+
+
+def check_password_rules(password: str | None, email: str = "") -> None:
+    problem = password_problem(password, email)
+    if problem:
+        raise UserError(problem, "password")
 
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
-def create_user(session: Session, email: str, password: str, role: str) -> StaffUser:
+def _actor(by: StaffUser | None) -> dict:
+    """Audit who-fields: the admin who did it, or the command line."""
+    return {"actor": "staff", "staff_id": by.id} if by else {"actor": "system"}
+
+
+def create_user(
+    session: Session,
+    email: str,
+    password: str,
+    role: str,
+    *,
+    can_refund: bool = False,
+    must_change_password: bool = False,
+    by: StaffUser | None = None,
+) -> StaffUser:
     """Add a staff account (committed)."""
     email = (email or "").strip().lower()
-    if "@" not in email or len(email) > 254:
-        raise UserError("Give a valid email address.")
+    if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        raise UserError("Give a valid email address.", "email")
     if role not in ROLES:
-        raise UserError("Role must be admin or staff.")
-    if len(password or "") < PASSWORD_MIN:
-        raise UserError(f"The password must be at least {PASSWORD_MIN} characters.")
+        raise UserError("Role must be admin or staff.", "role")
+    check_password_rules(password, email)
     if session.scalar(select(StaffUser).where(StaffUser.email == email)):
-        raise UserError(f"A user with email {email} already exists.")
-    user = StaffUser(email=email, password_hash=hash_password(password), role=role)
+        raise UserError(f"A user with email {email} already exists.", "email")
+    user = StaffUser(
+        email=email,
+        password_hash=hash_password(password),
+        role=role,
+        can_refund=can_refund and role == "staff",
+        password_must_change=must_change_password,
+    )
     session.add(user)
     session.flush()
-    audit.record(session, "user.created", detail=f"role {role}")
+    audit.record(session, "user.created", detail=f"user {user.id}, role {role}", **_actor(by))
     session.commit()
     return user
 
 
-def authenticate(session: Session, email: str, password: str, now: datetime | None = None):
-    """The active user with this email and password, or AuthError."""
-    now = now or utcnow()
-    user = session.scalar(select(StaffUser).where(StaffUser.email == (email or "").strip().lower()))
-    if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password or "")
-        audit.record(session, "login.failed", detail="unknown or inactive account", when=now)
-        session.commit()
-        raise AuthError()
-    if user.locked_until and user.locked_until > now:
-        check_password_hash(_DUMMY_HASH, password or "")
-        audit.record(session, "login.locked", staff_id=user.id, when=now)
-        session.commit()
-        raise AuthError("Too many failed attempts. Try again in 15 minutes or ask an admin.")
-    if not check_password_hash(user.password_hash, password or ""):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-            audit.record(session, "account.locked", staff_id=user.id, when=now)
-        audit.record(session, "login.failed", staff_id=user.id, when=now)
-        session.commit()
-        raise AuthError()
+def find_user(session: Session, email: str) -> StaffUser | None:
+    return session.scalar(select(StaffUser).where(StaffUser.email == (email or "").strip().lower()))
+
+
+# --- Failed attempts: growing delays, then a lock ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """After ``delay_after`` failures in a row each try must wait (doubling from ``delay_base``
+    seconds up to ``delay_max``); after ``lock_after`` the account is locked until an admin
+    clears it, or for ``lock_seconds`` if that is set."""
+
+    delay_after: int = 5
+    delay_base: int = 60
+    delay_max: int = 15 * 60
+    lock_after: int = 10
+    lock_seconds: int | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> LoginPolicy:
+        return cls(
+            delay_after=int(cfg["LOGIN_DELAY_AFTER"]),
+            delay_base=int(cfg["LOGIN_DELAY_BASE"]),
+            delay_max=int(cfg["LOGIN_DELAY_MAX"]),
+            lock_after=int(cfg["LOGIN_LOCK_AFTER"]),
+            lock_seconds=None
+            if cfg["LOGIN_LOCK_SECONDS"] is None
+            else int(cfg["LOGIN_LOCK_SECONDS"]),
+        )
+
+    def delay_for(self, failures: int) -> timedelta | None:
+        if failures < self.delay_after:
+            return None
+        seconds = self.delay_base * 2 ** min(failures - self.delay_after, 30)
+        return timedelta(seconds=min(seconds, self.delay_max))
+
+
+def is_locked(user: StaffUser, policy: LoginPolicy, now: datetime) -> bool:
+    if user.locked_at is None:
+        return False
+    return policy.lock_seconds is None or now < user.locked_at + timedelta(
+        seconds=policy.lock_seconds
+    )
+
+
+def is_waiting(user: StaffUser, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
+def is_blocked(user: StaffUser, policy: LoginPolicy, now: datetime) -> bool:
+    """Whether a password or code for this account may be checked at all right now."""
+    return is_locked(user, policy, now) or is_waiting(user, now)
+
+
+def record_failure(
+    session: Session, user: StaffUser, policy: LoginPolicy, now: datetime, reason: str
+) -> None:
+    """Count a wrong password or code: make the next try wait, or lock the account."""
+    user.failed_logins += 1
+    audit.record(session, "login.failed", staff_id=user.id, detail=reason, when=now)
+    if user.failed_logins >= policy.lock_after:
+        if user.locked_at is None or not is_locked(user, policy, now):
+            user.locked_at = now
+            audit.record(
+                session,
+                "account.locked",
+                staff_id=user.id,
+                detail=f"{user.failed_logins} failed attempts in a row",
+                when=now,
+            )
+        user.locked_until = None
+    else:
+        delay = policy.delay_for(user.failed_logins)
+        user.locked_until = now + delay if delay else None
+    session.commit()
+
+
+def clear_failures(user: StaffUser) -> None:
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now
-    audit.record(session, "login", actor="staff", staff_id=user.id, when=now)
-    session.commit()
+    user.locked_at = None
+
+
+# --- Logging in ----------------------------------------------------------------------------------
+
+
+def authenticate(
+    session: Session,
+    email: str,
+    password: str,
+    now: datetime | None = None,
+    policy: LoginPolicy | None = None,
+) -> StaffUser:
+    """The first login step: the active user with this email and password, or AuthError.
+
+    Every refusal raises the same AuthError after one scrypt verification, whether the email is
+    unknown, the password wrong, or the account waiting or locked. A user without a second
+    factor is logged in by this step (``finish_login``); one with a second factor is not yet."""
+    now = now or utcnow()
+    policy = policy or LoginPolicy()
+    user = find_user(session, email)
+    if user is None or not user.active:
+        check_password_hash(_DUMMY_HASH, password or "")
+        audit.record(
+            session,
+            "login.failed",
+            staff_id=user.id if user else None,
+            detail="inactive account" if user else "unknown email",
+            when=now,
+        )
+        session.commit()
+        raise AuthError()
+    if is_blocked(user, policy, now):
+        check_password_hash(_DUMMY_HASH, password or "")
+        why = "account locked" if is_locked(user, policy, now) else "waiting after failures"
+        audit.record(session, "login.failed", staff_id=user.id, detail=f"refused: {why}", when=now)
+        session.commit()
+        raise AuthError()
+    if not check_password_hash(user.password_hash, password or ""):
+        record_failure(session, user, policy, now, "wrong password")
+        raise AuthError()
+    if not user.mfa_enabled:
+        finish_login(session, user, now, "password")
     return user
 
 
-def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never //evil.example or a scheme."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    if any(c in target for c in "\r\n\\"):
-        return None
-    return target
+def verify_second_factor(
+    session: Session,
+    user: StaffUser,
+    code: str,
+    now: datetime | None = None,
+    policy: LoginPolicy | None = None,
+) -> str:
+    """The second login step: a TOTP code (each accepted once) or a recovery code (then used
+    up). Returns ``"totp"`` or ``"recovery code"`` and completes the login; AuthError if not."""
+    now = now or utcnow()
+    policy = policy or LoginPolicy()
+    if not user.active or not user.mfa_enabled:
+        raise AuthError(LOGIN_REFUSED)
+    if is_blocked(user, policy, now):
+        audit.record(
+            session, "login.failed", staff_id=user.id, detail="refused: code step", when=now
+        )
+        session.commit()
+        raise AuthError(TOO_MANY_TRIES)
+    method = None
+    if mfa.looks_like_totp(code):
+        counter = mfa.verify_totp(user.totp_secret, code, user.totp_last_counter, now)
+        if counter is not None:
+            user.totp_last_counter = counter
+            method = "totp"
+    else:
+        remaining = mfa.use_recovery_code(user.recovery_codes, code)
+        if remaining is not None:
+            user.recovery_codes = remaining
+            method = "recovery code"
+            audit.record(
+                session,
+                "mfa.recovery_code_used",
+                actor="staff",
+                staff_id=user.id,
+                detail=f"{mfa.count_recovery_codes(remaining)} left",
+                when=now,
+            )
+    if method is None:
+        record_failure(session, user, policy, now, "wrong code")
+        raise AuthError(TOO_MANY_TRIES if is_blocked(user, policy, now) else CODE_REFUSED)
+    finish_login(session, user, now, f"password and {method}")
+    return method
+
+
+def finish_login(session: Session, user: StaffUser, now: datetime, how: str) -> None:
+    clear_failures(user)
+    user.last_login_at = now
+    audit.record(session, "login", actor="staff", staff_id=user.id, detail=how, when=now)
+    session.commit()
+
+
+def confirm_identity(
+    session: Session,
+    user: StaffUser,
+    *,
+    password: str | None = None,
+    code: str | None = None,
+    now: datetime | None = None,
+    policy: LoginPolicy | None = None,
+) -> None:
+    """Re-authentication inside a session: the password, or a TOTP code. AuthError if wrong;
+    wrong answers count towards the same delays and lock as failed logins."""
+    now = now or utcnow()
+    policy = policy or LoginPolicy()
+    if is_blocked(user, policy, now):
+        raise AuthError(TOO_MANY_TRIES)
+    if code is not None:
+        counter = mfa.verify_totp(user.totp_secret, code, user.totp_last_counter, now)
+        ok = user.mfa_enabled and counter is not None
+        if ok:
+            user.totp_last_counter = counter
+        wrong = "That code did not work. Enter the newest 6-digit code from your authenticator app."
+    else:
+        ok = check_password_hash(user.password_hash, password or "")
+        wrong = "That password is not right. Try again."
+    if not ok:
+        record_failure(
+            session, user, policy, now, f"wrong {'code' if code else 'password'} to confirm"
+        )
+        raise AuthError(TOO_MANY_TRIES if is_blocked(user, policy, now) else wrong)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(session, "reauth", actor="staff", staff_id=user.id, when=now)
+    session.commit()
+
+
+# --- A user's own account -----------------------------------------------------------------------
+
+
+def change_password(
+    session: Session,
+    user: StaffUser,
+    current: str,
+    new: str,
+    now: datetime | None = None,
+    policy: LoginPolicy | None = None,
+) -> None:
+    """Set a new password (committed); every other session of this user ends."""
+    now = now or utcnow()
+    policy = policy or LoginPolicy()
+    if is_blocked(user, policy, now):
+        raise AuthError(TOO_MANY_TRIES)
+    if not check_password_hash(user.password_hash, current or ""):
+        record_failure(session, user, policy, now, "wrong current password")
+        raise AuthError(
+            TOO_MANY_TRIES
+            if is_blocked(user, policy, now)
+            else "Your current password is not right. Try again."
+        )
+    check_password_rules(new, user.email)
+    if check_password_hash(user.password_hash, new):
+        raise UserError("The new password must be different from the current one.")
+    user.password_hash = hash_password(new)
+    user.password_must_change = False
+    user.failed_logins = 0
+    user.locked_until = None
+    user.session_generation += 1
+    audit.record(session, "password.changed", actor="staff", staff_id=user.id, when=now)
+    session.commit()
+
+
+def log_out_everywhere(session: Session, user: StaffUser) -> None:
+    """End every session of this user, on every device (committed)."""
+    user.session_generation += 1
+    audit.record(session, "sessions.revoked", actor="staff", staff_id=user.id)
+    session.commit()
+
+
+def start_mfa_enrolment(session: Session, user: StaffUser) -> str:
+    """The secret to show for enrolment: a new one, or the one of an enrolment in progress."""
+    if user.mfa_enabled:
+        raise UserError("Two-step verification is already on for this account.")
+    if not user.totp_secret:
+        user.totp_secret = mfa.new_secret()
+        session.commit()
+    return user.totp_secret
+
+
+def confirm_mfa_enrolment(
+    session: Session, user: StaffUser, code: str, now: datetime | None = None
+) -> list[str]:
+    """Turn TOTP on once the user proves their app has the secret; returns the recovery codes
+    (shown once; only their digests are kept)."""
+    now = now or utcnow()
+    if user.mfa_enabled:
+        raise UserError("Two-step verification is already on for this account.")
+    counter = mfa.verify_totp(user.totp_secret or "", code, None, now)
+    if counter is None:
+        raise UserError(
+            "That code did not match. Check that you added the key shown here, then enter the "
+            "newest 6-digit code your app shows."
+        )
+    codes = mfa.new_recovery_codes()
+    user.mfa_enabled_at = now
+    user.totp_last_counter = counter
+    user.recovery_codes = mfa.store_recovery_codes(codes)
+    audit.record(session, "mfa.enrolled", actor="staff", staff_id=user.id, when=now)
+    session.commit()
+    return codes
+
+
+def regenerate_recovery_codes(session: Session, user: StaffUser) -> list[str]:
+    """New recovery codes replace all the old ones (committed)."""
+    if not user.mfa_enabled:
+        raise UserError("Turn on two-step verification first.")
+    codes = mfa.new_recovery_codes()
+    user.recovery_codes = mfa.store_recovery_codes(codes)
+    audit.record(session, "mfa.recovery_codes_replaced", actor="staff", staff_id=user.id)
+    session.commit()
+    return codes
+
+
+# --- Admins changing users ----------------------------------------------------------------------
+
+
+def deactivate_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
+    """The account can no longer log in, and its sessions end (committed)."""
+    if by is not None and by.id == user.id:
+        raise UserError("You can't deactivate your own account. Ask another admin.")
+    user.active = False
+    user.session_generation += 1
+    audit.record(session, "user.deactivated", detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+def reactivate_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
+    user.active = True
+    audit.record(session, "user.reactivated", detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+def unlock_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
+    """Clear failed attempts, waits and the lock (committed)."""
+    clear_failures(user)
+    audit.record(session, "user.unlocked", detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+def set_refund_permission(
+    session: Session, user: StaffUser, allowed: bool, by: StaffUser | None
+) -> None:
+    if user.role == "admin" and by is not None:
+        raise UserError("Admins can always refund payments.")
+    user.can_refund = allowed
+    action = "user.refunds_granted" if allowed else "user.refunds_revoked"
+    audit.record(session, action, detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+def reset_mfa(session: Session, user: StaffUser, by: StaffUser | None) -> None:
+    """Remove the second factor and recovery codes; the user sets it up again at next login
+    (if their role needs it). Their sessions end (committed)."""
+    user.totp_secret = None
+    user.mfa_enabled_at = None
+    user.totp_last_counter = None
+    user.recovery_codes = ""
+    user.session_generation += 1
+    audit.record(session, "user.mfa_reset", detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+def set_temporary_password(
+    session: Session, user: StaffUser, password: str, by: StaffUser | None
+) -> None:
+    """An admin's reset for a forgotten password: the user must choose their own at next login;
+    the lock is cleared and their sessions end (committed)."""
+    if by is not None and by.id == user.id:
+        raise UserError("Change your own password on the Your account page.")
+    check_password_rules(password, user.email)
+    user.password_hash = hash_password(password)
+    user.password_must_change = True
+    clear_failures(user)
+    user.session_generation += 1
+    audit.record(session, "user.password_reset", detail=f"user {user.id}", **_actor(by))
+    session.commit()
+
+
+# --- Sessions and guards ------------------------------------------------------------------------
+
+
+def _now_ts() -> int:
+    return int(utcnow().timestamp())
+
+
+def login_policy() -> LoginPolicy:
+    return LoginPolicy.from_config(current_app.config)
+
+
+def mfa_required(user: StaffUser) -> bool:
+    return user.role == "admin" or bool(current_app.config["REQUIRE_MFA_FOR_STAFF"])
+
+
+# Pages a logged-in user may still open while setup (two-step, own password) is outstanding.
+SETUP_ENDPOINTS = {
+    "auth.show_mfa_setup",
+    "auth.submit_mfa_setup",
+    "auth.show_change_password",
+    "auth.submit_change_password",
+}
+
+
+def pending_setup(user: StaffUser) -> str | None:
+    """The endpoint of what this user must do before anything else, if anything."""
+    if mfa_required(user) and not user.mfa_enabled:
+        return "auth.show_mfa_setup"
+    if user.password_must_change:
+        return "auth.show_change_password"
+    return None
+
+
+def start_session(user: StaffUser) -> None:
+    """A fresh session for this user: nothing from before carries over."""
+    session.clear()
+    now = _now_ts()
+    session["staff_id"] = user.id
+    session["gen"] = user.session_generation
+    session["login_at"] = session["seen_at"] = session["reauth_at"] = now
+    session.permanent = True
 
 
 def load_current_staff() -> None:
-    """Set g.staff from the session, ending sessions that sat idle or lived too long."""
+    """Set g.staff from the session, ending sessions that sat idle, lived too long, or were
+    ended elsewhere (log out everywhere, a password change, deactivation)."""
     g.staff = None
     staff_id = session.get("staff_id")
     if staff_id is None:
         return
-    now = int(utcnow().timestamp())
+    now = _now_ts()
     cfg = current_app.config
     idle = now - int(session.get("seen_at", 0))
     age = now - int(session.get("login_at", 0))
@@ -129,30 +597,134 @@ def load_current_staff() -> None:
         flash("You were logged out after a period of inactivity. Please log in again.", "info")
         return
     user = get_session().get(StaffUser, staff_id)
-    if user is not None and user.active:
-        g.staff = user
-        session["seen_at"] = now
+    if user is None or not user.active or session.get("gen") != user.session_generation:
+        session.clear()
+        flash("Your session was ended. Please log in again.", "info")
+        return
+    g.staff = user
+    session["seen_at"] = now
+
+
+def _go(target: str, code: int = 302):
+    """Redirect; htmx requests get HX-Redirect so the whole page moves, not a fragment."""
+    if request.headers.get("HX-Request") == "true":
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303 if request.method == "POST" else code)
 
 
 def login_required(view):
+    """Logged in, with any required setup (two-step verification, own password) done."""
+
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if g.get("staff") is None:
-            target = url_for("auth.show_login", next=request.full_path.rstrip("?"))
-            if request.headers.get("HX-Request") == "true":
-                response = current_app.response_class(status=204)
-                response.headers["HX-Redirect"] = target
-                return response
-            return redirect(target)
+            return _go(url_for("auth.show_login", next=request.full_path.rstrip("?")))
+        setup = pending_setup(g.staff)
+        if setup and request.endpoint not in SETUP_ENDPOINTS:
+            return _go(url_for(setup))
         return view(*args, **kwargs)
 
     return wrapped
 
 
+def role_required(role: str):
+    """Logged in and of this role; 403 for other roles."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            if g.staff.role != role:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return login_required(checked)
+
+    return decorate
+
+
+def referring_page() -> str:
+    """The local page a POST's form was on (from the Referer), else the link list."""
+    referer = request.headers.get("Referer", "")
+    parts = urlsplit(referer)
+    if referer and parts.netloc in ("", request.host):
+        target = safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+        if target and not target.startswith(url_for("auth.show_reauth")):
+            return target
+    return url_for("staff.list_links")
+
+
+def reauth_required(view):
+    """Logged in, and the password or a TOTP code confirmed within REAUTH_WINDOW seconds.
+
+    Otherwise a GET goes to /reauth and comes back; a POST is not replayed: it goes (303) to
+    /reauth with next= the page its form was on, where the user can submit it again."""
+
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        confirmed_at = int(session.get("reauth_at", 0))
+        if _now_ts() - confirmed_at > int(current_app.config["REAUTH_WINDOW"]):
+            # A GET comes back to itself; a POST to the page its form was on (never replayed).
+            back = request.full_path.rstrip("?") if request.method == "GET" else referring_page()
+            flash("For your security, confirm it's you before you continue.", "info")
+            return _go(url_for("auth.show_reauth", next=back))
+        return view(*args, **kwargs)
+
+    return login_required(checked)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: never //evil.example or a scheme. Control characters are
+    refused too: browsers (and werkzeug's Location header) drop tabs, so a slash, a tab and
+    "/evil.example" would become "//evil.example"."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(c == "\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _after_login_target(user: StaffUser, wanted: str | None) -> str:
+    setup = pending_setup(user)
+    if setup:
+        session["after_setup"] = safe_next(wanted) or ""
+        return url_for(setup)
+    return safe_next(wanted) or url_for("staff.list_links")
+
+
+# --- Views: logging in and out ------------------------------------------------------------------
+
+
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=PASSWORD_MAX)])
     next = HiddenField()
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Authentication code", validators=[DataRequired(), Length(max=40)])
+
+
+class ReauthForm(FlaskForm):
+    password = PasswordField("Password", validators=[Length(max=PASSWORD_MAX)])
+    code = StringField("Authentication code", validators=[Length(max=40)])
+    method = HiddenField()
+    next = HiddenField()
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[Length(max=PASSWORD_MAX)])
+    new = PasswordField("New password", validators=[Length(max=PASSWORD_MAX)])
+    confirm = PasswordField("New password again", validators=[Length(max=PASSWORD_MAX)])
+
+
+login_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_LOGIN"], scope="login")
 
 
 @bp.get("/login")
@@ -162,27 +734,275 @@ def show_login():
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"])
+@login_limit
 def submit_login():
     form = LoginForm()
     if not form.validate():
         return render("auth/login.html", form=form, status_code=422)
     try:
-        user = authenticate(get_session(), form.email.data, form.password.data)
+        user = authenticate(
+            get_session(), form.email.data, form.password.data, policy=login_policy()
+        )
     except AuthError as exc:
         return render("auth/login.html", form=form, error=exc.message, status_code=422)
-    session.clear()  # a fresh session on login: nothing from before carries over
-    session["staff_id"] = user.id
-    session["login_at"] = session["seen_at"] = int(utcnow().timestamp())
-    session.permanent = True
-    return redirect(safe_next(form.next.data) or url_for("staff.list_links"), code=303)
+    wanted = safe_next(form.next.data)
+    session.clear()  # a fresh session at each step: nothing from before carries over
+    if user.mfa_enabled:
+        session["pending_staff_id"] = user.id
+        session["pending_at"] = _now_ts()
+        session["pending_next"] = wanted or ""
+        return redirect(url_for("auth.show_second_step"), code=303)
+    start_session(user)
+    return redirect(_after_login_target(user, wanted), code=303)
+
+
+def _pending_user() -> StaffUser | None:
+    """The user between the two login steps, if that step is still fresh."""
+    user_id = session.get("pending_staff_id")
+    if user_id is None or _now_ts() - int(session.get("pending_at", 0)) > SECOND_STEP_SECONDS:
+        return None
+    return get_session().get(StaffUser, user_id)
+
+
+def _restart_login():
+    session.clear()
+    flash("Log in again: the code step waits only a few minutes.", "info")
+    return redirect(url_for("auth.show_login"), code=303)
+
+
+@bp.get("/login/code")
+def show_second_step():
+    if _pending_user() is None:
+        return _restart_login()
+    return render("auth/second_step.html", form=CodeForm())
+
+
+@bp.post("/login/code")
+@login_limit
+def submit_second_step():
+    user = _pending_user()
+    if user is None:
+        return _restart_login()
+    form = CodeForm()
+    if not form.validate():
+        return render("auth/second_step.html", form=form, error="Enter the code.", status_code=422)
+    try:
+        method = verify_second_factor(get_session(), user, form.code.data, policy=login_policy())
+    except AuthError as exc:
+        return render("auth/second_step.html", form=form, error=exc.message, status_code=422)
+    wanted = session.get("pending_next")
+    start_session(user)
+    if method == "recovery code":
+        left = mfa.count_recovery_codes(user.recovery_codes)
+        flash(
+            f"You used a recovery code (each works once); you have {left} left. If your phone "
+            "is lost, ask an admin to reset two-step verification; you can make new codes on "
+            "Your account.",
+            "warning",
+        )
+    return redirect(_after_login_target(user, wanted), code=303)
 
 
 @bp.post("/logout")
 def submit_logout():
+    if g.get("staff") is not None:
+        # Sessions are signed cookies: only a new generation stops a copy of this one (taken
+        # from a shared PC or a proxy log) from working on. It ends the user's other sessions too.
+        g.staff.session_generation += 1
+        audit.record(get_session(), "logout", actor="staff", staff_id=g.staff.id)
+        get_session().commit()
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.show_login"), code=303)
+
+
+# --- Views: re-authentication -------------------------------------------------------------------
+
+
+def _reauth_method(user: StaffUser, asked: str | None) -> str:
+    return "code" if user.mfa_enabled and asked != "password" else "password"
+
+
+@bp.get("/reauth")
+@login_required
+def show_reauth():
+    method = _reauth_method(g.staff, request.args.get("with"))
+    form = ReauthForm(method=method, next=safe_next(request.args.get("next")) or "")
+    return render("auth/reauth.html", form=form, method=method)
+
+
+@bp.post("/reauth")
+@login_limit
+@login_required
+def submit_reauth():
+    form = ReauthForm()
+    method = _reauth_method(g.staff, form.method.data)
+    form.method.data = method
+    if not form.validate():
+        return render("auth/reauth.html", form=form, method=method, status_code=422)
+    try:
+        confirm_identity(
+            get_session(),
+            g.staff,
+            password=form.password.data if method == "password" else None,
+            code=form.code.data if method == "code" else None,
+            policy=login_policy(),
+        )
+    except AuthError as exc:
+        if is_locked(g.staff, login_policy(), utcnow()):
+            session.clear()
+            flash(TOO_MANY_TRIES, "error")
+            return redirect(url_for("auth.show_login"), code=303)
+        return render(
+            "auth/reauth.html", form=form, method=method, error=exc.message, status_code=422
+        )
+    session["reauth_at"] = _now_ts()
+    return redirect(safe_next(form.next.data) or url_for("staff.list_links"), code=303)
+
+
+# --- Views: the user's own account --------------------------------------------------------------
+
+
+@bp.get("/account")
+@login_required
+def show_account():
+    return render(
+        "auth/account.html",
+        user=g.staff,
+        codes_left=mfa.count_recovery_codes(g.staff.recovery_codes),
+        mfa_required=mfa_required(g.staff),
+    )
+
+
+@bp.get("/account/password")
+@login_required
+def show_change_password():
+    return render("auth/password.html", form=PasswordChangeForm(), errors={})
+
+
+@bp.post("/account/password")
+@login_limit
+@login_required
+def submit_change_password():
+    form = PasswordChangeForm()
+    errors = {}
+    if not form.validate():
+        errors["form"] = "Some fields are too long. Shorten them and try again."
+    elif not form.current.data:
+        errors["current"] = "Enter your current password."
+    elif (form.new.data or "") != (form.confirm.data or ""):
+        errors["confirm"] = "The two new passwords are not the same. Type them again."
+    else:
+        try:
+            change_password(
+                get_session(), g.staff, form.current.data, form.new.data, policy=login_policy()
+            )
+        except AuthError as exc:
+            if is_locked(g.staff, login_policy(), utcnow()):
+                session.clear()
+                flash(TOO_MANY_TRIES, "error")
+                return redirect(url_for("auth.show_login"), code=303)
+            errors["current"] = exc.message
+        except UserError as exc:
+            errors["new"] = str(exc)
+    if errors:
+        return render("auth/password.html", form=form, errors=errors, status_code=422)
+    # This session stays; every other one ends.
+    session["gen"] = g.staff.session_generation
+    session["reauth_at"] = _now_ts()
+    flash("Your password was changed. You were logged out on your other devices.", "success")
+    if pending_setup(g.staff):
+        return redirect(url_for(pending_setup(g.staff)), code=303)
+    return redirect(safe_next(session.pop("after_setup", "")) or url_for("auth.show_account"), 303)
+
+
+@bp.get("/account/two-step")
+@login_required
+def show_mfa_setup():
+    if g.staff.mfa_enabled:
+        flash("Two-step verification is already on.", "info")
+        return redirect(url_for("auth.show_account"))
+    return _render_mfa_setup(CodeForm())
+
+
+def _render_mfa_setup(form: CodeForm, error: str | None = None, status_code: int = 200):
+    secret = start_mfa_enrolment(get_session(), g.staff)
+    issuer = f"{current_app.config['CLINIC_NAME']} payapp"
+    uri = mfa.provisioning_uri(secret, g.staff.email, issuer)
+    return render(
+        "auth/mfa_setup.html",
+        form=form,
+        error=error,
+        # segno's own SVG markup; the URI inside (with the email) is drawn as modules, not text.
+        qr=Markup(mfa.qr_svg(uri)),  # noqa: S704  # nosec B704 - see docs/security/bandit.md
+        secret=mfa.grouped(secret),
+        issuer=issuer,
+        required=mfa_required(g.staff),
+        status_code=status_code,
+    )
+
+
+@bp.post("/account/two-step")
+@login_limit
+@login_required
+def submit_mfa_setup():
+    if g.staff.mfa_enabled:
+        return redirect(url_for("auth.show_account"), code=303)
+    form = CodeForm()
+    if not form.validate():
+        return _render_mfa_setup(form, "Enter the 6-digit code from your app.", 422)
+    try:
+        codes = confirm_mfa_enrolment(get_session(), g.staff, form.code.data)
+    except UserError as exc:
+        return _render_mfa_setup(form, str(exc), 422)
+    session["reauth_at"] = _now_ts()
+    return render(
+        "auth/recovery_codes.html",
+        codes=codes,
+        just_enrolled=True,
+        continue_to=_continue_after_setup(),
+    )
+
+
+def _continue_after_setup() -> str:
+    if pending_setup(g.staff):
+        return url_for(pending_setup(g.staff))
+    return safe_next(session.pop("after_setup", "")) or url_for("staff.list_links")
+
+
+@bp.post("/account/recovery-codes")
+@reauth_required
+def submit_new_recovery_codes():
+    try:
+        codes = regenerate_recovery_codes(get_session(), g.staff)
+    except UserError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("auth.show_account"), code=303)
+    return render(
+        "auth/recovery_codes.html",
+        codes=codes,
+        just_enrolled=False,
+        continue_to=url_for("auth.show_account"),
+    )
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def submit_logout_everywhere():
+    log_out_everywhere(get_session(), g.staff)
+    session.clear()
+    flash("You are logged out on every device, this one included. Log in again to go on.", "info")
+    return redirect(url_for("auth.show_login"), code=303)
+
+
+# --- Command line -------------------------------------------------------------------------------
+
+
+def _user_or_fail(email: str) -> StaffUser:
+    user = find_user(get_session(), email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
 
 
 @click.command("create-user")
@@ -196,6 +1016,8 @@ def create_user_command(email, role, password):
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {user.role} {user.email}.")
+    if user.role == "admin":
+        click.echo("At first login they set up two-step verification with an authenticator app.")
 
 
 @click.command("allow-refunds")
@@ -203,23 +1025,40 @@ def create_user_command(email, role, password):
 @click.option("--revoke", is_flag=True, help="Take the permission away instead.")
 def allow_refunds_command(email, revoke):
     """Let a staff account refund payments (admins always can)."""
-    session = get_session()
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
-    if user is None:
-        raise click.ClickException(f"No user with email {email}.")
-    user.can_refund = not revoke
-    audit.record(
-        session,
-        "user.changed",
-        staff_id=None,
-        detail=f"{'revoked' if revoke else 'granted'} refunds for user {user.id}",
-    )
-    session.commit()
+    user = _user_or_fail(email)
+    set_refund_permission(get_session(), user, not revoke, by=None)
     click.echo(f"{user.email} {'can no longer' if revoke else 'can now'} refund payments.")
+
+
+@click.command("unlock-user")
+@click.argument("email")
+def unlock_user_command(email):
+    """Clear a locked account's failed logins (for when no admin can log in)."""
+    user = _user_or_fail(email)
+    unlock_user(get_session(), user, by=None)
+    click.echo(f"{user.email} is unlocked and can log in again.")
+
+
+@click.command("reset-mfa")
+@click.argument("email")
+def reset_mfa_command(email):
+    """Remove an account's two-step verification (a lost phone); set up again at next login."""
+    user = _user_or_fail(email)
+    reset_mfa(get_session(), user, by=None)
+    click.echo(f"Two-step verification removed for {user.email}; they set it up at next login.")
 
 
 def init_app(app) -> None:
     app.before_request(load_current_staff)
+    # The staff menu hides its links while the user still has to finish setup.
+    app.jinja_env.globals["staff_setup_pending"] = lambda: bool(
+        g.get("staff") and pending_setup(g.staff)
+    )
     app.register_blueprint(bp)
-    app.cli.add_command(create_user_command)
-    app.cli.add_command(allow_refunds_command)
+    for command in (
+        create_user_command,
+        allow_refunds_command,
+        unlock_user_command,
+        reset_mfa_command,
+    ):
+        app.cli.add_command(command)

@@ -12,6 +12,7 @@ from .gateways import GatewayError, GatewayUnknown
 from .models import StaffUser
 
 DEMO_EMAIL = "admin@example.com"
+DEMO_FRONT_DESK = "frontdesk@example.com"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production refuses it
 
 
@@ -174,18 +175,20 @@ def demo_setup_command():
         raise click.ClickException("demo-setup is for development mode only.")
     upgrade_schema(current_app.extensions["payapp.engine"])
     session = get_session()
-    if session.query(StaffUser).filter_by(email=DEMO_EMAIL).first() is None:
-        try:
-            create_user(session, DEMO_EMAIL, DEMO_PASSWORD, "admin")
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
+    for email, role in ((DEMO_EMAIL, "admin"), (DEMO_FRONT_DESK, "staff")):
+        if session.query(StaffUser).filter_by(email=email).first() is None:
+            try:
+                create_user(session, email, DEMO_PASSWORD, role)
+            except UserError as exc:
+                raise click.ClickException(str(exc)) from None
     mode = "demo card gateway (no Square keys)" if cfg["DEMO_MODE"] else "Square"
     click.echo("")
     mail = "through SMTP" if cfg["SMTP_URL"] else f"to {cfg['OUTBOX_DIR']}"
     click.echo(f"  payapp is ready: {mode}; mail goes {mail}")
-    click.echo(f"  Log in at {cfg['PUBLIC_BASE_URL']}/login")
-    click.echo(f"    Email:    {DEMO_EMAIL}")
-    click.echo(f"    Password: {DEMO_PASSWORD}")
+    click.echo(f"  Log in at {cfg['PUBLIC_BASE_URL']}/login (password for both: {DEMO_PASSWORD})")
+    click.echo(f"    Front desk: {DEMO_FRONT_DESK}  (creates and sends payment links)")
+    click.echo(f"    Admin:      {DEMO_EMAIL}  (also refunds and users; sets up two-step")
+    click.echo("                verification with an authenticator app at first login)")
     click.echo("")
 
 

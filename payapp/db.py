@@ -25,6 +25,7 @@ def make_engine(url: str) -> Engine:
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_size=10,
             max_overflow=40,
+            hide_parameters=True,  # SQL logging or errors never show values (hashes, secrets)
         )
 
         @event.listens_for(engine, "connect")
@@ -37,7 +38,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def init_app(app) -> None:

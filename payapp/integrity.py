@@ -88,7 +88,7 @@ def refuse_changed_scripts():
     if request.endpoint != "static":
         return None
     filename = (request.view_args or {}).get("filename", "")
-    if not filename.endswith((".js", ".mjs")):
+    if not filename.lower().endswith((".js", ".mjs", ".cjs")):
         return None
     inventory: Inventory = current_app.extensions["payapp.inventory"]
     if inventory.is_intact(current_app.static_folder, filename):

@@ -5,6 +5,7 @@ States (DESIGN.md §2): open -> paid -> (partially_)refunded; open -> expired | 
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -302,13 +303,17 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
         raise LinkError.not_found()
     try:
         public_id, expires_ts = URLSafeSerializer(secret_key, salt=TOKEN_SALT).loads(token)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):
         raise LinkError.not_found() from None
     if not isinstance(public_id, str) or not isinstance(expires_ts, int):
         raise LinkError.not_found()
     link = session.scalar(select(PaymentLink).where(PaymentLink.public_id == public_id))
     # The token's expiry must be the link's own: a token never outlives the link.
     if link is None or int(link.expires_at.timestamp()) != expires_ts:
+        raise LinkError.not_found()
+    # Only the exact spelling we issued: base64 decoding forgives padding, alphabet variants and
+    # unused bits, and no control keyed on the token text should be sidestepped that way.
+    if not hmac.compare_digest(token.encode(), sign_token(link, secret_key).encode()):
         raise LinkError.not_found()
     return link
 
@@ -423,7 +428,7 @@ def search_links(
         stmt = stmt.where(PaymentLink.status == OPEN, PaymentLink.expires_at > now)
     elif status in STATUSES:
         stmt = stmt.where(PaymentLink.status == status)
-    query = " ".join(query.split())[:100]
+    query = " ".join(_CONTROL.sub(" ", query).split())[:100]  # NUL would end SQLite's LIKE
     if query:
         # LIKE wildcards in the search are literal text, not patterns.
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

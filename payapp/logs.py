@@ -41,6 +41,8 @@ def install() -> None:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the record
             message = str(record.msg)
+        if record.name.startswith("sqlalchemy.engine") and message.startswith("Row"):
+            message = "Row [redacted]"  # result rows can hold password hashes and TOTP secrets
         record.msg, record.args = redact(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))

@@ -45,9 +45,27 @@ class StaffUser(Base):
     # Admins can always refund; staff only when an admin gives them this permission.
     can_refund: Mapped[bool] = mapped_column(default=False, server_default=false())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # After a few failures each try must wait until this time; after more, locked_at locks the
+    # account until an admin clears it (auth.py).
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by an admin who gives a temporary password: the user picks their own at next login.
+    password_must_change: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The TOTP second factor counts as on once confirmed with a code; totp_secret alone may be an
+    # enrolment in progress.
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The time step of the last TOTP code accepted: that code and older ones are refused.
+    totp_last_counter: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 digests of the unused recovery codes, one a line (mfa.py).
+    recovery_codes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Kept in each session at login; bumping it ends every session of this user.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.mfa_enabled_at is not None and bool(self.totp_secret)
 
 
 class PaymentLink(Base):

@@ -3,7 +3,7 @@ and the headers Talisman does not set."""
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import abort, current_app, g, request
 
 from .extensions import csrf, limiter, talisman
 
@@ -81,9 +81,9 @@ def extend_csp_for_square(response):
         directives.append(f"{name} {' '.join(sources) or NONE}")
     response.headers["Content-Security-Policy"] = "; ".join(directives)
     web = SQUARE_CSP[current_app.config["SQUARE_ENVIRONMENT"]]["script-src"][0]
-    response.headers["Permissions-Policy"] = response.headers.get(
-        "Permissions-Policy", ""
-    ).replace("payment=()", f'payment=(self "{web}")')
+    response.headers["Permissions-Policy"] = response.headers.get("Permissions-Policy", "").replace(
+        "payment=()", f'payment=(self "{web}")'
+    )
     return response
 
 
@@ -111,6 +111,19 @@ def init_app(app) -> None:
     limiter.init_app(app)
     csrf.init_app(app)
     app.after_request(add_security_headers)
+    app.before_request(refuse_repeated_fields)
+
+
+def refuse_repeated_fields():
+    """Strict form parsing: none of our forms sends a field twice, so a repeated field (two CSRF
+    tokens, two amounts) is an attack or a bug, never a patient: 400 before anything reads it."""
+    form_types = ("application/x-www-form-urlencoded", "multipart/form-data")
+    if (
+        request.method == "POST"
+        and request.mimetype in form_types
+        and any(len(values) > 1 for values in request.form.listvalues())
+    ):
+        abort(400)
 
 
 def add_security_headers(response):

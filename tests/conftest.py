@@ -6,16 +6,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pyotp
 import pytest
 
 from payapp import create_app
-from payapp.auth import create_user
+from payapp.auth import create_user, find_user
 from payapp.db import get_session, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
+from payapp.mfa import counter_at
+from payapp.models import utcnow
 
 STAFF_EMAIL = "frontdesk@example.com"
 STAFF_PASSWORD = "correct horse battery"  # noqa: S105
 ADMIN_EMAIL = "admin@example.com"
+# Admins must use TOTP: the test admin is enrolled with this secret, and log_in() computes codes.
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105
 TEST_SECRET = "test-secret-key-" + "k" * 40
 
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -52,7 +57,9 @@ def app(tmp_path, monkeypatch, config_overrides):
     with application.app_context():
         upgrade_schema(application.extensions["payapp.engine"])
         create_user(get_session(), STAFF_EMAIL, STAFF_PASSWORD, "staff")
-        create_user(get_session(), ADMIN_EMAIL, STAFF_PASSWORD, "admin")
+        admin = create_user(get_session(), ADMIN_EMAIL, STAFF_PASSWORD, "admin")
+        admin.totp_secret, admin.mfa_enabled_at = ADMIN_TOTP_SECRET, utcnow()
+        get_session().commit()
     yield application
     application.extensions["payapp.engine"].dispose()
 
@@ -73,9 +80,29 @@ def gateway(app):
     return app.extensions["payapp.gateway"]
 
 
-def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=""):
+def fresh_totp(app, email, secret) -> str:
+    """A TOTP code the app will accept now: within one step of the current time and later than
+    the last step this user has used (a code is accepted only once)."""
+    with app.app_context():
+        last = find_user(get_session(), email).totp_last_counter
+    now = counter_at(utcnow())
+    for counter in (now - 1, now, now + 1):
+        if last is None or counter > last:
+            return pyotp.TOTP(secret).generate_otp(counter)
+    raise AssertionError("every TOTP step in the window is used: travel in time first")
+
+
+def submit_code(client, code):
+    """The second login step: the code from the authenticator app (or a recovery code)."""
+    page = client.get("/login/code")
+    return client.post("/login/code", data={"code": code, "csrf_token": csrf_from(page.text)})
+
+
+def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url="", totp_secret=None):
+    """Log in like a browser. When the password step asks for a code and the secret is known
+    (given, or the test admin's), the code step is done too and its response returned."""
     page = client.get("/login" + (f"?next={next_url}" if next_url else ""))
-    return client.post(
+    response = client.post(
         "/login",
         data={
             "email": email,
@@ -84,6 +111,12 @@ def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=""):
             "next": next_url,
         },
     )
+    if response.status_code == 303 and response.headers["Location"] == "/login/code":
+        if totp_secret is None and email.strip().lower() == ADMIN_EMAIL:
+            totp_secret = ADMIN_TOTP_SECRET
+        if totp_secret:
+            response = submit_code(client, fresh_totp(client.application, email, totp_secret))
+    return response
 
 
 @pytest.fixture
@@ -92,6 +125,15 @@ def staff(app):
     c = app.test_client()
     response = log_in(c)
     assert response.status_code == 303
+    return c
+
+
+@pytest.fixture
+def admin(app):
+    """A logged-in admin client (password and TOTP code)."""
+    c = app.test_client()
+    response = log_in(c, email=ADMIN_EMAIL)
+    assert response.status_code == 303, response.status_code
     return c
 
 

@@ -6,20 +6,29 @@ from payapp.logs import redact
 
 
 def test_redaction_removes_every_kind_of_secret():
-    text = ("GET /pay/WyJqeVR1Tl81cTRSMS01YTl4IiwxNzk2ODk1Mjk1XQ.KScvw9eEqBJsWnMmuHIST7innl4 "
-            "source cnon:card-nonce-ok token EAAAl1x2y3z4-secret Authorization: Bearer abc.def "
-            "to jane.doe@example.com and +14155552671")
+    text = (
+        "GET /pay/WyJqeVR1Tl81cTRSMS01YTl4IiwxNzk2ODk1Mjk1XQ.KScvw9eEqBJsWnMmuHIST7innl4 "
+        "source cnon:card-nonce-ok token EAAAl1x2y3z4-secret Authorization: Bearer abc.def "
+        "to jane.doe@example.com and +14155552671"
+    )
     clean = redact(text)
-    for secret in ("WyJqeVR1", "card-nonce-ok", "l1x2y3z4-secret", "abc.def", "jane.doe@",
-                   "4155552671"):
+    for secret in (
+        "WyJqeVR1",
+        "card-nonce-ok",
+        "l1x2y3z4-secret",
+        "abc.def",
+        "jane.doe@",
+        "4155552671",
+    ):
         assert secret not in clean, secret
     assert "/pay/[token]" in clean and "j***@example.com" in clean and "+***2671" in clean
 
 
 def test_records_are_redacted_for_every_logger_and_handler(app, caplog):
     caplog.set_level(logging.INFO)
-    logging.getLogger("some.library").warning("retrying %s for %s", "/pay/abcdefghijkl123",
-                                              "someone@example.org")
+    logging.getLogger("some.library").warning(
+        "retrying %s for %s", "/pay/abcdefghijkl123", "someone@example.org"
+    )
     try:
         raise ValueError("token EAAAsecretsecret")
     except ValueError:

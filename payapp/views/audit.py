@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
 from .. import audit
-from ..auth import login_required
+from ..auth import role_required
 from ..db import get_session
 from ..extensions import csrf, limiter
 from ..htmx import render
@@ -22,15 +22,9 @@ PAGE_SIZE = 100
 CSP_REPORT_MAX = 8 * 1024
 
 
-def admin_only():
-    if g.staff is None or g.staff.role != "admin":
-        abort(403)
-
-
 @bp.get("/audit")
-@login_required
+@role_required("admin")
 def show_audit():
-    admin_only()
     action = request.args.get("action", "")[:40]
     stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if action:
@@ -40,9 +34,8 @@ def show_audit():
 
 
 @bp.get("/audit.csv")
-@login_required
+@role_required("admin")
 def export_audit():
-    admin_only()
     audit.record(get_session(), "audit.exported", actor="staff", staff_id=g.staff.id)
     get_session().commit()
     rows = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
@@ -72,9 +65,8 @@ def export_audit():
 
 
 @bp.get("/security")
-@login_required
+@role_required("admin")
 def show_security():
-    admin_only()
     session = get_session()
     reports = session.scalars(select(CspReport).order_by(CspReport.id.desc()).limit(50)).all()
     alerts = session.scalars(

@@ -8,9 +8,11 @@ still lets htmx and the card form run, and the card number never reaches our ser
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus, urlsplit
 
+import pyotp
 import pytest
 from playwright.sync_api import Locator, Page, Request, expect
 
@@ -87,8 +89,21 @@ def test_staff_logs_in_over_https_with_a_secure_httponly_session_cookie(
     page.get_by_label("Password").fill(payapp_server.staff_password)
     page.get_by_role("button", name="Log in").click()
 
-    # Landing here means the CSRF token (kept in the Secure session cookie) came back with the
-    # POST and the HTTPS-only Referer check passed; either failing gives a 400 on /login instead.
+    # The CLI made an admin, and admins must set up two-step verification before anything else:
+    # the set-up page shows the QR code (inline SVG under the strict CSP) and the key in text,
+    # from which this "authenticator app" computes its code.
+    expect(page).to_have_url(re.compile(r"/account/two-step$"))
+    expect(page.get_by_role("heading", name="Set up two-step verification")).to_be_visible()
+    expect(page.locator("figure.qr svg")).to_be_visible()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-step verification").click()
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    expect(page.locator(".recovery-codes li")).to_have_count(10)
+    page.get_by_role("link", name=re.compile("I have saved them")).click()
+
+    # Landing here means the CSRF token (kept in the Secure session cookie) came back with each
+    # POST and the HTTPS-only Referer check passed; either failing gives a 400 instead.
     expect(page).to_have_url(re.compile(r"/links/?(\?.*)?$"))
     expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
 
@@ -97,6 +112,17 @@ def test_staff_logs_in_over_https_with_a_secure_httponly_session_cookie(
     for cookie in session_cookies:
         assert cookie["secure"], f"session cookie without Secure: {cookie}"
         assert cookie["httpOnly"], f"session cookie without HttpOnly: {cookie}"
+
+    # Next time, login takes the password and then a code (the next step's: the one used to
+    # enrol is refused a second time).
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("Email").fill(payapp_server.staff_email)
+    page.get_by_label("Password").fill(payapp_server.staff_password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
+    page.get_by_label("Authentication code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Verify and log in").click()
+    expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
 
     assert browser_problems == []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -258,11 +259,13 @@ def test_run_jobs_marks_links_past_their_expiry_as_expired(migrated_cli: Cli):
 def test_demo_setup_prints_a_demo_login_that_really_logs_in(cli: Cli):
     out = cli.ok("demo-setup")
 
-    fields = dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
-    email, password = fields["Email"].strip(), fields["Password"].strip()
+    password = re.search(r"password for both: (\S+)\)", out)[1]
+    front_desk = re.search(r"Front desk: (\S+)", out)[1]
+    admin = re.search(r"Admin: +(\S+)", out)[1]
     assert f"{BASE_URL}/login" in out
     with cli.web_app().app_context():
-        assert authenticate(get_session(), email, password).role == "admin"
+        assert authenticate(get_session(), front_desk, password).role == "staff"
+        assert authenticate(get_session(), admin, password).role == "admin"
     cli.ok("demo-setup")  # running it again (e.g. after an upgrade) must not fail
 
 

@@ -322,7 +322,8 @@ def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory)
         r'<script src="https://sandbox.web.squarecdn.com/v1/square.js" nonce="', page.text
     )
     assert "demo-card.js" not in page.text and "Demo mode" not in page.text
-    assert 'payment=(self "https://sandbox.web.squarecdn.com")' in page.headers["Permissions-Policy"]
+    permissions = page.headers["Permissions-Policy"]
+    assert 'payment=(self "https://sandbox.web.squarecdn.com")' in permissions
     login = client.get("/login")
     assert "squarecdn" not in login.headers["Content-Security-Policy"]
     assert "frame-src 'none'" in login.headers["Content-Security-Policy"]

@@ -1,0 +1,237 @@
+"""Admin pages for staff accounts under /users: list, create, and the changes an admin makes
+(deactivate, reactivate, clear a lockout, refund permission, reset two-step, temporary password).
+
+Every page is for admins only (403 for staff) and needs a recent re-authentication; every
+change is a POST (CSRF-checked app-wide), answered 303, and recorded in the audit trail by the
+domain functions in auth.py.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms.validators import Length
+
+from .. import auth, mfa
+from ..auth import reauth_required, role_required
+from ..db import get_session
+from ..htmx import render
+from ..models import StaffUser, utcnow
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+
+ROLE_CHOICES = [
+    ("staff", "Staff — creates and sends payment links"),
+    ("admin", "Admin — also refunds, users and settings"),
+]
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField("Email", validators=[Length(max=254)])
+    role = StringField("Role", default="staff", validators=[Length(max=10)])  # auth checks it
+    password = PasswordField("Temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
+    can_refund = BooleanField("Can refund payments")
+
+
+class TemporaryPasswordForm(FlaskForm):
+    password = PasswordField("New temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
+
+
+MAX_ID = 2**31 - 1  # PostgreSQL's integer; a bigger number would be a database error, not a 404
+
+
+def get_user_or_404(user_id: int) -> StaffUser:
+    user = get_session().get(StaffUser, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        abort(404)
+    return user
+
+
+def account_state(user: StaffUser) -> str:
+    """locked | waiting | ok, as an admin should read it."""
+    now = utcnow()
+    policy = auth.login_policy()
+    if auth.is_locked(user, policy, now):
+        return "locked"
+    if auth.is_waiting(user, now):
+        return "waiting"
+    return "ok"
+
+
+def back_to(user: StaffUser):
+    return redirect(url_for("users.show_user", user_id=user.id), code=303)
+
+
+@bp.get("")
+@role_required("admin")
+@reauth_required
+def list_users():
+    users = get_session().scalars(
+        select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.email)
+    )
+    return render("users/list.html", users=list(users), state_of=account_state)
+
+
+@bp.get("/new")
+@role_required("admin")
+@reauth_required
+def show_new_user():
+    return render("users/new.html", form=NewUserForm(), roles=ROLE_CHOICES, errors={})
+
+
+@bp.post("/new")
+@role_required("admin")
+@reauth_required
+def submit_new_user():
+    form = NewUserForm()
+    if not form.validate():
+        errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
+        errors.setdefault("form", "Some fields are too long or not valid. Check them and retry.")
+        return render(
+            "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
+        )
+    try:
+        user = auth.create_user(
+            get_session(),
+            form.email.data or "",
+            form.password.data or "",
+            form.role.data or "",
+            can_refund=bool(form.can_refund.data),
+            must_change_password=True,
+            by=g.staff,
+        )
+    except auth.UserError as exc:
+        errors = {exc.field or "form": str(exc)}
+        return render(
+            "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
+        )
+    flash(
+        f"Account created for {user.email}. Give them the temporary password in person or by "
+        "phone (not by email); they choose their own at first login"
+        + (" and set up two-step verification." if user.role == "admin" else "."),
+        "success",
+    )
+    return back_to(user)
+
+
+@bp.get("/<int:user_id>")
+@role_required("admin")
+@reauth_required
+def show_user(user_id: int):
+    user = get_user_or_404(user_id)
+    return render(
+        "users/detail.html",
+        user=user,
+        state=account_state(user),
+        codes_left=mfa.count_recovery_codes(user.recovery_codes),
+        password_error=None,
+        is_self=user.id == g.staff.id,
+    )
+
+
+def _change(user_id: int, change, done: str):
+    """Apply one admin change to a user, flash the outcome, and go back to their page."""
+    user = get_user_or_404(user_id)
+    try:
+        change(get_session(), user, by=g.staff)
+    except auth.UserError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(done.format(email=user.email), "success")
+    return back_to(user)
+
+
+@bp.post("/<int:user_id>/deactivate")
+@role_required("admin")
+@reauth_required
+def deactivate_user(user_id: int):
+    return _change(
+        user_id,
+        auth.deactivate_user,
+        "{email} is deactivated: they can no longer log in and were logged out.",
+    )
+
+
+@bp.post("/<int:user_id>/reactivate")
+@role_required("admin")
+@reauth_required
+def reactivate_user(user_id: int):
+    return _change(user_id, auth.reactivate_user, "{email} can log in again.")
+
+
+@bp.post("/<int:user_id>/unlock")
+@role_required("admin")
+@reauth_required
+def unlock_user(user_id: int):
+    return _change(
+        user_id, auth.unlock_user, "Lockout cleared: {email} can log in again straight away."
+    )
+
+
+@bp.post("/<int:user_id>/refunds/grant")
+@role_required("admin")
+@reauth_required
+def grant_refunds(user_id: int):
+    return _change(
+        user_id,
+        lambda s, u, by: auth.set_refund_permission(s, u, True, by),
+        "{email} can now refund payments.",
+    )
+
+
+@bp.post("/<int:user_id>/refunds/revoke")
+@role_required("admin")
+@reauth_required
+def revoke_refunds(user_id: int):
+    return _change(
+        user_id,
+        lambda s, u, by: auth.set_refund_permission(s, u, False, by),
+        "{email} can no longer refund payments.",
+    )
+
+
+@bp.post("/<int:user_id>/two-step/reset")
+@role_required("admin")
+@reauth_required
+def reset_mfa(user_id: int):
+    return _change(
+        user_id,
+        auth.reset_mfa,
+        "Two-step verification was removed for {email} and they were logged out. They set it "
+        "up again at their next login.",
+    )
+
+
+@bp.post("/<int:user_id>/password")
+@role_required("admin")
+@reauth_required
+def set_temporary_password(user_id: int):
+    user = get_user_or_404(user_id)
+    form = TemporaryPasswordForm()
+    error = None
+    if not form.validate():
+        error = "That password is too long."
+    else:
+        try:
+            auth.set_temporary_password(get_session(), user, form.password.data or "", g.staff)
+        except auth.UserError as exc:
+            error = str(exc)
+    if error:
+        return render(
+            "users/detail.html",
+            user=user,
+            state=account_state(user),
+            codes_left=mfa.count_recovery_codes(user.recovery_codes),
+            password_error=error,
+            is_self=user.id == g.staff.id,
+            status_code=422,
+        )
+    flash(
+        f"Temporary password set for {user.email}; they were logged out and choose their own "
+        "password at next login.",
+        "success",
+    )
+    return back_to(user)
