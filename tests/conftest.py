@@ -3,6 +3,7 @@ clients that behave like browsers (they scrape the CSRF token), and a link facto
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -202,3 +203,44 @@ def submit_card(
     }
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(path, data=data, headers=headers)
+
+
+# --- logs of the whole suite ------------------------------------------------------------------
+
+SECRETS_IN_LOGS = {
+    "a payment-link token": re.compile(r"/pay/[A-Za-z0-9_\-]{12,}\.[A-Za-z0-9_\-]{8,}"),
+    "a card token": re.compile(r"\bcnon:[A-Za-z0-9_\-]+"),
+    "a Square access token": re.compile(r"\bEAAA[A-Za-z0-9_\-]{6,}"),
+    "a full email address": re.compile(r"[A-Za-z0-9._%+\-]{2,}@[A-Za-z0-9\-]+\.[A-Za-z]{2,}"),
+    "a phone number": re.compile(r"\+\d{10,15}\b"),
+}
+
+
+class _Everything(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_never_carry_secrets():
+    """Every log record of the whole run (any logger, INFO and up) is checked at the end for
+    tokens, card tokens, access tokens, full emails and phone numbers (SECURITY.md L1)."""
+    handler = _Everything()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaks = [
+        f"{what}: {line[:200]}"
+        for line in handler.lines
+        for what, pattern in SECRETS_IN_LOGS.items()
+        if pattern.search(line)
+    ]
+    assert not leaks, "secrets in the logs:\n" + "\n".join(leaks[:20])

@@ -36,3 +36,22 @@ def test_records_are_redacted_for_every_logger_and_handler(app, caplog):
     text = caplog.text
     assert "abcdefghijkl123" not in text and "someone@" not in text
     assert "EAAAsecretsecret" not in text and "/pay/[token]" in text
+
+
+def test_the_suite_wide_log_check_would_catch_each_secret():
+    """tests/conftest.py checks every log line of the run with these patterns: they must match
+    the raw secrets and not their redacted forms."""
+    from payapp.logs import redact
+
+    from .conftest import SECRETS_IN_LOGS
+
+    raw = {
+        "a payment-link token": "GET /pay/WyJqeVR1Tl81cTRSMS01YTl4IiwxNzk2ODk1Mjk1XQ.KScvw9eEqBJs",
+        "a card token": "source cnon:card-nonce-ok",
+        "a Square access token": "token EAAAl1x2y3z4secret",
+        "a full email address": "sent to jane.doe@example.com",
+        "a phone number": "texted +14155552671",
+    }
+    for what, line in raw.items():
+        assert SECRETS_IN_LOGS[what].search(line), what
+        assert not SECRETS_IN_LOGS[what].search(redact(line)), what
