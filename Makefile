@@ -1,5 +1,5 @@
 # The few commands people type; each is a script under scripts/ so nothing depends on make.
-.PHONY: run test e2e fast
+.PHONY: run test e2e fast bench observatory
 run:   ## set up and run the demo on http://127.0.0.1:5000
 	scripts/run
 test:  ## set up and run lint plus every test (what CI runs)
@@ -10,3 +10,5 @@ e2e:   ## only the browser tests (HTTPS gunicorn + Chromium)
 	scripts/test -m e2e
 observatory:  ## grade the production site (HTTPS gunicorn) with MDN HTTP Observatory, offline
 	scripts/observatory
+bench: ## requests/second of the patient page vs /healthz under gunicorn
+	.venv/bin/python bench/pay_page.py
