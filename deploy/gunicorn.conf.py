@@ -10,3 +10,5 @@ forwarded_allow_ips = "127.0.0.1"
 # with the token redacted (deploy/Caddyfile). Errors still go to stderr (the journal).
 accesslog = None
 errorlog = "-"
+# gunicorn 27 opens a control socket in the service user's home by default; payapp needs none.
+control_socket_disable = True

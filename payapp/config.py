@@ -45,6 +45,8 @@ class Defaults:
     SQUARE_WEBHOOK_URL = None  # the exact notification URL registered with Square
 
     RATELIMIT_STORAGE_URI = "memory://"
+    # If Redis is unreachable, keep limiting per process instead of failing every request.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_LOGIN = "10 per minute;50 per hour"
     RATELIMIT_PAY_VIEW = "60 per minute"
     RATELIMIT_PAY_SUBMIT = "10 per minute;30 per hour"

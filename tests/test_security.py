@@ -216,3 +216,21 @@ def test_paying_is_rate_limited_per_address(client, link_factory, gateway):
         )
     assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
     assert len(gateway.charges) == 5  # the link locked after five; the rest never reached it
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [
+        {
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1",
+            "RATELIMIT_PAY_VIEW": "3 per minute",
+        }
+    ],
+)
+def test_an_unreachable_redis_falls_back_to_per_process_limits(client, link_factory):
+    """With several workers the limits live in Redis; if Redis is down, patients can still pay
+    and limits still apply, per process, instead of every request failing."""
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
