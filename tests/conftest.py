@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyotp
@@ -13,6 +14,7 @@ import pytest
 from payapp import create_app
 from payapp.auth import create_user, find_user
 from payapp.db import get_session, upgrade_schema
+from payapp.devtools.square_standin import SquareStandin
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at
 from payapp.models import utcnow
@@ -203,6 +205,37 @@ def submit_card(
     }
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(path, data=data, headers=headers)
+
+
+# --- Square mode against the local Square stand-in ----------------------------------------------
+
+SQUARE_WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
+
+
+@contextmanager
+def running_standin(token: str, location: str):
+    """The Square stand-in, checked afterwards: idle, no internal errors, every response it gave
+    valid against Square's published schema."""
+    with SquareStandin(access_token=token, location_id=location) as server:
+        yield server
+        assert server.wait_until_idle(timeout=5)
+        assert server.server_errors == []
+        assert server.schema_errors == []
+
+
+def square_mode(standin, *, webhook_key: str, **extra) -> dict:
+    """Settings that put the app in Square mode, its API calls going to ``standin``."""
+    return {
+        "SQUARE_ACCESS_TOKEN": standin.access_token,
+        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
+        "SQUARE_LOCATION_ID": standin.location_id,
+        "SQUARE_ENVIRONMENT": "sandbox",
+        "SQUARE_BASE_URL": standin.base_url,
+        "SQUARE_TIMEOUT": 1.0,
+        "SQUARE_WEBHOOK_SIGNATURE_KEY": webhook_key,
+        "SQUARE_WEBHOOK_URL": SQUARE_WEBHOOK_URL,
+        **extra,
+    }
 
 
 # --- logs of the whole suite ------------------------------------------------------------------

@@ -16,44 +16,41 @@ from sqlalchemy import func, select
 
 from payapp import payments
 from payapp.db import get_session
-from payapp.devtools.square_standin import SquareStandin
 from payapp.gateways import ChargeRequest, ChargeResult, GatewayError
 from payapp.gateways.square import SQUARE_VERSION
 from payapp.models import AuditEvent, Payment, PaymentLink, Refund, WebhookEvent, utcnow
 
-from ..conftest import ADMIN_EMAIL, STAFF_PASSWORD, csrf_from, log_in, open_pay_page, submit_card
+from ..conftest import (
+    ADMIN_EMAIL,
+    SQUARE_WEBHOOK_URL,
+    STAFF_PASSWORD,
+    csrf_from,
+    log_in,
+    open_pay_page,
+    running_standin,
+    square_mode,
+    submit_card,
+)
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "EAAAstandin-test-token"
 LOCATION = "LSTANDIN1"
 WEBHOOK_KEY = "webhook-signature-key-for-tests"
-WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
+WEBHOOK_URL = SQUARE_WEBHOOK_URL
 LATER = timedelta(minutes=3)  # past payments.RECONCILE_AFTER
 
 
 @pytest.fixture
 def standin():
-    with SquareStandin(access_token=TOKEN, location_id=LOCATION) as server:
+    with running_standin(TOKEN, LOCATION) as server:
         assert server.validating
         yield server
-        assert server.wait_until_idle(timeout=5)
-        assert server.schema_errors == []
-        assert server.server_errors == []
 
 
 @pytest.fixture
 def config_overrides(standin):
-    return {
-        "SQUARE_ACCESS_TOKEN": TOKEN,
-        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
-        "SQUARE_LOCATION_ID": LOCATION,
-        "SQUARE_ENVIRONMENT": "sandbox",
-        "SQUARE_BASE_URL": standin.base_url,
-        "SQUARE_TIMEOUT": 1.0,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY": WEBHOOK_KEY,
-        "SQUARE_WEBHOOK_URL": WEBHOOK_URL,
-    }
+    return square_mode(standin, webhook_key=WEBHOOK_KEY)
 
 
 @pytest.fixture

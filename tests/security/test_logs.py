@@ -18,7 +18,6 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from payapp.db import get_session
-from payapp.devtools.square_standin import SquareStandin
 from payapp.gateways import make_gateway
 from payapp.links import TOKEN_SALT, link_url
 from payapp.models import PaymentLink, StaffUser
@@ -26,9 +25,12 @@ from payapp.models import PaymentLink, StaffUser
 from ..conftest import (
     ADMIN_EMAIL,
     ADMIN_TOTP_SECRET,
+    SQUARE_WEBHOOK_URL,
     STAFF_EMAIL,
     TEST_SECRET,
     log_in,
+    running_standin,
+    square_mode,
     staff_post,
     submit_card,
 )
@@ -40,7 +42,7 @@ TOKEN = "EAAAstandin-logs-access-token"
 REVOKED = "EAAArevoked-logs-access-token"
 LOCATION = "LLOGS1"
 WEBHOOK_KEY = "webhook-key-that-must-not-be-logged"
-WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
+WEBHOOK_URL = SQUARE_WEBHOOK_URL
 SMTP_PASSWORD = "smtp-pass-that-must-not-be-logged"  # noqa: S105
 PATIENT_EMAIL = "jane.patient@example.com"
 PATIENT_PHONE = "(212) 555-0123"
@@ -58,27 +60,20 @@ class Capture(logging.Handler):
 
 @pytest.fixture
 def standin():
-    with SquareStandin(access_token=TOKEN, location_id=LOCATION) as server:
+    with running_standin(TOKEN, LOCATION) as server:
         yield server
-        server.wait_until_idle(timeout=5)
 
 
 @pytest.fixture
 def config_overrides(standin):
-    return {
-        "SQUARE_ACCESS_TOKEN": TOKEN,
-        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
-        "SQUARE_LOCATION_ID": LOCATION,
-        "SQUARE_ENVIRONMENT": "sandbox",
-        "SQUARE_BASE_URL": standin.base_url,
-        "SQUARE_TIMEOUT": 1.0,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY": WEBHOOK_KEY,
-        "SQUARE_WEBHOOK_URL": WEBHOOK_URL,
+    return square_mode(
+        standin,
+        webhook_key=WEBHOOK_KEY,
         # Nothing listens on port 9: every email fails, and the error is logged or recorded.
-        "SMTP_URL": f"smtp://clinic:{SMTP_PASSWORD}@127.0.0.1:9",
-        "SMTP_TIMEOUT": 1,
-        "PROPAGATE_EXCEPTIONS": False,
-    }
+        SMTP_URL=f"smtp://clinic:{SMTP_PASSWORD}@127.0.0.1:9",
+        SMTP_TIMEOUT=1,
+        PROPAGATE_EXCEPTIONS=False,
+    )
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from payapp.db import get_session
-from payapp.devtools.square_standin import SquareStandin, sign_webhook
+from payapp.devtools.square_standin import sign_webhook
 from payapp.models import PaymentLink, WebhookEvent
 
-from ..conftest import submit_card
+from ..conftest import SQUARE_WEBHOOK_URL, running_standin, square_mode, submit_card
 from .conftest import audit_actions
 
 pytestmark = pytest.mark.integration
@@ -27,31 +27,19 @@ pytestmark = pytest.mark.integration
 TOKEN = "EAAAstandin-security-token"
 LOCATION = "LSECURITY1"
 WEBHOOK_KEY = "webhook-signature-key-for-the-attack-suite"
-WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
+WEBHOOK_URL = SQUARE_WEBHOOK_URL
 HEADER = "x-square-hmacsha256-signature"
 
 
 @pytest.fixture
 def standin():
-    with SquareStandin(access_token=TOKEN, location_id=LOCATION) as server:
+    with running_standin(TOKEN, LOCATION) as server:
         yield server
-        assert server.wait_until_idle(timeout=5)
-        assert server.server_errors == []
 
 
 @pytest.fixture
 def config_overrides(standin):
-    return {
-        "SQUARE_ACCESS_TOKEN": TOKEN,
-        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
-        "SQUARE_LOCATION_ID": LOCATION,
-        "SQUARE_ENVIRONMENT": "sandbox",
-        "SQUARE_BASE_URL": standin.base_url,
-        "SQUARE_TIMEOUT": 1.0,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY": WEBHOOK_KEY,
-        "SQUARE_WEBHOOK_URL": WEBHOOK_URL,
-        "PROPAGATE_EXCEPTIONS": False,
-    }
+    return square_mode(standin, webhook_key=WEBHOOK_KEY, PROPAGATE_EXCEPTIONS=False)
 
 
 @pytest.fixture
