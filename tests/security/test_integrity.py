@@ -122,7 +122,7 @@ def test_every_script_tag_on_every_page_type_carries_the_inventory_hash(
     "config_overrides",
     [
         {
-            "SQUARE_ACCESS_TOKEN": "EAAAnot-used-rendering-calls-no-api",
+            "SQUARE_ACCESS_TOKEN": "EAAAfake-render-only",
             "SQUARE_APPLICATION_ID": "sandbox-sq0idb-integrity",
             "SQUARE_LOCATION_ID": "LINTEGRITY",
             "SQUARE_ENVIRONMENT": "sandbox",

@@ -38,8 +38,8 @@ from .conftest import audit_actions
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "EAAAstandin-logs-access-token"
-REVOKED = "EAAArevoked-logs-access-token"
+TOKEN = "EAAAfake-logs-token"
+REVOKED = "EAAAfake-revoked"
 LOCATION = "LLOGS1"
 WEBHOOK_KEY = "webhook-key-that-must-not-be-logged"
 WEBHOOK_URL = SQUARE_WEBHOOK_URL

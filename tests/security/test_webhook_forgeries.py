@@ -24,7 +24,7 @@ from .conftest import audit_actions
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "EAAAstandin-security-token"
+TOKEN = "EAAAfake-security"
 LOCATION = "LSECURITY1"
 WEBHOOK_KEY = "webhook-signature-key-for-the-attack-suite"
 WEBHOOK_URL = SQUARE_WEBHOOK_URL
