@@ -20,6 +20,7 @@ from .gateways import (
     GatewayDeclined,
     GatewayError,
     GatewayUnknown,
+    is_stale,
 )
 from .models import Payment, PaymentLink, utcnow
 
@@ -403,11 +404,7 @@ def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
         )
     if payment is None:
         return "unknown_payment"
-    if (
-        payment.gateway_updated_at
-        and result.updated_at
-        and _rfc3339(result.updated_at) <= _rfc3339(payment.gateway_updated_at)
-    ):
+    if is_stale(result.updated_at, payment.gateway_updated_at):
         return "stale"
     if result.status == "COMPLETED" and payment.status != "completed":
         _settle_completed(session, payment, result, actor="square")
@@ -425,7 +422,3 @@ def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
     payment.gateway_updated_at = result.updated_at
     session.commit()
     return "updated"
-
-
-def _rfc3339(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -11,7 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit, links
-from .gateways import Gateway, GatewayError, GatewayUnknown, RefundRequest, RefundResult
+from .gateways import (
+    Gateway,
+    GatewayError,
+    GatewayUnknown,
+    RefundRequest,
+    RefundResult,
+    is_stale,
+)
 from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
 from .money import format_cents
 
@@ -233,11 +240,7 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
             link_id=payment.link_id,
             detail=f"{result.amount_cents} cents, made in Square's dashboard",
         )
-    elif (
-        refund.gateway_updated_at
-        and result.updated_at
-        and _ts(result.updated_at) <= _ts(refund.gateway_updated_at)
-    ):
+    elif is_stale(result.updated_at, refund.gateway_updated_at):
         return "stale"
     _apply_result(session, refund, result)
     session.commit()
@@ -254,7 +257,3 @@ def reconcile_unknown_refunds(session: Session, gateway: Gateway) -> int:
         except RefundError as exc:
             log.warning("refund %s still unsettled: %s", refund.id, exc.message)
     return settled
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -7,6 +7,7 @@ Two implementations: ``square`` (Square's Payments API through the `squareup` SD
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -80,6 +81,18 @@ class LocationInfo:
     status: str
     currency: str
     can_take_cards: bool
+
+
+def is_stale(reported_at: str | None, held_at: str | None) -> bool:
+    """Whether the gateway's ``updated_at`` for an object is no newer than the one we hold (so a
+    late or repeated webhook must not change our state). Unknown times are never stale."""
+    if not reported_at or not held_at:
+        return False
+    return _parse_rfc3339(reported_at) <= _parse_rfc3339(held_at)
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class GatewayError(Exception):
