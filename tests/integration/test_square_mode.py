@@ -616,3 +616,112 @@ def test_webhooks_need_no_csrf_token_but_are_size_limited(app, client):
         headers={"x-square-hmacsha256-signature": "abc"},
     )
     assert response.status_code == 413
+
+
+# --- a charge recorded as "no charge" that Square later reports COMPLETED ----------------------
+
+
+def charged_but_recorded_canceled(app, client, link, standin):
+    """What earlier releases left behind when cancel-by-key answered 200 {} on a COMPLETED
+    payment: Square holds the charge, payapp has the attempt canceled and the link open."""
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    with app.app_context():
+        s = get_session()
+        s.execute(
+            Payment.__table__.update().where(Payment.link_id == link.id).values(status="canceled")
+        )
+        s.execute(
+            PaymentLink.__table__.update()
+            .where(PaymentLink.id == link.id)
+            .values(claim_key=None, claimed_at=None)
+        )
+        s.commit()
+    [charge] = standin.charges
+    return standin.payments[charge["id"]]
+
+
+def paid_twice_events(app):
+    with app.app_context():
+        return (
+            get_session()
+            .scalars(select(AuditEvent.detail).where(AuditEvent.action == "payment.paid_twice"))
+            .all()
+        )
+
+
+def test_a_webhook_for_a_charge_recorded_canceled_marks_the_link_paid(
+    app, admin, client, link_factory, standin
+):
+    link = link_factory()
+    charge = charged_but_recorded_canceled(app, client, link, standin)
+    assert local(app, link.id)[:2] == ("open", None)
+    response = deliver(client, standin, "payment.updated", charge)
+    assert response.status_code == 200 and response.json["status"] == "completed"
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert paid_twice_events(app) == []
+    assert "Paid twice" not in admin.get(f"/links/{link.id}").text
+
+
+def test_a_webhook_for_a_second_charge_on_a_paid_link_alerts_staff_to_refund_one(
+    app, admin, client, link_factory, standin
+):
+    link = link_factory()
+    first = charged_but_recorded_canceled(app, client, link, standin)
+    assert "Payment received" in submit_card(client, link.path).text  # the patient pays again
+    assert len(standin.charges) == 2
+    response = deliver(client, standin, "payment.updated", first)
+    assert response.status_code == 200 and response.json["status"] == "completed"
+    status, claim, pays = local(app, link.id)
+    assert (status, claim) == ("paid", None)
+    assert sorted(gid for st, gid in pays if st == "completed") == sorted(
+        c["id"] for c in standin.charges
+    )
+    [detail] = paid_twice_events(app)
+    assert first["id"] in detail
+    page = admin.get(f"/links/{link.id}").text
+    assert 'id="paid-twice"' in page and "Paid twice — refund one" in page
+    assert "2 completed payments of $125.00" in page
+    # The staff banner shows it on every staff page too.
+    assert "Paid twice — refund one." in admin.get("/links").text
+
+
+def test_run_jobs_finds_a_charge_recorded_canceled_and_alerts_when_the_link_was_paid_again(
+    app, admin, client, runner, link_factory, standin
+):
+    link = link_factory()
+    first = charged_but_recorded_canceled(app, client, link, standin)
+    assert "Payment received" in submit_card(client, link.path).text
+    assert "1 paid" in run_jobs(app, runner)
+    assert len(standin.charges) == 2  # found by listing payments, never charged again
+    status, _, pays = local(app, link.id)
+    assert status == "paid" and ("completed", first["id"]) in pays
+    assert [first["id"] in d for d in paid_twice_events(app)] == [True]
+    assert "Paid twice — refund one" in admin.get(f"/links/{link.id}").text
+    assert "0 paid" in run_jobs(app, runner)  # settled once
+
+
+def test_run_jobs_finds_a_charge_recorded_canceled_and_marks_the_open_link_paid(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    charged_but_recorded_canceled(app, client, link, standin)
+    assert "1 paid" in run_jobs(app, runner)
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert paid_twice_events(app) == []
+
+
+def test_run_jobs_leaves_a_canceled_attempt_with_no_charge_alone(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("timeout_no_charge", delay=1.5)
+    submit_card(client, link.path)
+    with app.app_context():
+        s = get_session()
+        s.execute(Payment.__table__.update().values(status="canceled"))
+        s.execute(PaymentLink.__table__.update().values(claim_key=None, claimed_at=None))
+        s.commit()
+    assert "0 paid" in run_jobs(app, runner)
+    assert standin.charges == [] and not creates(standin)[1:]  # nothing re-sent, nothing charged
+    assert assert_charge_matches_link(app, standin, link) == "open"
