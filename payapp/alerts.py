@@ -16,6 +16,8 @@ ALERT_ACTIONS = {
     "gateway.error": "staff",
     "declines.spike": "admin",
     "integrity.alert": "admin",
+    "payment.paid_twice": "staff",  # two charges on one link: refund one
+    "payment.unresolved": "staff",  # run-jobs could not learn whether a charge went through
 }
 
 

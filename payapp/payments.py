@@ -22,7 +22,7 @@ from .gateways import (
     GatewayUnknown,
     is_stale,
 )
-from .models import Payment, PaymentLink, utcnow
+from .models import AuditEvent, Payment, PaymentLink, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,13 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
 
 
 def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor: str) -> None:
-    """Record a completed charge and mark its link paid (one transaction)."""
+    """Record a completed charge and mark its link paid (one transaction).
+
+    The link becomes paid in one conditional UPDATE that only succeeds while it is not paid yet,
+    so two completions racing on one link cannot both pass as "the" payment. When the link was
+    already paid by another attempt, this charge is still recorded (the money was taken) and
+    staff get a ``payment.paid_twice`` alert to refund one of them.
+    """
     now = utcnow()
     payment.status = "completed"
     payment.gateway_payment_id = result.payment_id
@@ -240,21 +246,64 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     payment.receipt_url = result.receipt_url
     payment.gateway_updated_at = result.updated_at
     payment.completed_at = now
-    session.execute(
+    card = f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}"
+    became_paid = session.execute(
         update(PaymentLink)
-        .where(PaymentLink.id == payment.link_id)
+        .where(PaymentLink.id == payment.link_id, PaymentLink.status.not_in(ALREADY_PAID))
         .values(status=links.PAID, paid_at=now, claim_key=None, claimed_at=None)
-    )
+    ).rowcount
     audit.record(
-        session,
-        "payment.completed",
-        actor=actor,
-        link_id=payment.link_id,
-        when=now,
-        detail=f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}",
+        session, "payment.completed", actor=actor, link_id=payment.link_id, when=now, detail=card
     )
+    if not became_paid:
+        session.execute(
+            update(PaymentLink)
+            .where(
+                PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key
+            )
+            .values(claim_key=None, claimed_at=None)
+        )
+        audit.record(
+            session,
+            "payment.paid_twice",
+            link_id=payment.link_id,
+            when=now,
+            detail=f"a second charge of {payment.amount_cents / 100:.2f} {payment.currency} "
+            f"({card}, Square payment {result.payment_id}); refund one",
+        )
+        log.error("link %s was paid twice (payment %s)", payment.link_id, payment.id)
     session.commit()
     session.refresh(payment.link)
+
+
+def duplicate_charges(link: PaymentLink) -> list[Payment]:
+    """The link's completed payments that still hold money, when there is more than one: the
+    patient paid twice and staff should refund all but one (empty when all is well)."""
+    holding = [p for p in link.payments if p.status == "completed" and p.refundable_cents > 0]
+    return holding if len(holding) > 1 else []
+
+
+def _attempt_for(session: Session, result: ChargeResult) -> Payment | None:
+    """The local attempt a gateway payment we never heard back about belongs to, if any."""
+    statuses = ["unknown", "pending"]
+    if result.status == "COMPLETED":
+        statuses += ["canceled", "failed"]
+    candidates = session.scalars(
+        select(Payment)
+        .join(PaymentLink)
+        .where(
+            PaymentLink.public_id == result.reference_id,
+            Payment.gateway_payment_id.is_(None),
+            Payment.status.in_(statuses),
+        )
+        .order_by(Payment.id.desc())
+    ).all()
+    # Square always sends amount_money; a different amount is not one of our attempts.
+    candidates = [p for p in candidates if result.amount_cents in (None, p.amount_cents)]
+    # Newest first within: unresolved, then voided by us, then failed without a Square payment.
+    rank = {"unknown": 0, "pending": 0, "canceled": 1, "failed": 2}
+    candidates.sort(key=lambda p: rank[p.status])
+    return candidates[0] if candidates else None
 
 
 def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_declines: int):
@@ -313,6 +362,15 @@ def replay(payment: Payment) -> Payment:
 # --- reconciliation -----------------------------------------------------------------------------
 
 RECONCILE_AFTER = timedelta(minutes=2)
+# Attempts recorded canceled without a Square payment are looked up again for this long, in a
+# window this long after they started (Square creates the payment while our request runs).
+RECHECK_CANCELED_FOR = timedelta(days=30)
+CHARGE_WINDOW = timedelta(hours=1)
+# Link states that mean "a charge already went through" (a second completion is a double charge).
+ALREADY_PAID = (links.PAID, links.PARTIALLY_REFUNDED, links.REFUNDED)
+# Answers to a re-sent request that do not prove the first one never charged: if Square had
+# forgotten the key, a nonce the first request spent would be "used" or "expired" now.
+UNPROVEN_ON_RESEND = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED"}
 
 
 def reconcile_unknown_payments(
@@ -325,12 +383,19 @@ def reconcile_unknown_payments(
 ) -> dict[str, int]:
     """Settle attempts whose outcome is unknown (timeouts, crashes between charge and commit).
 
-    For each, first ask the gateway to cancel by idempotency key: if that succeeds, nothing was
-    charged (or an uncaptured charge was voided) and the link opens again. If the gateway refuses
-    because the payment completed, re-send the identical request with the same key: the gateway
-    answers with the original payment, which is recorded and marks the link paid. Never a second
-    charge, never a lost one. Attempts younger than ``older_than`` are left alone, since the
-    original request may still be in flight.
+    Each is decided by re-sending the identical CreatePayment with the same idempotency key.
+    Square documents that a repeated request returns the original payment when the first one
+    was processed; when it was not, this request is processed now and becomes the one and
+    only charge for the attempt (the patient asked to pay). Either way the answer is what
+    Square holds, so: COMPLETED -> the link is paid; a card decline -> nothing was charged,
+    the link opens again; an uncaptured (APPROVED) payment -> voided, and the link opens only
+    once a read shows it CANCELED. Anything else (no answer, 5xx, an error that does not prove
+    "no charge") leaves the payment unknown, the link claimed and an alert for staff.
+
+    Cancel-by-idempotency-key is never asked whether a charge exists: Square documents only
+    that it succeeds when no payment has the key; what it answers for a COMPLETED payment is
+    undocumented (it may be a 200 too). Attempts younger than ``older_than`` are left alone,
+    since the original request may still be in flight.
     """
     now = now or utcnow()
     stmt = select(Payment).where(
@@ -339,69 +404,133 @@ def reconcile_unknown_payments(
     counts = {"paid": 0, "reopened": 0, "declined": 0, "still_unknown": 0}
     for payment in session.scalars(stmt).all():
         counts[_reconcile_one(session, gateway, payment, max_declines)] += 1
+    voided = select(Payment).where(
+        Payment.status == "canceled",
+        Payment.gateway_payment_id.is_(None),
+        Payment.created_at >= now - RECHECK_CANCELED_FOR,
+        Payment.created_at <= now - older_than,
+    )
+    for payment in session.scalars(voided).all():
+        counts["paid"] += _recheck_canceled(session, gateway, payment)
     return counts
+
+
+def _recheck_canceled(session: Session, gateway: Gateway, payment: Payment) -> int:
+    """Look (read-only, ListPayments) for a charge behind an attempt recorded canceled without
+    a Square payment: earlier releases took cancel-by-key's 200 to mean "no charge", which it
+    does not. A completed payment for the link, of the attempt's amount, that no local attempt
+    holds, is this attempt's charge: recorded, and the link paid (or flagged as paid twice).
+    Never re-sends the charge: for an attempt that really was not charged, that would charge."""
+    try:
+        listed = gateway.list_payments(
+            payment.created_at - timedelta(minutes=1), payment.created_at + CHARGE_WINDOW
+        )
+    except (GatewayError, GatewayUnknown) as exc:
+        log.warning("could not list payments to recheck payment %s: %s", payment.id, exc)
+        return 0
+    mine = [
+        found
+        for found in listed
+        if found.status == "COMPLETED"
+        and found.reference_id == payment.link.public_id
+        and found.amount_cents == payment.amount_cents
+    ]
+    held = set(
+        session.scalars(
+            select(Payment.gateway_payment_id).where(
+                Payment.gateway_payment_id.in_([found.payment_id for found in mine])
+            )
+        )
+    )
+    for found in mine:
+        if found.payment_id not in held:
+            _settle_completed(session, payment, found, actor="system")
+            _record_reconciled(session, payment, "a charge recorded as voided had gone through")
+            return 1
+    return 0
 
 
 def _reconcile_one(session: Session, gateway: Gateway, payment: Payment, max_declines: int) -> str:
     try:
-        gateway.cancel_by_idempotency_key(payment.idempotency_key)
-    except GatewayUnknown:
-        return "still_unknown"
-    except GatewayError:
-        pass  # it completed: fetch it by re-sending the identical request below
-    else:
-        payment.status = "canceled"
-        session.execute(
-            update(PaymentLink)
-            .where(
-                PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key
-            )
-            .values(claim_key=None, claimed_at=None)
-        )
-        audit.record(
-            session,
-            "payment.reconciled",
-            link_id=payment.link_id,
-            detail="no charge was made; link open again",
-        )
-        session.commit()
-        return "reopened"
-    try:
         result = gateway.create_payment(charge_request(payment))
     except GatewayDeclined as declined:
+        if declined.code in UNPROVEN_ON_RESEND:
+            return _still_unknown(session, payment, f"re-sent request answered {declined.code}")
         _settle_declined(session, payment, declined, max_declines)
+        _record_reconciled(session, payment, f"declined ({declined.code}); nothing was charged")
         return "declined"
-    except (GatewayError, GatewayUnknown) as exc:
-        log.error("reconciling payment %s failed: %s", payment.id, exc)
-        return "still_unknown"
+    except GatewayUnknown as unknown:
+        if unknown.result is not None and unknown.result.status == "APPROVED":
+            return _void_uncaptured(session, gateway, payment, unknown.result)
+        return _still_unknown(session, payment, f"no answer from the gateway ({unknown})")
+    except GatewayError as error:
+        return _still_unknown(session, payment, f"{error.category}/{error.code}")
     _settle_completed(session, payment, result, actor="system")
-    audit.record(
-        session,
-        "payment.reconciled",
-        link_id=payment.link_id,
-        detail="the charge had gone through; link marked paid",
-    )
-    session.commit()
+    _record_reconciled(session, payment, "the charge had gone through; link marked paid")
     return "paid"
+
+
+def _void_uncaptured(session, gateway: Gateway, payment: Payment, approved: ChargeResult) -> str:
+    """Void an authorized-but-not-captured charge, then believe only a read of the payment."""
+    try:
+        gateway.cancel_by_idempotency_key(payment.idempotency_key)
+        current = gateway.get_payment(approved.payment_id)
+    except (GatewayError, GatewayUnknown) as exc:
+        return _still_unknown(session, payment, f"could not void the authorization ({exc})")
+    if current.status == "COMPLETED":
+        _settle_completed(session, payment, current, actor="system")
+        _record_reconciled(session, payment, "the charge had gone through; link marked paid")
+        return "paid"
+    if current.status != "CANCELED":
+        return _still_unknown(session, payment, f"authorization is {current.status}")
+    payment.status = "canceled"
+    payment.gateway_payment_id = current.payment_id
+    payment.gateway_updated_at = current.updated_at
+    session.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key)
+        .values(claim_key=None, claimed_at=None)
+    )
+    _record_reconciled(session, payment, "the authorization was voided; link open again")
+    return "reopened"
+
+
+def _record_reconciled(session, payment: Payment, detail: str) -> None:
+    audit.record(session, "payment.reconciled", link_id=payment.link_id, detail=detail)
+    session.commit()
+
+
+def _still_unknown(session, payment: Payment, why: str) -> str:
+    """Keep the attempt unknown and its link claimed; tell staff once per attempt."""
+    log.warning("payment %s is still unknown: %s", payment.id, why)
+    payment.status = "unknown"
+    detail = f"attempt {payment.id}: {why}"
+    already = session.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.action == "payment.unresolved",
+            AuditEvent.link_id == payment.link_id,
+            AuditEvent.detail.startswith(f"attempt {payment.id}:"),
+        )
+    )
+    if already is None:
+        audit.record(session, "payment.unresolved", link_id=payment.link_id, detail=detail)
+    session.commit()
+    return "still_unknown"
 
 
 def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
     """Bring local state up to date with the gateway's view of a payment (webhooks).
 
-    Matches by gateway payment id, or, for an attempt whose answer never arrived, by the link's
-    public id (Square's reference_id). Older news than what we hold changes nothing.
+    Matches by gateway payment id; otherwise by the link's public id (Square's reference_id)
+    over that link's attempts that Square never named a payment for, the amount confirming it.
+    An unresolved attempt is preferred; a COMPLETED payment may also match an attempt recorded
+    canceled or failed (a charge that went through after all): it becomes completed, and if the
+    link was meanwhile paid by another attempt, staff are alerted to refund one. Older news than
+    what we hold changes nothing.
     """
     payment = session.scalar(select(Payment).where(Payment.gateway_payment_id == result.payment_id))
     if payment is None and result.reference_id:
-        payment = session.scalar(
-            select(Payment)
-            .join(PaymentLink)
-            .where(
-                PaymentLink.public_id == result.reference_id,
-                Payment.status.in_(("unknown", "pending")),
-            )
-            .order_by(Payment.id.desc())
-        )
+        payment = _attempt_for(session, result)
     if payment is None:
         return "unknown_payment"
     if is_stale(result.updated_at, payment.gateway_updated_at):

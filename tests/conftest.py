@@ -215,10 +215,10 @@ SQUARE_WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
 
 
 @contextmanager
-def running_standin(token: str, location: str):
+def running_standin(token: str, location: str, **options):
     """The Square stand-in, checked afterwards: idle, no internal errors, every response it gave
-    valid against Square's published schema."""
-    with SquareStandin(access_token=token, location_id=location) as server:
+    valid against Square's published schema. ``options`` go to SquareStandin."""
+    with SquareStandin(access_token=token, location_id=location, **options) as server:
         yield server
         assert server.wait_until_idle(timeout=5)
         assert server.server_errors == []

@@ -6,9 +6,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from payapp import links, payments
+from payapp import alerts, audit, links, payments
 from payapp.db import get_session
-from payapp.gateways import ChargeRequest, GatewayError, GatewayUnknown
+from payapp.gateways import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayDeclined,
+    GatewayError,
+    GatewayUnknown,
+)
 from payapp.gateways.demo import DemoGateway
 from payapp.links import LinkDraft, LinkRules
 from payapp.models import Payment, PaymentLink
@@ -245,3 +251,118 @@ def test_the_demo_gateway_honours_idempotency_like_square():
         gateway.create_payment(changed)
     assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
     assert len(gateway.charges) == 1
+
+
+# --- reconciliation (demo gateway; the Square stand-in versions are in tests/integration) --------
+
+LATER = timedelta(minutes=5)
+
+
+class DroppedAfterCharge(DemoGateway):
+    """Charges, then the answer is lost once (as a dropped connection would)."""
+
+    dropped = False
+
+    def create_payment(self, request):
+        result = super().create_payment(request)
+        if not self.dropped:
+            self.dropped = True
+            raise GatewayUnknown("connection dropped")
+        return result
+
+
+def unknown_attempt(session, link, gateway):
+    with pytest.raises(PaymentError):
+        charge(session, gateway, link)
+    return session.scalar(select(Payment))
+
+
+def reconcile(session, gateway):
+    return payments.reconcile_unknown_payments(session, gateway, now=datetime.now(UTC) + LATER)
+
+
+def test_reconciling_a_lost_answer_records_the_one_charge(session, link):
+    gateway = DroppedAfterCharge()
+    unknown_attempt(session, link, gateway)
+    assert reconcile(session, gateway)["paid"] == 1
+    session.refresh(link)
+    assert link.status == "paid" and link.claim_key is None and len(gateway.charges) == 1
+
+
+def test_an_uncaptured_charge_is_voided_and_the_link_opens_only_after_a_read(session, link):
+    class Authorized(DemoGateway):
+        status_after_cancel = "CANCELED"
+        canceled = []
+
+        def create_payment(self, request):
+            approved = ChargeResult("pay-1", "APPROVED", amount_cents=request.amount_cents)
+            raise GatewayUnknown("payment pay-1 is APPROVED", result=approved)
+
+        def cancel_by_idempotency_key(self, idempotency_key):
+            self.canceled.append(idempotency_key)
+
+        def get_payment(self, payment_id):
+            return ChargeResult(
+                payment_id, self.status_after_cancel, updated_at="2030-01-01T00:00:00Z"
+            )
+
+    gateway = Authorized()
+    payment = unknown_attempt(session, link, gateway)
+    assert reconcile(session, gateway)["reopened"] == 1
+    session.refresh(link)
+    assert gateway.canceled == [payment.idempotency_key]
+    assert (payment.status, payment.gateway_payment_id) == ("canceled", "pay-1")
+    assert link.status == "open" and link.claim_key is None
+
+
+def test_a_void_that_the_read_shows_completed_marks_the_link_paid(session, link):
+    class CapturedAnyway(DemoGateway):
+        def create_payment(self, request):
+            raise GatewayUnknown("APPROVED", result=ChargeResult("pay-2", "APPROVED"))
+
+        def cancel_by_idempotency_key(self, idempotency_key):
+            return None  # a 200 proves nothing
+
+        def get_payment(self, payment_id):
+            return ChargeResult(payment_id, "COMPLETED", card_brand="VISA", card_last4="1111")
+
+    gateway = CapturedAnyway()
+    unknown_attempt(session, link, gateway)
+    assert reconcile(session, gateway)["paid"] == 1
+    session.refresh(link)
+    assert link.status == "paid"
+
+
+@pytest.mark.parametrize("code", ["CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED"])
+def test_a_spent_token_on_the_resent_request_proves_nothing_and_keeps_the_link_held(
+    session, link, code
+):
+    class Forgetful(DemoGateway):
+        calls = 0
+
+        def create_payment(self, request):
+            self.calls += 1
+            if self.calls == 1:
+                raise GatewayUnknown("read timeout")
+            raise GatewayDeclined(code, "INVALID_REQUEST_ERROR")
+
+    gateway = Forgetful()
+    payment = unknown_attempt(session, link, gateway)
+    assert reconcile(session, gateway)["still_unknown"] == 1
+    assert reconcile(session, gateway)["still_unknown"] == 1
+    session.refresh(link)
+    assert payment.status == "unknown" and link.claim_key == payment.idempotency_key
+    assert alerts.active_alerts(session, "staff")[0].action == "payment.unresolved"
+    assert (
+        len([a for a in audit.link_timeline(session, link.id) if a.action == "payment.unresolved"])
+        == 1
+    )
+
+
+def test_the_demo_gateway_lists_payments_created_in_a_window(session, link):
+    gateway = DemoGateway()
+    charge(session, gateway, link)
+    now = datetime.now(UTC)
+    [listed] = gateway.list_payments(now - timedelta(minutes=1), now + timedelta(minutes=1))
+    assert listed.reference_id == link.public_id and listed.status == "COMPLETED"
+    assert gateway.list_payments(now + timedelta(minutes=1), now + timedelta(minutes=2)) == []

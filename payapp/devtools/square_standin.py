@@ -21,7 +21,8 @@ nonces and their error codes (README 2.2; codes confirmed by third-party test su
 answer with both ``errors`` and a FAILED ``payment`` (README 1.4); the error category of every
 code (the spec's ``ErrorCode`` ``x-enum-elements``); idempotency (same key + same body replays,
 different body -> IDEMPOTENCY_KEY_REUSED); cancel voids only APPROVED payments; cancel by
-idempotency key succeeds silently when nothing matches; refunds of an APPROVED payment ->
+idempotency key succeeds silently when nothing matches (its answer for a COMPLETED payment is
+not documented: a constructor switch, see GUESSES); refunds of an APPROVED payment ->
 REFUND_ERROR_PAYMENT_NEEDS_COMPLETION; refund over the remaining amount -> REFUND_AMOUNT_INVALID;
 ``delay_duration`` only with ``autocomplete`` false, default P7D for card-not-present; the
 ``main`` location alias; the webhook envelope and its HMAC-SHA256 signature (README 1.7, 4.2).
@@ -102,8 +103,11 @@ GUESSES: tuple[str, ...] = (
     "separate), never expire, and are compared on the parsed JSON body.",
     "CancelPaymentByIdempotencyKey: an APPROVED payment is voided and the key is RELEASED (a "
     "later CreatePayment with that key charges afresh, per the doc's 'you can submit your "
-    "CreatePayment request again'); a COMPLETED payment -> 400 INVALID_REQUEST_ERROR/BAD_REQUEST; "
-    "FAILED/CANCELED/no payment -> 200 {}. A CreatePayment still in flight is not blocked.",
+    "CreatePayment request again'); FAILED/CANCELED/no payment -> 200 {}. A CreatePayment "
+    "still in flight is not blocked. Square does not document the answer for a COMPLETED "
+    "payment, so it is a switch: cancel_completed_by_key='error' (default; CLI "
+    "--cancel-completed-by-key error) -> 400 INVALID_REQUEST_ERROR/BAD_REQUEST, or 'ok' -> "
+    "200 {} with the payment left COMPLETED (no action). Tests that depend on it run both.",
     "CancelPayment of a COMPLETED/FAILED payment -> 400 INVALID_REQUEST_ERROR/BAD_REQUEST; of an "
     "already CANCELED one -> 200 with the payment (idempotent). CompletePayment of a COMPLETED "
     "payment -> 200 (idempotent); of CANCELED/FAILED -> 400 BAD_REQUEST.",
@@ -145,6 +149,8 @@ FAULTS = (
     "temporary_error",  # stand-in extra: 400 TEMPORARY_ERROR without processing (key unused)
 )
 FAULTABLE_OPERATIONS = ("CreatePayment", "RefundPayment")
+# What CancelPaymentByIdempotencyKey answers for a COMPLETED payment (undocumented; see GUESSES).
+CANCEL_COMPLETED_ANSWERS = ("error", "ok")
 
 _ALNUM = string.ascii_letters + string.digits
 _URLSAFE = _ALNUM + "-_"
@@ -461,7 +467,11 @@ class SquareStandin:
         location_capabilities: tuple[str, ...] = ("CREDIT_CARD_PROCESSING",),
         validate: bool | None = None,
         verbose: bool = False,
+        cancel_completed_by_key: str = "error",
     ):
+        if cancel_completed_by_key not in CANCEL_COMPLETED_ANSWERS:
+            raise ValueError(f"cancel_completed_by_key must be one of {CANCEL_COMPLETED_ANSWERS}")
+        self.cancel_completed_by_key = cancel_completed_by_key
         self.access_token = access_token
         self.location_id = location_id
         self.currency = currency
@@ -1034,6 +1044,8 @@ class SquareStandin:
             self._void(payment)
             del self._payment_keys[req["idempotency_key"]]  # GUESS: the key is free again
             return 200, {}
+        if self.cancel_completed_by_key == "ok":  # GUESS (a switch): "no action", like no key
+            return 200, {}
         return self._cannot(payment, "canceled")
 
     def _list(
@@ -1399,6 +1411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--location-name", default="Stand-in Dental")
     parser.add_argument("--spec", default=None, help="OpenAPI subset to validate responses with")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--cancel-completed-by-key",
+        choices=CANCEL_COMPLETED_ANSWERS,
+        default="error",
+        help="answer to cancel-by-idempotency-key for a COMPLETED payment: 400 (error) or 200 {}",
+    )
     args = parser.parse_args(argv)
     standin = SquareStandin(
         access_token=args.token,
@@ -1409,6 +1427,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         verbose=not args.quiet,
+        cancel_completed_by_key=args.cancel_completed_by_key,
     ).start()
     print(standin.base_url, flush=True)
     print(

@@ -88,10 +88,10 @@ def is_stale(reported_at: str | None, held_at: str | None) -> bool:
     late or repeated webhook must not change our state). Unknown times are never stale."""
     if not reported_at or not held_at:
         return False
-    return _parse_rfc3339(reported_at) <= _parse_rfc3339(held_at)
+    return parse_rfc3339(reported_at) <= parse_rfc3339(held_at)
 
 
-def _parse_rfc3339(text: str) -> datetime:
+def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -120,19 +120,32 @@ class GatewayDeclined(GatewayError):
 
 
 class GatewayUnknown(Exception):
-    """No answer (timeout, dropped connection, 5xx): the charge may or may not have happened."""
+    """No answer (timeout, dropped connection, 5xx): the charge may or may not have happened.
+
+    ``result`` is set when the gateway did answer, but with a payment that is not final yet
+    (APPROVED or PENDING although we ask for autocomplete): reconciliation may void it."""
+
+    def __init__(self, message: str = "", result: ChargeResult | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 class Gateway(Protocol):
     name: str
 
     def create_payment(self, request: ChargeRequest) -> ChargeResult:
-        """Charge; raise GatewayDeclined, GatewayError or GatewayUnknown."""
+        """Charge; raise GatewayDeclined, GatewayError or GatewayUnknown. Sending the identical
+        request again with the same key returns the first outcome and never charges twice."""
 
     def get_payment(self, payment_id: str) -> ChargeResult: ...
 
+    def list_payments(self, begin: datetime, end: datetime) -> list[ChargeResult]:
+        """Every payment at our location created in [begin, end) (Square's ListPayments)."""
+
     def cancel_by_idempotency_key(self, idempotency_key: str) -> None:
-        """Void what a request with this key created, or nothing; GatewayError if it completed."""
+        """Void an uncaptured (APPROVED) payment made with this key. Only for that: a successful
+        answer says nothing about whether a charge exists (Square documents success when no
+        payment has the key, and leaves its answer for a COMPLETED payment undocumented)."""
 
     def refund(self, request: RefundRequest) -> RefundResult: ...
 

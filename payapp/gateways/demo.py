@@ -20,6 +20,7 @@ from . import (
     LocationInfo,
     RefundRequest,
     RefundResult,
+    parse_rfc3339,
 )
 
 # nonce -> (error code or None for success, card brand, last 4)
@@ -73,6 +74,12 @@ class DemoGateway:
         if payment is None:
             raise GatewayError("NOT_FOUND", "INVALID_REQUEST_ERROR")
         return payment
+
+    def list_payments(self, begin: datetime, end: datetime) -> list[ChargeResult]:
+        # A demo payment never changes after creation, so its updated_at is its created_at.
+        with self._lock:
+            found = list(self._payments.values())
+        return [p for p in found if begin <= parse_rfc3339(p.updated_at) < end]
 
     def cancel_by_idempotency_key(self, idempotency_key: str) -> None:
         # Demo payments complete at once (autocomplete), and Square cannot void completed ones.

@@ -8,6 +8,7 @@ answer" (GatewayUnknown: timeouts, dropped connections, 5xx after the SDK's own 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import httpx
 from square import Square
@@ -35,6 +36,10 @@ BROWSER_SDK = {
     "sandbox": "https://sandbox.web.squarecdn.com/v1/square.js",
     "production": "https://web.squarecdn.com/v1/square.js",
 }
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _without_none(**kwargs) -> dict:
@@ -99,12 +104,19 @@ class SquareGateway:
             raise GatewayDeclined("GENERIC_DECLINE", payment_id=result.payment_id)
         if result.status != "COMPLETED":
             # APPROVED/PENDING with autocomplete on: not final; reconciliation settles it.
-            raise GatewayUnknown(f"payment {result.payment_id} is {result.status}")
+            raise GatewayUnknown(f"payment {result.payment_id} is {result.status}", result=result)
         return result
 
     def get_payment(self, payment_id: str) -> ChargeResult:
         with _translated_errors():
             return _charge_result(self.client.payments.get(payment_id).payment)
+
+    def list_payments(self, begin: datetime, end: datetime) -> list[ChargeResult]:
+        with _translated_errors():
+            pager = self.client.payments.list(
+                begin_time=_rfc3339(begin), end_time=_rfc3339(end), location_id=self.location_id
+            )
+            return [_charge_result(payment) for payment in pager]
 
     def cancel_by_idempotency_key(self, idempotency_key: str) -> None:
         with _translated_errors():

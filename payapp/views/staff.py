@@ -11,7 +11,7 @@ from markupsafe import Markup
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import audit, links, notify, refunds
+from .. import audit, links, notify, payments, refunds
 from ..auth import login_required, reauth_required
 from ..db import get_session
 from ..errors import render_error
@@ -161,6 +161,7 @@ def show_link(link_id: int):
         url=url,
         qr=qr_svg(url),
         timeline=audit.link_timeline(get_session(), link.id),
+        duplicates=payments.duplicate_charges(link),
         action_form=ActionForm(),
         may_refund=refunds.can_refund(g.staff),
         refund_key=secrets.token_urlsafe(16),

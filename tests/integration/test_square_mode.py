@@ -42,8 +42,11 @@ LATER = timedelta(minutes=3)  # past payments.RECONCILE_AFTER
 
 
 @pytest.fixture
-def standin():
-    with running_standin(TOKEN, LOCATION) as server:
+def standin(request):
+    """The stand-in; parametrize it (indirect) with what cancel-by-key answers for a COMPLETED
+    payment: "error" (400) or "ok" (200 {}); Square does not document which."""
+    answer = getattr(request, "param", "error")
+    with running_standin(TOKEN, LOCATION, cancel_completed_by_key=answer) as server:
         assert server.validating
         yield server
 
@@ -189,6 +192,31 @@ def test_twenty_simultaneous_submits_make_exactly_one_charge_at_square(app, link
 # --- unknown outcomes and reconciliation --------------------------------------------------------
 
 
+# Square does not document cancel-by-key's answer for a COMPLETED payment: every reconcile test
+# runs under both answers the stand-in can give.
+BOTH_CANCEL_ANSWERS = pytest.mark.parametrize("standin", ["error", "ok"], indirect=True)
+
+
+def assert_charge_matches_link(app, standin, link):
+    """The invariant: Square holds exactly one COMPLETED charge for the link and the link is
+    paid with that charge recorded, or Square holds none and the link is open and unclaimed."""
+    completed = [
+        p
+        for p in standin.payments.values()
+        if p["status"] == "COMPLETED" and p.get("reference_id") == link.public_id
+    ]
+    status, claim, pays = local(app, link.id)
+    if completed:
+        assert len(completed) == 1, "charged twice"
+        assert (status, claim) == ("paid", None), "a charge went through but the link is not paid"
+        assert [gid for st, gid in pays if st == "completed"] == [completed[0]["id"]]
+    else:
+        assert (status, claim) == ("open", None), "no charge, but the link is not open"
+        assert all(st != "completed" for st, _ in pays)
+    return "paid" if completed else "open"
+
+
+@BOTH_CANCEL_ANSWERS
 def test_a_charge_accepted_then_dropped_is_recorded_once_by_run_jobs(
     app, client, runner, link_factory, standin
 ):
@@ -204,28 +232,55 @@ def test_a_charge_accepted_then_dropped_is_recorded_once_by_run_jobs(
     assert "already in progress" in blocked.text
     output = run_jobs(app, runner)
     assert "1 paid" in output
+    assert assert_charge_matches_link(app, standin, link) == "paid"
     assert len(standin.charges) == 1
-    status, claim, pays = local(app, link.id)
-    assert (status, claim) == ("paid", None)
-    assert pays == [("completed", standin.charges[0]["id"])]
     assert "Payment received" in client.get(link.path).text
 
 
-def test_a_timeout_with_no_charge_reopens_the_link_and_charges_nothing(
+@BOTH_CANCEL_ANSWERS
+def test_run_jobs_never_asks_cancel_by_key_whether_a_charge_exists(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    run_jobs(app, runner)
+    assert ("POST", "/v2/payments/cancel") not in [(m, p) for m, p, _ in standin.requests]
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+
+
+@BOTH_CANCEL_ANSWERS
+def test_a_timeout_with_no_charge_ends_with_one_charge_or_none_never_a_mismatch(
     app, client, runner, link_factory, standin
 ):
     link = link_factory()
     standin.inject("timeout_no_charge", delay=1.5)
     assert "We're confirming your payment" in submit_card(client, link.path).text
-    assert "0 paid, 1 reopened" in run_jobs(app, runner)
     assert standin.charges == []
-    status, claim, pays = local(app, link.id)
-    assert (status, claim, pays) == ("open", None, [("canceled", None)])
-    # The patient can now pay normally, once.
-    assert "Payment received" in submit_card(client, link.path).text
+    # The re-sent request (same key) is the first Square processes: the one and only charge.
+    assert "1 paid" in run_jobs(app, runner)
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert len(standin.charges) == 1
+    assert "1 paid" not in run_jobs(app, runner)  # nothing left to settle, nothing charged again
     assert len(standin.charges) == 1
 
 
+@BOTH_CANCEL_ANSWERS
+def test_a_timeout_then_a_declined_card_reopens_the_link_and_charges_nothing(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("timeout_no_charge", delay=1.5)
+    submit_card(client, link.path, nonce="cnon:card-nonce-declined")
+    assert "1 declined" in run_jobs(app, runner)
+    assert assert_charge_matches_link(app, standin, link) == "open"
+    assert [st for st, _ in local(app, link.id)[2]] == ["failed"]
+    # The patient can now pay normally, once.
+    assert "Payment received" in submit_card(client, link.path).text
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+
+
+@BOTH_CANCEL_ANSWERS
 def test_a_charge_that_finished_after_the_timeout_is_found_not_repeated(
     app, client, runner, link_factory, standin
 ):
@@ -234,7 +289,8 @@ def test_a_charge_that_finished_after_the_timeout_is_found_not_repeated(
     assert "We're confirming your payment" in submit_card(client, link.path).text
     assert standin.wait_until_idle(timeout=5)
     assert "1 paid" in run_jobs(app, runner)
-    assert len(standin.charges) == 1 and local(app, link.id)[0] == "paid"
+    assert len(standin.charges) == 1
+    assert assert_charge_matches_link(app, standin, link) == "paid"
 
 
 def test_recent_unknown_payments_are_left_for_the_next_run(
@@ -249,15 +305,37 @@ def test_recent_unknown_payments_are_left_for_the_next_run(
     assert local(app, link.id)[2] == [("unknown", None)]
 
 
-def test_square_failing_with_500s_is_an_unknown_outcome_settled_without_a_charge(
+@BOTH_CANCEL_ANSWERS
+def test_square_failing_with_500s_is_an_unknown_outcome_settled_with_one_charge(
     app, client, runner, link_factory, standin
 ):
     link = link_factory()
     standin.inject("500", times=3)  # the SDK retries twice: all three attempts fail
     assert "We're confirming your payment" in submit_card(client, link.path).text
-    assert len(creates(standin)) == 3
-    assert "1 reopened" in run_jobs(app, runner)
-    assert standin.charges == [] and local(app, link.id)[0] == "open"
+    assert len(creates(standin)) == 3 and standin.charges == []
+    assert "1 paid" in run_jobs(app, runner)
+    assert len(standin.charges) == 1
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+
+
+@BOTH_CANCEL_ANSWERS
+def test_no_answer_while_reconciling_keeps_the_payment_unknown_and_tells_staff(
+    app, admin, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    standin.inject("500", times=3)  # Square is down when run-jobs asks
+    assert "1 still waiting" in run_jobs(app, runner)
+    status, claim, pays = local(app, link.id)
+    assert status == "open" and claim is not None and pays == [("unknown", None)]
+    assert "already in progress" in submit_card(app.test_client(), link.path).text
+    page = admin.get(f"/links/{link.id}").text
+    assert "A payment could not be confirmed yet" in page and "Confirming" in page
+    # Square answers again: the next run settles it, once.
+    assert "1 paid" in run_jobs(app, runner)
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert len(standin.charges) == 1
 
 
 # --- configuration errors -----------------------------------------------------------------------
@@ -538,3 +616,112 @@ def test_webhooks_need_no_csrf_token_but_are_size_limited(app, client):
         headers={"x-square-hmacsha256-signature": "abc"},
     )
     assert response.status_code == 413
+
+
+# --- a charge recorded as "no charge" that Square later reports COMPLETED ----------------------
+
+
+def charged_but_recorded_canceled(app, client, link, standin):
+    """What earlier releases left behind when cancel-by-key answered 200 {} on a COMPLETED
+    payment: Square holds the charge, payapp has the attempt canceled and the link open."""
+    standin.inject("drop_after_charge")
+    submit_card(client, link.path)
+    with app.app_context():
+        s = get_session()
+        s.execute(
+            Payment.__table__.update().where(Payment.link_id == link.id).values(status="canceled")
+        )
+        s.execute(
+            PaymentLink.__table__.update()
+            .where(PaymentLink.id == link.id)
+            .values(claim_key=None, claimed_at=None)
+        )
+        s.commit()
+    [charge] = standin.charges
+    return standin.payments[charge["id"]]
+
+
+def paid_twice_events(app):
+    with app.app_context():
+        return (
+            get_session()
+            .scalars(select(AuditEvent.detail).where(AuditEvent.action == "payment.paid_twice"))
+            .all()
+        )
+
+
+def test_a_webhook_for_a_charge_recorded_canceled_marks_the_link_paid(
+    app, admin, client, link_factory, standin
+):
+    link = link_factory()
+    charge = charged_but_recorded_canceled(app, client, link, standin)
+    assert local(app, link.id)[:2] == ("open", None)
+    response = deliver(client, standin, "payment.updated", charge)
+    assert response.status_code == 200 and response.json["status"] == "completed"
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert paid_twice_events(app) == []
+    assert "Paid twice" not in admin.get(f"/links/{link.id}").text
+
+
+def test_a_webhook_for_a_second_charge_on_a_paid_link_alerts_staff_to_refund_one(
+    app, admin, client, link_factory, standin
+):
+    link = link_factory()
+    first = charged_but_recorded_canceled(app, client, link, standin)
+    assert "Payment received" in submit_card(client, link.path).text  # the patient pays again
+    assert len(standin.charges) == 2
+    response = deliver(client, standin, "payment.updated", first)
+    assert response.status_code == 200 and response.json["status"] == "completed"
+    status, claim, pays = local(app, link.id)
+    assert (status, claim) == ("paid", None)
+    assert sorted(gid for st, gid in pays if st == "completed") == sorted(
+        c["id"] for c in standin.charges
+    )
+    [detail] = paid_twice_events(app)
+    assert first["id"] in detail
+    page = admin.get(f"/links/{link.id}").text
+    assert 'id="paid-twice"' in page and "Paid twice — refund one" in page
+    assert "2 completed payments of $125.00" in page
+    # The staff banner shows it on every staff page too.
+    assert "Paid twice — refund one." in admin.get("/links").text
+
+
+def test_run_jobs_finds_a_charge_recorded_canceled_and_alerts_when_the_link_was_paid_again(
+    app, admin, client, runner, link_factory, standin
+):
+    link = link_factory()
+    first = charged_but_recorded_canceled(app, client, link, standin)
+    assert "Payment received" in submit_card(client, link.path).text
+    assert "1 paid" in run_jobs(app, runner)
+    assert len(standin.charges) == 2  # found by listing payments, never charged again
+    status, _, pays = local(app, link.id)
+    assert status == "paid" and ("completed", first["id"]) in pays
+    assert [first["id"] in d for d in paid_twice_events(app)] == [True]
+    assert "Paid twice — refund one" in admin.get(f"/links/{link.id}").text
+    assert "0 paid" in run_jobs(app, runner)  # settled once
+
+
+def test_run_jobs_finds_a_charge_recorded_canceled_and_marks_the_open_link_paid(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    charged_but_recorded_canceled(app, client, link, standin)
+    assert "1 paid" in run_jobs(app, runner)
+    assert assert_charge_matches_link(app, standin, link) == "paid"
+    assert paid_twice_events(app) == []
+
+
+def test_run_jobs_leaves_a_canceled_attempt_with_no_charge_alone(
+    app, client, runner, link_factory, standin
+):
+    link = link_factory()
+    standin.inject("timeout_no_charge", delay=1.5)
+    submit_card(client, link.path)
+    with app.app_context():
+        s = get_session()
+        s.execute(Payment.__table__.update().values(status="canceled"))
+        s.execute(PaymentLink.__table__.update().values(claim_key=None, claimed_at=None))
+        s.commit()
+    assert "0 paid" in run_jobs(app, runner)
+    assert standin.charges == [] and not creates(standin)[1:]  # nothing re-sent, nothing charged
+    assert assert_charge_matches_link(app, standin, link) == "open"

@@ -418,6 +418,21 @@ def test_cancel_by_idempotency_key_of_a_completed_payment_is_refused(standin, cl
     assert standin.payments[p.id]["status"] == "COMPLETED"
 
 
+def test_cancel_by_idempotency_key_of_a_completed_payment_can_answer_200_with_no_action():
+    # Square does not document this answer; the switch lets payapp be tested under both.
+    with SquareStandin(
+        access_token=TOKEN, location_id=LOCATION, cancel_completed_by_key="ok"
+    ) as server:
+        client = make_client(server)
+        p = pay(client, key="pay-4b").payment
+        r = client.payments.cancel_by_idempotency_key(idempotency_key="pay-4b")
+        assert r.errors is None
+        assert server.payments[p.id]["status"] == "COMPLETED" and len(server.charges) == 1
+        assert server.schema_errors == []
+    with pytest.raises(ValueError):
+        SquareStandin(cancel_completed_by_key="maybe")
+
+
 def test_cancel_by_idempotency_key_of_a_declined_attempt_succeeds(standin, client):
     api_error(pay, client, key="pay-5", source="cnon:card-nonce-declined")
     client.payments.cancel_by_idempotency_key(idempotency_key="pay-5")
@@ -748,7 +763,16 @@ def test_every_guess_is_written_down():
 def test_it_runs_standalone_until_interrupted():
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "payapp.devtools.square_standin", "--port", str(port), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "payapp.devtools.square_standin",
+            "--port",
+            str(port),
+            "--quiet",
+            "--cancel-completed-by-key",
+            "ok",
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -760,6 +784,11 @@ def test_it_runs_standalone_until_interrupted():
         with httpx.Client(timeout=5) as http:
             client = Square(token="standin-token", base_url=base_url, httpx_client=http)
             assert client.locations.get("LSTANDIN1").location.id == "LSTANDIN1"
+            client.payments.create(
+                source_id="cnon:card-nonce-ok", idempotency_key="cli-1", amount_money=usd(100)
+            )
+            cancel = client.payments.cancel_by_idempotency_key(idempotency_key="cli-1")
+            assert cancel.errors is None  # --cancel-completed-by-key ok: 200 {}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
     finally:
