@@ -327,6 +327,15 @@ def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory)
     assert "payment=()" in login.headers["Permissions-Policy"]
 
 
+def test_the_square_pay_page_carries_the_given_name_but_not_surname_or_email(client, link_factory):
+    link = link_factory(patient_name="Marisol Quenneville", email="m.quenneville@example.org")
+    html = client.get(link.path).text
+    assert 'data-given-name="Marisol"' in html  # what Square's buyer verification gets
+    assert "sandbox.web.squarecdn.com/v1/square.js" in html  # really the Square-mode page
+    for secret in ("Quenneville", "quenneville", "m.quenneville", "example.org"):
+        assert secret not in html
+
+
 # --- refunds ------------------------------------------------------------------------------------
 
 
