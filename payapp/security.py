@@ -23,12 +23,18 @@ BASE_CSP = {
     "frame-ancestors": "'none'",
 }
 
+# A card that needs 3-D Secure shows its issuer's challenge page in a frame Square's SDK adds to
+# the pay page; issuers' hosts cannot be listed, so the Square-mode pay page admits frames from any
+# HTTPS origin (Square's own included). Frames only: scripts, connections and forms stay limited
+# (docs/security/README.md, "3-D Secure challenge frames").
+ISSUER_CHALLENGE_FRAMES = "https:"
+
 # Square's Web Payments SDK, per environment (../shared/square/README.md §3.3): only on the pay
 # page in Square mode, nowhere else.
 SQUARE_CSP = {
     env: {
         "script-src": [web],
-        "frame-src": [web, api],
+        "frame-src": [ISSUER_CHALLENGE_FRAMES],
         "connect-src": [web, pci, api, "https://o160250.ingest.sentry.io"],
         "style-src": [web],
         "img-src": [web],

@@ -37,6 +37,7 @@ def test_every_page_has_a_strict_nonce_based_csp(pages):
         policy = response.headers["Content-Security-Policy"]
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, name
         assert csp["frame-ancestors"] == "frame-ancestors 'none'", name
+        assert csp["frame-src"] == "frame-src 'none'", name  # the demo pay page too
         assert csp["object-src"] == "object-src 'none'", name
         assert csp["base-uri"] == "base-uri 'none'", name
         assert csp["form-action"] == "form-action 'self'", name

@@ -13,12 +13,11 @@
 
   function showError(message) { errors.textContent = message || ''; }
 
-  // What Square's buyer verification (3-D Secure) may use; empty values are left out.
+  // Square's buyer verification (3-D Secure) works with the given name and the ZIP the card field
+  // collects; the page carries nothing more (anyone holding the link can read its source).
   function billingContact() {
     var contact = {};
     if (form.dataset.givenName) contact.givenName = form.dataset.givenName;
-    if (form.dataset.familyName) contact.familyName = form.dataset.familyName;
-    if (form.dataset.email) contact.email = form.dataset.email;
     return contact;
   }
 

@@ -386,10 +386,12 @@ def test_check_square_explains_a_bad_token(app, runner, standin):
 
 
 def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory):
-    page = client.get(link_factory().path)
+    link = link_factory()
+    page = client.get(link.path)
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self' 'nonce-" in csp and "https://sandbox.web.squarecdn.com" in csp
-    assert "frame-src https://sandbox.web.squarecdn.com https://connect.squareupsandbox.com" in csp
+    # Any HTTPS frame (Square's, and a card issuer's 3-D Secure challenge), nothing else.
+    assert re.search(r"(^|; )frame-src https:(;|$)", csp), csp
     assert "https://pci-connect.squareupsandbox.com" in csp
     assert "web.squarecdn.com/v1" not in csp and "https://web.squarecdn.com " not in csp + " "
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
@@ -403,6 +405,18 @@ def test_the_pay_page_admits_exactly_squares_sandbox_hosts(client, link_factory)
     assert "squarecdn" not in login.headers["Content-Security-Policy"]
     assert "frame-src 'none'" in login.headers["Content-Security-Policy"]
     assert "payment=()" in login.headers["Permissions-Policy"]
+    submit_card(client, link.path)  # paid: the page no longer loads Square, nor admits frames
+    paid = client.get(link.path).headers["Content-Security-Policy"]
+    assert "frame-src 'none'" in paid and "squarecdn" not in paid
+
+
+def test_the_square_pay_page_carries_the_given_name_but_not_surname_or_email(client, link_factory):
+    link = link_factory(patient_name="Marisol Quenneville", email="m.quenneville@example.org")
+    html = client.get(link.path).text
+    assert 'data-given-name="Marisol"' in html  # what Square's buyer verification gets
+    assert "sandbox.web.squarecdn.com/v1/square.js" in html  # really the Square-mode page
+    for secret in ("Quenneville", "quenneville", "m.quenneville", "example.org"):
+        assert secret not in html
 
 
 # --- refunds ------------------------------------------------------------------------------------
