@@ -8,7 +8,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,9 @@ DECLINE_MESSAGES = {
     "INSUFFICIENT_FUNDS": "The card was declined for insufficient funds. Try another card.",
     "CARD_TOKEN_USED": "Please enter your card details again and retry.",
     "CARD_TOKEN_EXPIRED": "Please enter your card details again and retry.",
+    "INVALID_CARD_DATA": "Please enter your card details again and retry.",
+    # Only a card token Square does not know reaches here as a decline (field source_id).
+    "NOT_FOUND": "Please enter your card details again and retry.",
     "CARD_DECLINED_VERIFICATION_REQUIRED": "Your bank needs to verify this payment. Enter your "
     "card again and follow your bank's prompt, or try another card.",
     "CARD_NOT_SUPPORTED": "This type of card is not accepted. Please use another card.",
@@ -144,6 +147,8 @@ def charge_link(
         return replay(existing)
 
     links.ensure_payable(link, now)
+    # Under the cap in the same statement: however many submits race, at most max_declines
+    # attempts can ever hold the claim, so at most that many reach the gateway.
     claimed = session.execute(
         update(PaymentLink)
         .where(
@@ -151,6 +156,7 @@ def charge_link(
             PaymentLink.status == links.OPEN,
             PaymentLink.claim_key.is_(None),
             PaymentLink.expires_at > now,
+            PaymentLink.decline_count < max_declines,
         )
         .values(claim_key=key, claimed_at=now)
     ).rowcount
@@ -158,6 +164,8 @@ def charge_link(
         session.rollback()
         session.refresh(link)
         links.ensure_payable(link, now)
+        if link.decline_count >= max_declines:  # e.g. MAX_DECLINES lowered since it counted
+            raise links.LinkError.locked()
         raise PaymentError.in_progress()
 
     payment = Payment(
@@ -307,33 +315,39 @@ def _attempt_for(session: Session, result: ChargeResult) -> Payment | None:
 
 
 def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_declines: int):
+    """Record the decline, free the link, and count it toward the cap. The count is raised and
+    the lock decided in one UPDATE from the stored value, never from a copy read earlier: a
+    racing request can neither lose a decline nor lower the count."""
     link = payment.link
     payment.status = "failed"
     payment.error_code = declined.code
     payment.gateway_payment_id = declined.payment_id
-    count = link.decline_count + (1 if declined.counts_toward_lock else 0)
-    locked = count >= max_declines
-    session.execute(
+    values = {"claim_key": None, "claimed_at": None}
+    if declined.counts_toward_lock:
+        values["decline_count"] = PaymentLink.decline_count + 1
+        values["status"] = case(
+            (PaymentLink.decline_count + 1 >= max_declines, links.LOCKED),
+            else_=PaymentLink.status,
+        )
+    count = session.execute(
         update(PaymentLink)
         .where(PaymentLink.id == link.id)
-        .values(
-            decline_count=count,
-            claim_key=None,
-            claimed_at=None,
-            status=links.LOCKED if locked else links.OPEN,
-        )
-    )
-    audit.record(
-        session, "payment.declined", actor="patient", link_id=link.id, detail=declined.code
-    )
-    if locked:
+        .values(values)
+        .returning(PaymentLink.decline_count)
+    ).scalar_one()
+    detail = declined.code if not declined.field else f"{declined.code} ({declined.field})"
+    audit.record(session, "payment.declined", actor="patient", link_id=link.id, detail=detail)
+    if declined.counts_toward_lock and count - 1 < max_declines <= count:
         audit.record(session, "link.locked", link_id=link.id, detail=f"{count} declined attempts")
     session.commit()
     session.refresh(link)
 
 
 def _settle_gateway_error(session, payment: Payment, error: GatewayError):
-    """Nothing was charged; free the link and leave staff a trail (the patient sees no detail)."""
+    """Nothing was charged; free the link and leave staff a trail (the patient sees no detail).
+    Only errors the clinic's own set-up causes raise the staff banner (``gateway.error``); any
+    other refusal is recorded on the link as ``gateway.rejected``, so no patient can fake an
+    outage."""
     log.error("gateway error on payment %s: %s/%s", payment.id, error.category, error.code)
     payment.status = "failed"
     payment.error_code = error.code
@@ -342,9 +356,12 @@ def _settle_gateway_error(session, payment: Payment, error: GatewayError):
         .where(PaymentLink.id == payment.link_id)
         .values(claim_key=None, claimed_at=None)
     )
-    audit.record(
-        session, "gateway.error", link_id=payment.link_id, detail=f"{error.category}/{error.code}"
-    )
+    detail = f"{error.category}/{error.code}"
+    if error.clinic_must_fix:
+        audit.record(session, "gateway.error", link_id=payment.link_id, detail=detail)
+    else:
+        detail += f" ({error.field})" if error.field else ""
+        audit.record(session, "gateway.rejected", link_id=payment.link_id, detail=detail)
     session.commit()
 
 
@@ -369,8 +386,8 @@ CHARGE_WINDOW = timedelta(hours=1)
 # Link states that mean "a charge already went through" (a second completion is a double charge).
 ALREADY_PAID = (links.PAID, links.PARTIALLY_REFUNDED, links.REFUNDED)
 # Answers to a re-sent request that do not prove the first one never charged: if Square had
-# forgotten the key, a nonce the first request spent would be "used" or "expired" now.
-UNPROVEN_ON_RESEND = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED"}
+# forgotten the key, a nonce the first request spent would be "used", "expired" or unknown now.
+UNPROVEN_ON_RESEND = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED", "NOT_FOUND"}
 
 
 def reconcile_unknown_payments(

@@ -96,17 +96,17 @@ def test_each_decline_is_explained_in_plain_words_and_frees_the_link(
         charge(session, DemoGateway(), link, nonce=nonce)
     assert caught.value.kind == "declined" and caught.value.code == code
     assert words in caught.value.message.lower() or words in caught.value.message
-    counted = 0 if code == "CARD_TOKEN_EXPIRED" else 1  # a stale token is not the bank's "no"
-    assert (link.status, link.decline_count, link.claim_key) == ("open", counted, None)
+    # A bad token counts like a bank's "no": a card tester causes both (issue 7 section 2).
+    assert (link.status, link.decline_count, link.claim_key) == ("open", 1, None)
     assert caught.value.payment.status == "failed"
 
 
-def test_a_used_card_token_asks_for_the_card_again_without_counting_a_decline(session, link):
+def test_a_used_card_token_asks_for_the_card_again_and_counts_toward_the_cap(session, link):
     with pytest.raises(PaymentError) as caught:
         charge(session, DemoGateway(), link, nonce="cnon:card-nonce-already-used")
     assert caught.value.kind == "declined" and caught.value.code == "CARD_TOKEN_USED"
     assert "enter your card details again" in caught.value.message
-    assert link.status == "open" and link.decline_count == 0 and link.claim_key is None
+    assert link.status == "open" and link.decline_count == 1 and link.claim_key is None
 
 
 def test_a_gateway_configuration_error_tells_the_patient_nothing_was_charged(session, link):
@@ -366,3 +366,113 @@ def test_the_demo_gateway_lists_payments_created_in_a_window(session, link):
     [listed] = gateway.list_payments(now - timedelta(minutes=1), now + timedelta(minutes=1))
     assert listed.reference_id == link.public_id and listed.status == "COMPLETED"
     assert gateway.list_payments(now + timedelta(minutes=1), now + timedelta(minutes=2)) == []
+
+
+# --- the decline cap under concurrency (issue 7 section 2) --------------------------------------
+
+
+def record_decline_counts(app):
+    """Every write of payment_link.decline_count, old and new value, as the database saw it."""
+    with app.app_context(), get_session().bind.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE decline_count_log (id INTEGER PRIMARY KEY, old INT, new INT)"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER log_decline_count AFTER UPDATE OF decline_count ON payment_link "
+            "BEGIN INSERT INTO decline_count_log (old, new) "
+            "VALUES (OLD.decline_count, NEW.decline_count); END"
+        )
+
+    def written():
+        with app.app_context(), get_session().bind.connect() as conn:
+            return conn.exec_driver_sql("SELECT old, new FROM decline_count_log ORDER BY id").all()
+
+    return written
+
+
+def test_thirty_two_concurrent_card_testers_reach_the_gateway_at_most_five_times(app, link):
+    """32 threads, each with its own session, post declined cards to one link at once and keep
+    trying (a fresh attempt, a fresh read of the link) until the link says it is locked."""
+    gateway = DemoGateway()
+    written = record_decline_counts(app)
+    barrier = threading.Barrier(32)
+    outcomes = []
+
+    def card_tester(i):
+        with app.app_context():
+            session = get_session()
+            for attempt in range(12):
+                session.expire_all()  # each try is a new request that reads the link afresh
+                own = session.get(PaymentLink, link.id)
+                if attempt == 0:
+                    barrier.wait()
+                try:
+                    charge(
+                        session, gateway, own, "cnon:card-nonce-declined", f"{KEY}-{i}-{attempt}"
+                    )
+                except PaymentError as exc:
+                    outcomes.append(exc.kind)
+                except links.LinkError as exc:
+                    outcomes.append(exc.kind)
+                    return
+
+    threads = [threading.Thread(target=card_tester, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(gateway.charges) <= app.config["MAX_DECLINES"] == 5
+    assert outcomes.count("declined") == len(gateway.charges) == 5
+    assert outcomes.count("locked") == 32  # every tester ends up told the link is locked
+    with app.app_context():
+        final = get_session().get(PaymentLink, link.id)
+        assert (final.status, final.decline_count, final.claim_key) == ("locked", 5, None)
+    counts = written()
+    assert all(new == old + 1 for old, new in counts), counts  # never down, never skipped
+    assert [new for _, new in counts] == [1, 2, 3, 4, 5]
+
+
+def test_a_decline_settled_by_a_request_that_read_the_link_earlier_never_lowers_the_count(
+    app, link
+):
+    """Request A reads the link, requests B and C are declined meanwhile, then A is declined:
+    the count goes 0, 1, 2, 3 (an absolute write-back from A's copy would make it 1)."""
+    gateway = DemoGateway()
+    written = record_decline_counts(app)
+    with app.app_context():
+        early = get_session()
+        stale = early.get(PaymentLink, link.id)
+        assert stale.decline_count == 0
+        for i in range(2):
+            with app.app_context():
+                own = get_session().get(PaymentLink, link.id)
+                with pytest.raises(PaymentError):
+                    charge(get_session(), gateway, own, "cnon:card-nonce-declined", f"{KEY}-b{i}")
+        with pytest.raises(PaymentError):
+            charge(early, gateway, stale, "cnon:card-nonce-declined", f"{KEY}-late")
+        assert stale.decline_count == 3
+    assert written() == [(0, 1), (1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("nonce", ["cnon:card-nonce-declined", "cnon:card-nonce-already-used"])
+def test_the_attempt_after_the_cap_never_reaches_the_gateway(session, link, nonce):
+    gateway = DemoGateway()
+    for i in range(5):
+        with pytest.raises(PaymentError) as caught:
+            charge(session, gateway, link, nonce=nonce, key=f"{KEY}-cap-{i}")
+        assert caught.value.kind == "declined"
+    assert (link.status, link.decline_count) == ("locked", 5)
+    with pytest.raises(links.LinkError) as caught:
+        charge(session, gateway, link, key=f"{KEY}-cap-ok")
+    assert caught.value.kind == "locked" and len(gateway.charges) == 5
+
+
+def test_a_temporary_gateway_error_does_not_count_toward_the_cap(session, link):
+    class Hiccup(DemoGateway):
+        def create_payment(self, request):
+            raise GatewayDeclined("TEMPORARY_ERROR")
+
+    with pytest.raises(PaymentError) as caught:
+        charge(session, Hiccup(), link)
+    assert caught.value.kind == "declined" and "temporary problem" in caught.value.message
+    assert (link.status, link.decline_count, link.claim_key) == ("open", 0, None)

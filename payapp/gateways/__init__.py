@@ -95,28 +95,75 @@ def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+# Errors only the clinic can cause (credentials, location, account permissions, currency): the
+# staff banner says "patients may not be able to pay online". Anything a request's own card or
+# token can cause must never raise it, or any link holder could fake an outage.
+CLINIC_ERROR_CATEGORIES = frozenset({"AUTHENTICATION_ERROR"})
+CLINIC_ERROR_CODES = frozenset(
+    {
+        "UNAUTHORIZED",
+        "ACCESS_TOKEN_EXPIRED",
+        "ACCESS_TOKEN_REVOKED",
+        "CLIENT_DISABLED",
+        "FORBIDDEN",
+        "INSUFFICIENT_SCOPES",
+        "APPLICATION_DISABLED",
+        "MERCHANT_SUBSCRIPTION_NOT_FOUND",
+        # Square files these two under PAYMENT_METHOD_ERROR, but they are the account's, not the
+        # card's: the location cannot take this payment, or the amount is over its limit.
+        "INVALID_LOCATION",
+        "PAYMENT_LIMIT_EXCEEDED",
+        "LOCATION_MISMATCH",
+        "CARD_PROCESSING_NOT_ENABLED",
+        "UNSUPPORTED_CURRENCY",
+        "CURRENCY_MISMATCH",
+    }
+)
+CLINIC_ERROR_FIELDS = ("location_id", "amount_money.currency")
+
+
 class GatewayError(Exception):
     """The gateway answered with an error that is not the patient's to fix (configuration,
-    authentication, idempotency misuse, rate limits). Staff must look; nothing was charged."""
+    authentication, idempotency misuse, rate limits). Nothing was charged. ``field`` is the
+    request field the gateway blamed, when it said."""
 
-    def __init__(self, code: str, category: str = "API_ERROR", detail: str = ""):
+    def __init__(self, code: str, category: str = "API_ERROR", detail: str = "", field=None):
         super().__init__(f"{category}/{code}")
         self.code = code
         self.category = category
         self.detail = detail
+        self.field = field
+
+    @property
+    def clinic_must_fix(self) -> bool:
+        """Whether only the clinic's own set-up can cause this (and fix it for every patient)."""
+        return (
+            self.category in CLINIC_ERROR_CATEGORIES
+            or self.code in CLINIC_ERROR_CODES
+            or (self.field or "") in CLINIC_ERROR_FIELDS
+        )
 
 
 class GatewayDeclined(GatewayError):
-    """The card was declined or its token rejected; the patient may try again."""
+    """The card was declined or its token rejected (used, expired, unknown, invalid card data);
+    the patient may try again with a card, up to the link's decline cap."""
 
-    def __init__(self, code: str, category: str = "PAYMENT_METHOD_ERROR", payment_id=None):
-        super().__init__(code, category)
+    def __init__(
+        self, code: str, category: str = "PAYMENT_METHOD_ERROR", payment_id=None, field=None
+    ):
+        super().__init__(code, category, field=field)
         self.payment_id = payment_id
 
     @property
+    def clinic_must_fix(self) -> bool:
+        return False
+
+    @property
     def counts_toward_lock(self) -> bool:
-        """Issuer declines count toward the link's decline cap; a stale token does not."""
-        return self.category == "PAYMENT_METHOD_ERROR" and self.code != "TEMPORARY_ERROR"
+        """Every failure a card tester can cause counts toward the link's decline cap: bank
+        declines and bad, used, expired or made-up tokens. Only the gateway's own hiccup
+        (TEMPORARY_ERROR) does not."""
+        return self.code != "TEMPORARY_ERROR"
 
 
 class GatewayUnknown(Exception):

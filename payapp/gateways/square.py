@@ -16,6 +16,7 @@ from square.core.api_error import ApiError
 from square.environment import SquareEnvironment
 
 from . import (
+    CLINIC_ERROR_CODES,
     ChargeRequest,
     ChargeResult,
     GatewayDeclined,
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 SQUARE_VERSION = "2026-09-16"
 # Patient-fixable although Square files them under INVALID_REQUEST_ERROR: ask for the card again.
 RETRY_WITH_NEW_CARD = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED", "INVALID_CARD_DATA"}
+# Any error Square pins on these request fields was caused by what the patient's browser sent
+# (e.g. a made-up source_id answers 404 NOT_FOUND with field "source_id"): a decline, not an outage.
+PATIENT_FIELDS = ("source_id", "verification_token")
 BROWSER_SDK = {
     "sandbox": "https://sandbox.web.squarecdn.com/v1/square.js",
     "production": "https://web.squarecdn.com/v1/square.js",
@@ -181,9 +185,12 @@ def _from_api_error(exc: ApiError) -> Exception:
         return GatewayUnknown(f"HTTP {status} {code}")
     payment = exc.body.get("payment") if isinstance(exc.body, dict) else None
     payment_id = payment.get("id") if isinstance(payment, dict) else None
-    if category == "PAYMENT_METHOD_ERROR" or code in RETRY_WITH_NEW_CARD:
-        return GatewayDeclined(code, category, payment_id=payment_id)
-    return GatewayError(code, category, (error.detail if error else "") or "")
+    field = (error.field if error else None) or None
+    if code in CLINIC_ERROR_CODES:
+        return GatewayError(code, category, (error.detail if error else "") or "", field=field)
+    if category == "PAYMENT_METHOD_ERROR" or code in RETRY_WITH_NEW_CARD or field in PATIENT_FIELDS:
+        return GatewayDeclined(code, category, payment_id=payment_id, field=field)
+    return GatewayError(code, category, (error.detail if error else "") or "", field=field)
 
 
 def _charge_result(payment) -> ChargeResult:

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import alerts, links, payments
+from .. import alerts, links, payments, ratelimits
 from ..db import get_session
 from ..extensions import limiter
 from ..gateways.square import BROWSER_SDK
@@ -81,12 +81,13 @@ def show_pay_page(token: str):
 
 @bp.post("/pay/<token>")
 @limiter.limit(lambda: current_app.config["RATELIMIT_PAY_SUBMIT"])
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_PAY_GLOBAL"], key_func=lambda: "all", scope="pay-global"
-)
 @invalid_token_limit
 def submit_payment(token: str):
     link = resolve_or_404(token)
+    # The limit shared by all addresses counts only attempts on a real, open link that passed
+    # the per-address limits above (see ratelimits.py): one address cannot spend it for all.
+    if links.effective_status(link) == links.OPEN and not ratelimits.take_global_payment_slot():
+        abort(429)
     form = PayForm()
     result = {}
     if not form.validate():  # only the CSRF token (CSRFProtect has checked it already)

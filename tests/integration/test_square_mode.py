@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from payapp import payments
 from payapp.db import get_session
-from payapp.gateways import ChargeRequest, ChargeResult, GatewayError
+from payapp.gateways import ChargeRequest, ChargeResult, GatewayDeclined, GatewayError
 from payapp.gateways.square import SQUARE_VERSION
 from payapp.models import AuditEvent, Payment, PaymentLink, Refund, WebhookEvent, utcnow
 
@@ -24,6 +24,7 @@ from ..conftest import (
     ADMIN_EMAIL,
     SQUARE_WEBHOOK_URL,
     STAFF_PASSWORD,
+    PayPage,
     csrf_from,
     log_in,
     open_pay_page,
@@ -187,6 +188,110 @@ def test_twenty_simultaneous_submits_make_exactly_one_charge_at_square(app, link
     assert sum("Payment received" in t for t in texts) == 1
     assert len(standin.charges) == 1 and len(creates(standin)) == 1
     assert local(app, link.id)[0] == "paid"
+
+
+# --- card testing: the decline cap and patient-caused errors (issue 7 sections 2 and 3) --------
+
+
+def audit_actions(app):
+    with app.app_context():
+        return get_session().scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+
+
+def test_thirty_two_concurrent_card_testers_reach_square_at_most_five_times(
+    app, link_factory, standin
+):
+    """32 clients post declined cards to one link at once and keep trying with new attempts
+    until they are told the link is locked; Square answers with a little latency."""
+    link = link_factory()
+    standin.inject("delay", times=40, delay=0.02)
+    clients = [app.test_client() for _ in range(32)]
+    csrfs = [open_pay_page(c, link.path).csrf for c in clients]
+    barrier = threading.Barrier(32)
+    locked = [False] * 32
+
+    def card_tester(i):
+        barrier.wait()
+        for attempt in range(50):
+            text = submit_card(
+                clients[i],
+                link.path,
+                nonce="cnon:card-nonce-declined",
+                page=PayPage("", csrfs[i], f"card-tester-{i:02d}-{attempt:02d}-xxxx"),
+            ).text
+            if "locked" in text:
+                locked[i] = True
+                return
+
+    threads = [threading.Thread(target=card_tester, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    standin.clear_faults()
+    assert len(creates(standin)) <= app.config["MAX_DECLINES"] == 5
+    assert len(creates(standin)) == 5 and standin.charges == []
+    assert all(locked)
+    with app.app_context():
+        final = get_session().get(PaymentLink, link.id)
+        assert (final.status, final.decline_count, final.claim_key) == ("locked", 5, None)
+    assert audit_actions(app).count("link.locked") == 1
+
+
+def test_a_made_up_card_token_is_a_decline_for_the_patient_not_an_outage_for_the_clinic(
+    app, client, staff, link_factory, standin
+):
+    """Square answers 404 NOT_FOUND on source_id for a token it never issued. Anyone holding a
+    link can send one; it must count toward the cap and never raise the staff banner."""
+    link = link_factory()
+    csrf = open_pay_page(client, link.path).csrf
+    for i in range(5):
+        page = PayPage("", csrf, f"made-up-token-attempt-{i:02d}")
+        response = submit_card(client, link.path, nonce=f"cnon:made-up-{i}", page=page)
+        assert response.status_code == 200
+        assert "enter your card details again" in response.text
+        assert "not available right now" not in response.text
+    assert "locked" in response.text
+    blocked = submit_card(client, link.path, page=PayPage("", csrf, "made-up-token-attempt-ok"))
+    assert "locked" in blocked.text
+    assert len(creates(standin)) == 5 and standin.charges == []  # the sixth never left payapp
+    assert local(app, link.id)[0] == "locked"
+    actions = audit_actions(app)
+    assert actions.count("payment.declined") == 5 and "gateway.error" not in actions
+    page = staff.get("/links").text
+    assert "Patients may not be able to pay online." not in page
+
+
+def test_only_errors_the_clinic_causes_are_configuration_errors(app, standin):
+    gateway = app.extensions["payapp.gateway"]
+
+    def refusal(**changes):
+        fields = {
+            "idempotency_key": f"classify-{len(standin.requests)}",
+            "source_id": "cnon:card-nonce-ok",
+            "amount_cents": 500,
+            "currency": "USD",
+            "reference_id": "ref-1",
+            "note": "note",
+            **changes,
+        }
+        with pytest.raises(GatewayError) as caught:
+            gateway.create_payment(ChargeRequest(**fields))
+        return caught.value
+
+    made_up = refusal(source_id="cnon:never-issued")
+    assert isinstance(made_up, GatewayDeclined) and made_up.counts_toward_lock
+    assert (made_up.code, made_up.field, made_up.clinic_must_fix) == ("NOT_FOUND", "source_id", 0)
+    invalid = refusal(source_id="cnon:standin-invalid-card-data")
+    assert isinstance(invalid, GatewayDeclined) and invalid.counts_toward_lock
+    temporary = refusal(source_id="cnon:standin-temporary-error")
+    assert isinstance(temporary, GatewayDeclined) and not temporary.counts_toward_lock
+    currency = refusal(currency="CAD")
+    assert not isinstance(currency, GatewayDeclined) and currency.clinic_must_fix
+    assert currency.field == "amount_money.currency"
+    gateway.create_payment(ChargeRequest("classify-ok", "cnon:card-nonce-ok", 500, "USD", "r", "n"))
+    reused = refusal(idempotency_key="classify-ok", amount_cents=600)  # a bug, not the set-up
+    assert reused.code == "IDEMPOTENCY_KEY_REUSED" and not reused.clinic_must_fix
 
 
 # --- unknown outcomes and reconciliation --------------------------------------------------------

@@ -116,6 +116,59 @@ def test_a_botnet_spread_over_many_links_is_capped_by_the_global_limit(
     assert codes[429] == 120 - 50 and len(gateway.charges) <= 50
 
 
+@pytest.mark.parametrize("config_overrides", [LIMITED])
+def test_one_address_posting_to_a_made_up_token_cannot_stop_other_patients_paying(
+    app, gateway, link_factory
+):
+    """Issue 7 section 3: 305 posts to /pay/not-a-real-token from one address within a minute,
+    with the app's own limits, then a real patient at another address pays."""
+    link = link_factory()
+    attacker, patient = app.test_client(), app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.66"
+    patient.environ_base["REMOTE_ADDR"] = "198.51.100.4"
+    csrf = csrf_from(attacker.get("/login").text)
+    budget = allowed_per_window(app.config["RATELIMIT_PAY_GLOBAL"])
+    assert budget < 305  # the attack is bigger than the global budget
+    with time_machine.travel(utcnow(), tick=False):
+        codes = Counter(
+            attacker.post(
+                "/pay/not-a-real-token",
+                data={"csrf_token": csrf, "source_id": "cnon:card-nonce-ok"},
+                headers={"HX-Request": "true"},
+            ).status_code
+            for _ in range(305)
+        )
+        assert codes[404] == allowed_per_window(app.config["RATELIMIT_PAY_SUBMIT"])
+        assert codes[429] == 305 - codes[404]
+        response = submit_card(patient, link.path)
+    assert response.status_code == 200
+    assert "Payment received" in response.text
+    assert len(gateway.charges) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{**LIMITED, "RATELIMIT_PAY_GLOBAL": "3 per minute"}])
+def test_only_attempts_on_open_links_spend_the_global_payment_limit(
+    app, client, gateway, link_factory
+):
+    paid, open_links = link_factory(), [link_factory() for _ in range(5)]
+    submit_card(client, paid.path)  # the global budget: 3 - 1
+    csrf = open_pay_page(client, open_links[0].path).csrf
+    with time_machine.travel(utcnow(), tick=False):
+        # Posts to a paid link and to forged tokens, each from its own address, spend nothing.
+        for i in range(20):
+            assert (
+                card_attempt(client, paid.path, csrf, i, address=f"10.7.0.{i}").status_code == 200
+            )
+            forged = card_attempt(client, "/pay/forged", csrf, i, address=f"10.6.0.{i}")
+            assert forged.status_code == 404
+        codes = [
+            card_attempt(client, link.path, csrf, 100 + i, address=f"10.5.0.{i}").status_code
+            for i, link in enumerate(open_links)
+        ]
+    assert codes == [200, 200, 429, 429, 429]
+    assert len(gateway.charges) == 3
+
+
 # --- token scanning ------------------------------------------------------------------------------
 
 
