@@ -7,9 +7,9 @@ raw code kept in a tooltip for a call to Square's support.
 from __future__ import annotations
 
 STAFF_WORDS = {
-    "GENERIC_DECLINE": "Declined by the card's bank",
-    "CARD_DECLINED": "Declined by the card's bank",
-    "CARD_DECLINED_CALL_ISSUER": "Declined: the bank asks the patient to call it",
+    "GENERIC_DECLINE": "The card's bank gave no reason",
+    "CARD_DECLINED": "The card's bank refused it",
+    "CARD_DECLINED_CALL_ISSUER": "The bank asks the patient to call it",
     "CARD_DECLINED_VERIFICATION_REQUIRED": "The bank asked for extra verification",
     "CVV_FAILURE": "Security code (CVV) did not match",
     "ADDRESS_VERIFICATION_FAILURE": "ZIP code did not match the bank's",

@@ -350,7 +350,7 @@ def test_staff_pages_show_money_and_decline_reasons_in_plain_words(admin, late_e
     assert "Refund requested: $25.00: overpaid" in detail
     assert "Refund made: $25.00, completed" in detail
     # The bank's code stays available in a tooltip, the words say what happened.
-    declined = 'title="GENERIC_DECLINE">Declined by the card&#39;s bank</abbr>'
+    declined = 'title="GENERIC_DECLINE">The card&#39;s bank gave no reason</abbr>'
     assert detail.count(declined) == 2  # the payments table and the timeline
     assert ">GENERIC_DECLINE<" not in detail
 
@@ -360,7 +360,7 @@ def test_audit_pages_show_clinic_times_and_the_export_gives_both_with_offsets(
 ):
     page = admin.get("/audit").text
     assert CLINIC_TIME in page and "UTC" not in page
-    assert 'title="GENERIC_DECLINE">Declined by the card&#39;s bank</abbr>' in page
+    assert 'title="GENERIC_DECLINE">The card&#39;s bank gave no reason</abbr>' in page
     rows = list(csv.DictReader(io.StringIO(admin.get("/audit.csv").text)))
     created = next(r for r in rows if r["action"] == "link.created")
     assert created["when_utc"] == "2027-03-06T04:30:00+00:00"
