@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import alerts, audit, auth, cli, db, errors, integrity, links, security
     from .config import load_config
+    from .decline_reasons import describe_code
     from .gateways import make_gateway
     from .money import format_cents
     from .notify import Clinic
@@ -55,6 +56,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     clinic = Clinic.from_config(app.config)
     app.jinja_env.filters["money"] = format_cents
+    # Staff pages show every time in the clinic's zone through this one filter.
+    app.jinja_env.filters["local_time"] = clinic.local_time
+    app.jinja_env.filters["code_words"] = describe_code
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
         gateway_hint=audit.gateway_hint,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import request
+from flask import g, request
 from flask_wtf.csrf import CSRFError
 
 from . import audit
@@ -36,9 +36,46 @@ MESSAGES = {
     ),
 }
 
+# Staff read different advice: they have the menu, and no bill to ask the clinic about.
+STAFF_MESSAGES = {
+    403: (
+        "You don't have permission to do that",
+        "This page is for admins. Ask your payapp administrator if you need it.",
+    ),
+    404: (
+        "Page not found",
+        "It may have been mistyped, or the link or account no longer exists. "
+        "Go back, or open Links in the menu.",
+    ),
+    413: ("That was too much to send", "Shorten what you typed and try again."),
+    429: (
+        "Too many attempts",
+        "For your security we paused this for a minute. Wait and try again.",
+    ),
+    500: (
+        "Something went wrong on our side",
+        "Try again in a minute. If it keeps happening, tell your payapp administrator.",
+    ),
+}
+STAFF_AREAS = frozenset({"staff", "audit", "users", "auth"})  # blueprints of the staff side
+
+
+def is_staff_page() -> bool:
+    """Staff areas, and stray URLs of a logged-in staff member, get the staff layout and menu;
+    the patient's pay pages always keep the patient layout."""
+    if request.blueprint in STAFF_AREAS:
+        return True
+    return (
+        request.blueprint is None
+        and g.get("staff") is not None
+        and not request.path.startswith("/pay/")
+    )
+
 
 def render_error(code: int, detail: str | None = None):
-    title, advice = MESSAGES.get(code, MESSAGES[500])
+    staff_page = is_staff_page()
+    messages = {**MESSAGES, **STAFF_MESSAGES} if staff_page else MESSAGES
+    title, advice = messages.get(code, messages[500])
     if detail:
         advice = detail
     if is_htmx_request():
@@ -47,7 +84,14 @@ def render_error(code: int, detail: str | None = None):
         response.headers["HX-Retarget"] = "#flash"
         response.headers["HX-Reswap"] = "innerHTML"
         return response
-    return render("errors/error.html", status_code=code, code=code, title=title, advice=advice)
+    return render(
+        "errors/error.html",
+        status_code=code,
+        code=code,
+        title=title,
+        advice=advice,
+        staff_page=staff_page,
+    )
 
 
 def handle_csrf_error(exc: CSRFError):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .models import PaymentLink, utcnow
-from .money import AmountError, parse_amount
+from .money import AmountError, format_cents, parse_amount
 
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
 OPEN, PAID, EXPIRED, CANCELLED, LOCKED = "open", "paid", "expired", "cancelled", "locked"
@@ -235,7 +235,8 @@ def create_link(
         actor="staff" if created_by_id else "system",
         staff_id=created_by_id,
         link_id=link.id,
-        detail=f"amount {clean.amount_cents} cents, expires in {clean.expires_in_days} days",
+        detail=f"amount {format_cents(clean.amount_cents)}, "
+        f"expires in {clean.expires_in_days} days",
         when=now,
     )
     session.commit()

@@ -11,8 +11,9 @@ class AmountError(ValueError):
     """The amount text is not a valid amount; the message says what to type instead."""
 
 
-def parse_amount(text: str, min_cents: int, max_cents: int) -> int:
-    """Parse '1,250.50' or '$125' into cents, within [min_cents, max_cents]."""
+def parse_amount(text: str, min_cents: int, max_cents: int | None) -> int:
+    """Parse '1,250.50' or '$125' into cents, within [min_cents, max_cents] (None: no upper
+    bound here, for callers whose own rule gives the better message)."""
     match = _AMOUNT.match((text or "").strip())
     if not match:
         raise AmountError("Enter the amount in dollars and cents, for example 125.00.")
@@ -22,7 +23,7 @@ def parse_amount(text: str, min_cents: int, max_cents: int) -> int:
     cents = int(match["whole"].replace(",", "")) * 100 + int(frac.ljust(2, "0"))
     if cents < min_cents:
         raise AmountError(f"The amount must be at least {format_cents(min_cents)}.")
-    if cents > max_cents:
+    if max_cents is not None and cents > max_cents:
         raise AmountError(f"The amount can be at most {format_cents(max_cents)}.")
     return cents
 

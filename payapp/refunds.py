@@ -107,7 +107,7 @@ def refund_payment(
         actor="staff",
         staff_id=staff_id,
         link_id=payment.link_id,
-        detail=f"{amount_cents} cents: {reason}",
+        detail=f"{format_cents(amount_cents, payment.currency)}: {reason}",
         when=now,
     )
     try:
@@ -158,7 +158,7 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
         link_id=payment.link_id,
         staff_id=refund.created_by_id,
         actor="staff" if refund.created_by_id else "square",
-        detail=f"{refund.amount_cents} cents, {result.status.lower()}",
+        detail=f"{format_cents(refund.amount_cents, payment.currency)}, {result.status.lower()}",
     )
     session.commit()
     return refund
@@ -238,7 +238,8 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
             "refund.created",
             actor="square",
             link_id=payment.link_id,
-            detail=f"{result.amount_cents} cents, made in Square's dashboard",
+            detail=f"{format_cents(result.amount_cents, payment.currency)}, "
+            "made in Square's dashboard",
         )
     elif is_stale(result.updated_at, refund.gateway_updated_at):
         return "stale"

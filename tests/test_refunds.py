@@ -75,6 +75,18 @@ def test_an_over_refund_is_refused_with_a_clear_message(app, admin, paid):
     assert state(app, link.id) == ("partially_refunded", 10000, 1)
 
 
+def test_a_refund_above_what_is_left_names_the_same_limit_as_the_hint(app, admin, paid):
+    """$125 paid, $25 refunded: asking for 500.00 names $100.00, as the hint does, not $125.00."""
+    link, _ = paid
+    post_refund(admin, link.id, "25.00")
+    post_refund(admin, link.id, "500.00")
+    page = admin.get(f"/links/{link.id}").text
+    assert "Refund not made: You can refund at most $100.00 of this payment" in page
+    assert "Up to $100.00." in page
+    assert "$125.00." not in page
+    assert state(app, link.id) == ("partially_refunded", 2500, 1)
+
+
 @pytest.mark.parametrize(
     ("amount", "message"),
     [("0", "at least $0.01"), ("abc", "for example"), ("10.001", "two decimal places")],

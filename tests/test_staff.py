@@ -1,10 +1,14 @@
 """Staff pages over HTTP: creating, listing, sending, cancelling and reissuing links."""
 
+import csv
 import email
+import io
 import re
+from datetime import UTC, datetime
 from email import policy
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from payapp.db import get_session
@@ -300,3 +304,67 @@ def test_unknown_link_ids_are_404(staff):
 def test_every_staff_post_needs_a_csrf_token(staff, link_factory, path):
     link_factory()
     assert staff.post(path, data={"patient_name": "x"}).status_code == 400
+
+
+# 04:30 UTC on March 6 is 11:30 PM on March 5 in New York (the default clinic time zone).
+LATE_EVENING = datetime(2027, 3, 6, 4, 30, tzinfo=UTC)
+CLINIC_TIME = "Mar 5, 2027, 11:30 PM EST"
+
+
+@pytest.fixture
+def late_evening_link(client, link_factory):
+    """A link made, declined once and paid at 11:30 PM clinic time (the next day in UTC)."""
+    with time_machine.travel(LATE_EVENING, tick=False):
+        link = link_factory(amount="125.00")
+        submit_card(client, link.path, nonce="cnon:card-nonce-declined")
+        submit_card(client, link.path)
+    return link
+
+
+def test_staff_pages_show_times_in_the_clinic_time_zone(admin, late_evening_link):
+    link = late_evening_link
+    listing = admin.get("/links").text
+    assert CLINIC_TIME in listing and "Mar 6" not in listing
+    detail = admin.get(f"/links/{link.id}").text
+    timeline = re.search(r'<ol class="timeline">.*?</ol>', detail, re.S)[0]
+    assert timeline.count(CLINIC_TIME) >= 3  # created, declined, paid
+    payments = re.search(r'<table class="table compact">.*?</table>', detail, re.S)[0]
+    assert payments.count(CLINIC_TIME) == 2  # the declined attempt and the payment
+    assert "UTC" not in detail and "Mar 6" not in detail and "March 6" not in detail
+
+
+def test_staff_pages_show_money_and_decline_reasons_in_plain_words(admin, late_evening_link):
+    link = late_evening_link
+    page = admin.get(f"/links/{link.id}").text
+    form = {
+        "csrf_token": csrf_from(page),
+        "payment_id": re.search(r'name="payment_id" value="(\d+)"', page)[1],
+        "refund_key": re.search(r'name="refund_key" value="([^"]+)"', page)[1],
+        "amount": "25.00",
+        "reason": "overpaid",
+    }
+    assert admin.post(f"/links/{link.id}/refund", data=form).status_code == 303
+    for html in (admin.get(f"/links/{link.id}").text, admin.get("/links").text):
+        assert not re.search(r"\d\s*cents", html)
+    detail = admin.get(f"/links/{link.id}").text
+    assert "Refund requested: $25.00: overpaid" in detail
+    assert "Refund made: $25.00, completed" in detail
+    # The bank's code stays available in a tooltip, the words say what happened.
+    declined = 'title="GENERIC_DECLINE">The card&#39;s bank gave no reason</abbr>'
+    assert detail.count(declined) == 2  # the payments table and the timeline
+    assert ">GENERIC_DECLINE<" not in detail
+
+
+def test_audit_pages_show_clinic_times_and_the_export_gives_both_with_offsets(
+    admin, late_evening_link
+):
+    page = admin.get("/audit").text
+    assert CLINIC_TIME in page and "UTC" not in page
+    assert 'title="GENERIC_DECLINE">The card&#39;s bank gave no reason</abbr>' in page
+    rows = list(csv.DictReader(io.StringIO(admin.get("/audit.csv").text)))
+    created = next(r for r in rows if r["action"] == "link.created")
+    assert created["when_utc"] == "2027-03-06T04:30:00+00:00"
+    assert created["when_local"] == "2027-03-05T23:30:00-05:00"
+    assert created["detail"] == "amount $125.00, expires in 14 days"
+    users = admin.get("/users").text + admin.get("/account").text + admin.get("/security").text
+    assert "UTC" not in users and re.search(r"\d:\d\d [AP]M E[SD]T", users)

@@ -231,6 +231,30 @@ def test_staff_are_refused_every_users_page(staff, target):
     assert "Users" not in re.search(r"<nav.*?</nav>", staff.get("/links").text, re.S)[0]
 
 
+def test_a_refused_staff_member_gets_the_staff_layout_with_its_menu(staff):
+    response = staff.get("/audit")
+    assert response.status_code == 403
+    nav = re.search(r'<nav aria-label="Staff">.*?</nav>', response.text, re.S)
+    assert nav and ">Links</a>" in nav[0] and ">Your account</a>" in nav[0]
+    assert "Questions about a bill" not in response.text
+    assert "Back to payment links" in response.text
+
+
+def test_staff_get_the_staff_layout_for_missing_pages_and_patients_keep_theirs(
+    staff, client, link_factory
+):
+    for path in ("/links/999999", "/no-such-page"):
+        page = staff.get(path)
+        assert page.status_code == 404 and '<nav aria-label="Staff">' in page.text, path
+        assert "Questions about a bill" not in page.text, path
+    for c in (staff, client):  # a pay link is the patient's page, whoever opens it
+        page = c.get("/pay/not-a-real-token")
+        assert page.status_code == 404 and "Questions about a bill" in page.text
+        assert '<nav aria-label="Staff">' not in page.text
+    page = client.get("/no-such-page")
+    assert "Questions about a bill" in page.text and "<nav" not in page.text
+
+
 def test_an_admin_creates_a_user_who_then_chooses_their_own_password(app, admin):
     response = staff_post(
         admin,

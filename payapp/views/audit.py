@@ -15,6 +15,7 @@ from ..db import get_session
 from ..extensions import csrf, limiter
 from ..htmx import render
 from ..models import AuditEvent, CspReport, SiteSetting
+from ..notify import Clinic
 
 bp = Blueprint("audit", __name__)
 
@@ -41,7 +42,12 @@ def export_audit():
     rows = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["id", "when_utc", "actor", "staff_email", "action", "link_id", "detail"])
+    clinic = Clinic.from_config(current_app.config)
+    # Times as ISO 8601 with their offset: UTC for sorting and other systems, and the clinic's
+    # local time as the staff pages show it.
+    writer.writerow(
+        ["id", "when_utc", "when_local", "actor", "staff_email", "action", "link_id", "detail"]
+    )
     for e in rows:
         writer.writerow(
             [
@@ -49,6 +55,7 @@ def export_audit():
                 for v in (
                     e.id,
                     e.created_at.isoformat(),
+                    clinic.local_time(e.created_at, "iso"),
                     e.actor,
                     e.staff.email if e.staff else "",
                     e.action,
