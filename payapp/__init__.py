@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, audit, auth, cli, db, errors, integrity, links, security
+    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security
     from .config import load_config
     from .gateways import make_gateway
     from .money import format_cents
@@ -55,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     clinic = Clinic.from_config(app.config)
     app.jinja_env.filters["money"] = format_cents
+    app.jinja_env.filters["card_brand"] = payments.card_brand_name
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
         gateway_hint=audit.gateway_hint,
