@@ -95,7 +95,7 @@ def test_a_decline_then_a_mastercard_leaves_one_true_receipt(
     reports_before = csp_reports(flow_server)
     pay_url = flow_server.create_link(reference="FLOW-1")
     page.goto(pay_url)
-    expect(page.locator("#pay-summary")).to_contain_text("Pay by")
+    expect(page.locator(".pay-summary")).to_contain_text("Pay by")
 
     fill_card(page, DECLINED_CARD)
     submit_payment(page, pay_url)
@@ -108,8 +108,8 @@ def test_a_decline_then_a_mastercard_leaves_one_true_receipt(
     expect(messages(page)).to_have_count(1)  # the decline is gone
     expect(page.locator(".receipt")).to_contain_text("Mastercard ending 5100")
     # The words above and below the receipt follow the payment, without a reload.
-    expect(page.locator("#pay-summary")).to_contain_text("Paid on")
-    expect(page.locator("#pay-summary")).not_to_contain_text("Pay by")
+    expect(page.locator(".pay-summary")).to_contain_text("Paid on")
+    expect(page.locator(".pay-summary")).not_to_contain_text("Pay by")
     expect(page.locator("#pay-footer")).not_to_contain_text("before you pay")
 
     page.reload()
