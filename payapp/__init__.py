@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, audit, auth, cli, db, errors, integrity, links, security
+    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security
     from .config import load_config
     from .decline_reasons import describe_code
     from .gateways import make_gateway
@@ -59,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Staff pages show every time in the clinic's zone through this one filter.
     app.jinja_env.filters["local_time"] = clinic.local_time
     app.jinja_env.filters["code_words"] = describe_code
+    app.jinja_env.filters["card_brand"] = payments.card_brand_name
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
         gateway_hint=audit.gateway_hint,

@@ -54,6 +54,29 @@ DECLINE_MESSAGES = {
 }
 GENERIC_DECLINE_MESSAGE = DECLINE_MESSAGES["GENERIC_DECLINE"]
 
+# Square's CardBrand values -> how the card's own logo spells it.
+CARD_BRAND_NAMES = {
+    "VISA": "Visa",
+    "MASTERCARD": "Mastercard",
+    "AMERICAN_EXPRESS": "American Express",
+    "DISCOVER": "Discover",
+    "DISCOVER_DINERS": "Diners Club",
+    "JCB": "JCB",
+    "CHINA_UNIONPAY": "UnionPay",
+    "SQUARE_GIFT_CARD": "Square Gift Card",
+    "INTERAC": "Interac",
+    "EFTPOS": "eftpos",
+    "FELICA": "FeliCa",
+    "EBT": "EBT",
+}
+
+
+def card_brand_name(brand: str | None) -> str:
+    """What a patient calls the card: 'Mastercard', 'American Express'; 'Card' if unknown."""
+    if not brand:
+        return "Card"
+    return CARD_BRAND_NAMES.get(brand, brand.replace("_", " ").title())
+
 
 class PaymentError(Exception):
     """A charge did not complete; ``kind`` says why, ``message`` is what the patient reads."""

@@ -8,6 +8,7 @@ State lives in memory (one process): a restart forgets demo payments, never real
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from datetime import UTC, datetime
@@ -35,6 +36,34 @@ SANDBOX_NONCES = {
 }
 # Not card declines: Square answers these as INVALID_REQUEST_ERROR.
 REQUEST_ERRORS = {"cnon:card-nonce-already-used": "CARD_TOKEN_USED"}
+
+# Square's sandbox reports the brand and last 4 of the card typed into its card field. The demo
+# card field (static/js/demo-card.js) does the same by appending them to the sandbox nonce:
+# "cnon:card-nonce-ok--MASTERCARD--5100". Only four digits ever travel, never the card number.
+DEMO_NONCE = re.compile(r"^(?P<nonce>cnon:[a-z-]+?)--(?P<brand>[A-Z_]{2,32})--(?P<last4>[0-9]{4})$")
+CARD_BRANDS = frozenset(
+    (
+        "VISA",
+        "MASTERCARD",
+        "AMERICAN_EXPRESS",
+        "DISCOVER",
+        "DISCOVER_DINERS",
+        "JCB",
+        "CHINA_UNIONPAY",
+        "SQUARE_GIFT_CARD",
+    )
+)
+
+
+def read_demo_nonce(source_id: str) -> tuple[str, str | None, str | None]:
+    """Split a demo card-field nonce into (sandbox nonce, brand, last 4).
+
+    Square's documented sandbox nonces pass through unchanged with no card of their own.
+    """
+    match = DEMO_NONCE.match(source_id)
+    if match is None or match["brand"] not in CARD_BRANDS:
+        return source_id, None, None
+    return match["nonce"], match["brand"], match["last4"]
 
 
 def _now() -> str:
@@ -134,12 +163,14 @@ class DemoGateway:
     def _decide(self, request: ChargeRequest) -> ChargeResult | GatewayError:
         self.charges.append(request)
         payment_id = "demo_" + secrets.token_hex(10)
-        if request.source_id in REQUEST_ERRORS:
-            return GatewayDeclined(REQUEST_ERRORS[request.source_id], "INVALID_REQUEST_ERROR")
-        if request.source_id not in SANDBOX_NONCES:
+        nonce, typed_brand, typed_last4 = read_demo_nonce(request.source_id)
+        if nonce in REQUEST_ERRORS:
+            return GatewayDeclined(REQUEST_ERRORS[nonce], "INVALID_REQUEST_ERROR")
+        if nonce not in SANDBOX_NONCES:
             # Sandbox only knows its own test nonces; anything else is treated as a stale token.
             return GatewayDeclined("CARD_TOKEN_EXPIRED", "INVALID_REQUEST_ERROR")
-        error, brand, last4 = SANDBOX_NONCES[request.source_id]
+        error, brand, last4 = SANDBOX_NONCES[nonce]
+        brand, last4 = typed_brand or brand, typed_last4 or last4
         if error:
             return GatewayDeclined(error, payment_id=payment_id)
         result = ChargeResult(

@@ -25,21 +25,24 @@
   };
   var DECLINED_CARD = '4000000000000002';
   var GIFT_CARD = '7783320000000000';
+  var DEMO_APP_ID = 'demo-app'; // payapp/views/pay.py page_context()
   var NOTE = 'Demo mode: use a Square test card such as 4111 1111 1111 1111, ' +
     'any future expiry, CVV 111.';
   function notReady() {
     return { status: 'Error', errors: [{ type: 'UNKNOWN', message: 'Card field is not ready.' }] };
   }
 
-  // key -> [input id suffix, label text, autocomplete, inputmode, maxlength, placeholder]
+  // key -> [input id suffix, label text, autocomplete, inputmode, maxlength, hint]
+  // The three short fields share a row, so each has the same label + hint lines: their inputs
+  // line up. The hint sits outside the <label>, so the label text stays e.g. "Expiration".
   var FIELDS = {
     cardNumber: ['number', 'Card number', 'cc-number', 'numeric', 23, ''],
     expirationDate: ['expiration', 'Expiration', 'cc-exp', 'numeric', 7, 'MM/YY'],
-    cvv: ['cvv', 'CVV', 'cc-csc', 'numeric', 4, ''],
-    postalCode: ['postal', 'ZIP code', 'postal-code', 'text', 10, '']
+    cvv: ['cvv', 'CVV', 'cc-csc', 'numeric', 4, '3 or 4 digits'],
+    postalCode: ['postal', 'ZIP code', 'postal-code', 'text', 10, '5 digits']
   };
   var ORDER = ['cardNumber', 'expirationDate', 'cvv', 'postalCode'];
-  var EXP_HINT_ID = 'demo-card-expiration-hint';
+  function hintId(key) { return FIELDS[key][5] ? 'demo-card-' + FIELDS[key][0] + '-hint' : ''; }
 
   function digitsOf(s) { return String(s).replace(/\D/g, ''); }
 
@@ -83,7 +86,7 @@
     input.setSelectionRange(pos, pos);
   }
 
-  function validate(v) {
+  function validate(v, namesCard) {
     var errors = [];
     function fail(field, message) {
       errors.push({ type: 'VALIDATION_ERROR', field: field, message: message });
@@ -124,6 +127,9 @@
     else if (zip.slice(0, 5) === '99999') token = 'cnon:card-nonce-rejected-postalcode';
     else if (month === 1 && year === 2040) token = 'cnon:card-nonce-rejected-expiration';
     else if (number === GIFT_CARD) token = 'cnon:gift-card-nonce-ok';
+    // Like Square's sandbox, the demo gateway reports the card typed: brand and last 4 ride on
+    // the nonce (never the number). As Square's stand-in (tests), only Square's own nonces.
+    if (namesCard) token += '--' + card.brand + '--' + number.slice(-4);
 
     var details = {
       method: 'Card',
@@ -133,7 +139,8 @@
     return { status: 'OK', token: token, details: details };
   }
 
-  function DemoCard() {
+  function DemoCard(namesCard) {
+    this._namesCard = namesCard; // true in demo mode: see validate()
     this._root = null;     // wrapper element we rendered, null when not attached
     this._inputs = null;   // field key -> input element
     this._listeners = [];  // [element, type, handler] for removal on destroy
@@ -173,15 +180,13 @@
       input.setAttribute('inputmode', f[3]);
       input.maxLength = f[4];
       input.spellcheck = false;
-      if (f[5]) input.placeholder = f[5];
       wrap.appendChild(label);
-      if (key === 'expirationDate') {
-        // Visible hint outside the <label>, so the label text stays "Expiration".
+      if (f[5]) {
         var hint = document.createElement('small');
-        hint.id = EXP_HINT_ID;
-        hint.textContent = 'MM/YY';
+        hint.id = hintId(key);
+        hint.textContent = f[5];
         wrap.appendChild(hint);
-        input.setAttribute('aria-describedby', EXP_HINT_ID);
+        input.setAttribute('aria-describedby', hint.id);
       }
       wrap.appendChild(input);
       inputs[key] = input;
@@ -213,7 +218,7 @@
     ORDER.forEach(function (key) {
       var input = inputs[key];
       input.removeAttribute('aria-invalid');
-      if (key === 'expirationDate') input.setAttribute('aria-describedby', EXP_HINT_ID);
+      if (hintId(key)) input.setAttribute('aria-describedby', hintId(key));
       else input.removeAttribute('aria-describedby');
     });
   };
@@ -228,8 +233,7 @@
       err.textContent = e.message;
       input.insertAdjacentElement('afterend', err);
       input.setAttribute('aria-invalid', 'true');
-      var described = e.field === 'expirationDate' ? EXP_HINT_ID + ' ' : '';
-      input.setAttribute('aria-describedby', described + err.id);
+      input.setAttribute('aria-describedby', (hintId(e.field) + ' ' + err.id).trim());
     });
     if (errors.length) inputs[errors[0].field].focus();
   };
@@ -245,7 +249,7 @@
     var values = {};
     ORDER.forEach(function (key) { values[key] = inputs[key].value; });
     this._clearErrors();
-    var result = validate(values);
+    var result = validate(values, this._namesCard);
     if (result.status === 'Invalid') this._showErrors(result.errors);
     return result;
   };
@@ -260,9 +264,11 @@
   };
 
   window.PayappDemoSquare = {
-    // Synchronous, like Square.payments(); ids are accepted and unused in demo.
+    // Synchronous, like Square.payments(). The demo page passes DEMO_APP_ID; under any other id
+    // this script is standing in for Square's SDK and its nonces must be Square's own.
     payments: function (applicationId, locationId) {
-      return { card: async function () { return new DemoCard(); } };
+      var namesCard = applicationId === DEMO_APP_ID;
+      return { card: async function () { return new DemoCard(namesCard); } };
     }
   };
 })();

@@ -78,6 +78,17 @@
     }
   });
 
+  // One message at a time: an answer to this form (a result, or an error such as "Too many
+  // attempts" that the server retargets to #flash) replaces whatever either region showed.
+  document.body.addEventListener('htmx:beforeSwap', function (event) {
+    var config = event.detail.requestConfig; // the event fires on the target, not the form
+    if (!config || config.elt !== form || !event.detail.shouldSwap) return;
+    ['flash', 'pay-result'].forEach(function (id) {
+      var region = document.getElementById(id);
+      if (region) region.textContent = '';
+    });
+  });
+
   document.body.addEventListener('htmx:oobBeforeSwap', function (event) {
     // The form section is being replaced (paid, locked or confirming): release the card field.
     if (event.detail.target && event.detail.target.id === 'pay-form-section' && card) {

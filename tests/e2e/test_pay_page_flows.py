@@ -1,0 +1,197 @@
+"""Chromium on the patient's page through whole flows: one true message at a time, the receipt
+names the card typed, the card fields line up, and no flow trips the Content Security Policy."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import ConsoleMessage, Page, expect
+
+from .conftest import _running_server
+from .test_https_payment import (
+    APPROVED_CARD,
+    DECLINED_CARD,
+    fill_card,
+    pay_button,
+    receipt_heading,
+    submit_payment,
+)
+
+if TYPE_CHECKING:
+    from .conftest import PayappServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.only_browser("chromium")]
+
+MASTERCARD = "5105 1051 0510 5100"
+PHONE = {"width": 390, "height": 844}
+# Seen by the page itself, whatever the console says; installed before any page script runs.
+RECORD_CSP_VIOLATIONS = """
+window.payappCspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.payappCspViolations.push(e.effectiveDirective + ' ' + e.blockedURI + ' ' + e.sample);
+});
+"""
+RATE_WINDOW_S = 5
+
+
+@pytest.fixture(scope="module")
+def flow_server(tmp_path_factory, pytestconfig) -> Iterator[PayappServer]:
+    # Its own server and limits: the session server's 10 payment posts a minute are shared by
+    # every browser test, and a whole lock-out flow alone takes five.
+    env = {"PAYAPP_RATELIMIT_PAY_SUBMIT": "100 per minute"}
+    with _running_server(tmp_path_factory, pytestconfig, "pay-flows", env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory, pytestconfig) -> Iterator[PayappServer]:
+    """Two payment posts per address per few seconds, so a third is answered 429."""
+    env = {
+        "PAYAPP_RATELIMIT_PAY_SUBMIT": f"2 per {RATE_WINDOW_S} seconds",
+        "PAYAPP_RATELIMIT_STRATEGY": "moving-window",
+    }
+    with _running_server(tmp_path_factory, pytestconfig, "pay-tight", env) as server:
+        yield server
+
+
+@pytest.fixture
+def watched(page: Page) -> dict[str, list[str]]:
+    """The page's CSP violations (as its own listener saw them) and htmx's console errors."""
+    page.set_viewport_size(PHONE)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    seen: dict[str, list[str]] = {"htmx": []}
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "htmx:" in message.text:
+            seen["htmx"].append(message.text)
+
+    page.on("console", on_console)
+    return seen
+
+
+def csp_reports(server: PayappServer) -> int:
+    db = server.env["PAYAPP_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM csp_report").fetchone()[0]
+
+
+def assert_no_csp_violations(page: Page, server: PayappServer, reports_before: int) -> None:
+    assert page.evaluate("window.payappCspViolations") == []
+    assert csp_reports(server) == reports_before
+
+
+def messages(page: Page):
+    """Every message on screen: the pay result and the flash area."""
+    return page.locator("#pay-result .alert, #pay-result .receipt, #flash .alert")
+
+
+def test_a_decline_then_a_mastercard_leaves_one_true_receipt(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="FLOW-1")
+    page.goto(pay_url)
+    expect(page.locator(".pay-summary")).to_contain_text("Pay by")
+
+    fill_card(page, DECLINED_CARD)
+    submit_payment(page, pay_url)
+    expect(messages(page)).to_have_count(1)
+    expect(messages(page)).to_contain_text("you were not charged")
+
+    fill_card(page, MASTERCARD)
+    submit_payment(page, pay_url)
+    expect(receipt_heading(page)).to_be_visible()
+    expect(messages(page)).to_have_count(1)  # the decline is gone
+    expect(page.locator(".receipt")).to_contain_text("Mastercard ending 5100")
+    # The words above and below the receipt follow the payment, without a reload.
+    expect(page.locator(".pay-summary")).to_contain_text("Paid on")
+    expect(page.locator(".pay-summary")).not_to_contain_text("Pay by")
+    expect(page.locator("#pay-footer")).not_to_contain_text("before you pay")
+
+    page.reload()
+    expect(page.locator(".receipt")).to_contain_text("Mastercard ending 5100")
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert watched["htmx"] == []
+    assert browser_problems == []
+
+
+def test_the_decline_that_locks_the_link_shows_only_the_locked_message(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="FLOW-2")
+    page.goto(pay_url)
+    for _ in range(4):
+        fill_card(page, DECLINED_CARD)
+        submit_payment(page, pay_url)
+        expect(messages(page)).to_contain_text("Then press Pay again")
+        expect(pay_button(page)).to_be_enabled()
+
+    fill_card(page, DECLINED_CARD)
+    submit_payment(page, pay_url)
+    expect(messages(page)).to_have_count(1)
+    expect(messages(page)).to_contain_text("this link is now locked")
+    expect(messages(page)).not_to_contain_text("Try another card")
+    expect(pay_button(page)).to_have_count(0)  # the form is retired with the card field
+
+    assert watched["htmx"] == []  # e.g. htmx:oobErrorNoTarget #attempt-key
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert browser_problems == []
+
+
+def test_a_rate_limit_message_and_a_later_decline_replace_each_other(
+    page: Page, tight_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    reports_before = csp_reports(tight_server)
+    pay_url = tight_server.create_link(reference="FLOW-3")
+    page.goto(pay_url)
+    too_many = re.compile("Too many attempts")
+
+    for _ in range(2):
+        fill_card(page, DECLINED_CARD)
+        submit_payment(page, pay_url)
+        expect(messages(page)).to_contain_text("you were not charged")
+    fill_card(page, DECLINED_CARD)
+    submit_payment(page, pay_url)
+    expect(messages(page)).to_have_count(1)
+    expect(messages(page)).to_contain_text(too_many)
+
+    # Once the window has passed, the next answer replaces the rate-limit message.
+    page.wait_for_timeout(RATE_WINDOW_S * 1000)
+    fill_card(page, DECLINED_CARD)
+    submit_payment(page, pay_url)
+    expect(messages(page)).to_have_count(1)
+    expect(messages(page)).to_contain_text("you were not charged")
+
+    assert_no_csp_violations(page, tight_server, reports_before)
+    # htmx logs the 429 itself as a responseError; nothing else may go wrong.
+    assert [m for m in watched["htmx"] if "responseError" not in m] == []
+    assert [p for p in browser_problems if "429" not in p] == []
+
+
+def test_the_short_card_fields_line_up_on_a_phone(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    page.goto(flow_server.create_link(reference="FLOW-4"))
+    tops = {
+        name: page.get_by_label(name, exact=True).bounding_box()["y"]
+        for name in ("Expiration", "CVV", "ZIP code")
+    }
+    assert max(tops.values()) - min(tops.values()) < 1, tops
+    assert page.get_by_label("Expiration", exact=True).is_visible()
+    assert browser_problems == []
+
+
+def test_approved_visa_still_reads_visa(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    pay_url = flow_server.create_link(reference="FLOW-5")
+    page.goto(pay_url)
+    fill_card(page, APPROVED_CARD)
+    submit_payment(page, pay_url)
+    expect(page.locator(".receipt")).to_contain_text("Visa ending 1111")
+    assert browser_problems == []
