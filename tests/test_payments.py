@@ -210,7 +210,8 @@ def test_concurrent_submits_make_exactly_one_charge(app, link):
             except PaymentError as exc:
                 outcomes.append(exc.kind)
             except links.LinkError as exc:
-                outcomes.append(exc.kind)
+                # A thread scheduled late (a busy machine) finds the link already paid.
+                outcomes.append(f"link {exc.kind}")
 
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(20)]
     for t in threads:
@@ -218,7 +219,7 @@ def test_concurrent_submits_make_exactly_one_charge(app, link):
     for t in threads:
         t.join()
     assert outcomes.count("paid") == 1
-    assert set(outcomes) <= {"paid", "in_progress"}
+    assert set(outcomes) <= {"paid", "in_progress", "link paid"}
     assert outcomes.count("in_progress") >= 1
     assert len(gateway.charges) == 1
     with app.app_context():
