@@ -195,3 +195,34 @@ def test_approved_visa_still_reads_visa(
     submit_payment(page, pay_url)
     expect(page.locator(".receipt")).to_contain_text("Visa ending 1111")
     assert browser_problems == []
+
+
+# What a third-party script does (Square's card SDK sizes its container through the CSSOM, which
+# CSP allows): after that, an element with an id carries a style attribute. When htmx swaps in a
+# new element with the same id it copies the old one's "settle" attributes with setAttribute,
+# which for `style` is an inline style the CSP refuses (a style-src-attr report). base.html's
+# htmx-config settles class, width and height only.
+STYLE_EVERY_ELEMENT_WITH_AN_ID = """
+document.querySelectorAll('[id]').forEach(function (el) { el.style.outlineOffset = '0px'; });
+"""
+
+
+def test_swaps_after_a_script_styled_the_page_trip_no_csp_report(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="FLOW-6")
+    page.goto(pay_url)
+    page.evaluate(STYLE_EVERY_ELEMENT_WITH_AN_ID)
+    fill_card(page, DECLINED_CARD)
+    submit_payment(page, pay_url)
+    expect(messages(page)).to_contain_text("you were not charged")
+
+    page.evaluate(STYLE_EVERY_ELEMENT_WITH_AN_ID)
+    fill_card(page, APPROVED_CARD)
+    submit_payment(page, pay_url)
+    expect(receipt_heading(page)).to_be_visible()
+    expect(page.locator(".pay-summary")).to_contain_text("Paid on")
+
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert [p for p in browser_problems if "Content Security Policy" not in p] == []
