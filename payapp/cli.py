@@ -19,8 +19,8 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production 
 @click.command("create-link")
 @click.option("--amount", required=True, help="Amount in dollars, e.g. 125.00")
 @click.option("--name", required=True, help="Patient name")
-@click.option("--email", default="", help="Patient email")
-@click.option("--phone", default="", help="Patient mobile number")
+@click.option("--email", default="", help="Patient email (needed with --send, or --phone)")
+@click.option("--phone", default="", help="Patient mobile number (needed with --send, or --email)")
 @click.option("--reference", default="", help="Statement or invoice number (max 40)")
 @click.option("--description", default="", help="Staff-only note, never sent (no clinical details)")
 @click.option("--expires-in", default="", help="Days the link stays valid, e.g. 14d (1-90)")
@@ -36,6 +36,7 @@ def create_link_command(amount, name, email, phone, reference, description, expi
         reference=reference,
         description=description,
         expires_in_days=expires_in,
+        send_now=send,
     )
     try:
         link = links.create_link(get_session(), draft, links.LinkRules.from_config(cfg))
