@@ -170,7 +170,8 @@ def check_square_command():
 
 @click.command("demo-setup")
 def demo_setup_command():
-    """Prepare demo mode: migrate the database and make the demo admin account."""
+    """Prepare demo mode: migrate the database, make the demo accounts, record the integrity
+    baseline (the first time)."""
     cfg = current_app.config
     if cfg["PRODUCTION"]:
         raise click.ClickException("demo-setup is for development mode only.")
@@ -182,6 +183,9 @@ def demo_setup_command():
                 create_user(session, email, DEMO_PASSWORD, role)
             except UserError as exc:
                 raise click.ClickException(str(exc)) from None
+    if not integrity.has_baseline(session):
+        # The Security page compares with this; a fresh demo should not say "No baseline yet".
+        integrity.check_integrity(session, current_app)
     mode = "demo card gateway (no Square keys)" if cfg["DEMO_MODE"] else "Square"
     click.echo("")
     mail = "through SMTP" if cfg["SMTP_URL"] else f"to {cfg['OUTBOX_DIR']}"

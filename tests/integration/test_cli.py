@@ -337,3 +337,20 @@ def test_create_link_refuses_a_bidi_override_in_the_name(migrated_cli: Cli):
     )
 
     assert_clean_error(result, "Remove the invisible or control characters from the patient")
+
+
+def test_demo_setup_records_the_integrity_baseline_the_security_page_compares_with(cli: Cli):
+    from payapp.integrity import BASELINE_KEY
+    from payapp.models import SiteSetting
+
+    cli.ok("demo-setup")
+
+    with cli.web_app().app_context():
+        baseline = get_session().get(SiteSetting, BASELINE_KEY)
+        assert baseline is not None
+        recorded = (baseline.value, baseline.updated_at)
+    assert "No change since the approved baseline." in cli.ok("check-integrity")
+    cli.ok("demo-setup")  # again: the approved baseline stays as it was
+    with cli.web_app().app_context():
+        again = get_session().get(SiteSetting, BASELINE_KEY)
+        assert (again.value, again.updated_at) == recorded
