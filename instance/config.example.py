@@ -13,3 +13,8 @@ CLINIC_TIMEZONE = "America/New_York"
 # Without SMTP_URL, emails are written to instance/outbox/ instead of being sent.
 SMTP_URL = "smtp+starttls://user:password@smtp.your-provider.com:587"
 MAIL_FROM = "billing@your-clinic.com"
+
+# Behind the documented Caddy on this machine: believe its X-Forwarded-For/-Proto (one proxy),
+# and let gunicorn listen on loopback only, so nobody else can send those headers.
+TRUSTED_PROXIES = 1
+BIND = "127.0.0.1:8000"

@@ -37,9 +37,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .views import pay, staff, users, webhooks
 
     load_config(app, test_config)
-    if app.config["PRODUCTION"]:
-        # Exactly one reverse proxy (Caddy) sets X-Forwarded-Proto/-For; trust no more than that.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # X-Forwarded-For/-Proto only from the configured proxies (Caddy: 1). With 0 nobody is
+        # believed: a client could otherwise pick its own address for every rate limit.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0)
 
     db.init_app(app)
     security.init_app(app)

@@ -33,6 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from . import audit, mfa
 from .db import get_session
 from .models import StaffUser, utcnow
+from .plaintext import has_invisible_characters, invisible_message
 
 ROLES = ("admin", "staff")
 PASSWORD_MIN = 12
@@ -143,6 +144,8 @@ def create_user(
 ) -> StaffUser:
     """Add a staff account (committed)."""
     email = (email or "").strip().lower()
+    if has_invisible_characters(email):
+        raise UserError(invisible_message("the email address"), "email")
     if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
         raise UserError("Give a valid email address.", "email")
     if role not in ROLES:

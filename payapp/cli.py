@@ -19,8 +19,8 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production 
 @click.command("create-link")
 @click.option("--amount", required=True, help="Amount in dollars, e.g. 125.00")
 @click.option("--name", required=True, help="Patient name")
-@click.option("--email", default="", help="Patient email")
-@click.option("--phone", default="", help="Patient mobile number")
+@click.option("--email", default="", help="Patient email (needed with --send, or --phone)")
+@click.option("--phone", default="", help="Patient mobile number (needed with --send, or --email)")
 @click.option("--reference", default="", help="Statement or invoice number (max 40)")
 @click.option("--description", default="", help="Staff-only note, never sent (no clinical details)")
 @click.option("--expires-in", default="", help="Days the link stays valid, e.g. 14d (1-90)")
@@ -36,6 +36,7 @@ def create_link_command(amount, name, email, phone, reference, description, expi
         reference=reference,
         description=description,
         expires_in_days=expires_in,
+        send_now=send,
     )
     try:
         link = links.create_link(get_session(), draft, links.LinkRules.from_config(cfg))
@@ -169,7 +170,8 @@ def check_square_command():
 
 @click.command("demo-setup")
 def demo_setup_command():
-    """Prepare demo mode: migrate the database and make the demo admin account."""
+    """Prepare demo mode: migrate the database, make the demo accounts, record the integrity
+    baseline (the first time)."""
     cfg = current_app.config
     if cfg["PRODUCTION"]:
         raise click.ClickException("demo-setup is for development mode only.")
@@ -181,6 +183,9 @@ def demo_setup_command():
                 create_user(session, email, DEMO_PASSWORD, role)
             except UserError as exc:
                 raise click.ClickException(str(exc)) from None
+    if not integrity.has_baseline(session):
+        # The Security page compares with this; a fresh demo should not say "No baseline yet".
+        integrity.check_integrity(session, current_app)
     mode = "demo card gateway (no Square keys)" if cfg["DEMO_MODE"] else "Square"
     click.echo("")
     mail = "through SMTP" if cfg["SMTP_URL"] else f"to {cfg['OUTBOX_DIR']}"

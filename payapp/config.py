@@ -14,7 +14,13 @@ class Defaults:
     ENV = "development"
     SECRET_KEY = DEV_SECRET_KEY
     DATABASE_URL = None  # default: sqlite in the instance folder
-    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    PUBLIC_BASE_URL = None  # default: http://HOST:PORT, the address `flask run` serves
+
+    # Reverse proxies in front of gunicorn whose X-Forwarded-For/-Proto to believe. 0: payapp is
+    # reached directly and ignores those headers (anyone could send them); 1 behind Caddy.
+    TRUSTED_PROXIES = 0
+    # Where gunicorn listens (deploy/gunicorn.conf.py reads it; check-deployment checks it).
+    BIND = "127.0.0.1:8000"
 
     CLINIC_NAME = "Demo Family Dental"
     CLINIC_PHONE = "(555) 010-0199"
@@ -98,8 +104,11 @@ def load_config(app, test_config: dict | None = None) -> None:
 
     cfg = app.config
     # from_prefixed_env parses JSON, so "5550100" would arrive as an int: text settings stay text.
-    for key in ("SECRET_KEY", "CLINIC_NAME", "CLINIC_PHONE", "MAIL_FROM", "PUBLIC_BASE_URL"):
+    for key in ("SECRET_KEY", "CLINIC_NAME", "CLINIC_PHONE", "MAIL_FROM"):
         cfg[key] = str(cfg[key])
+    if not cfg["PUBLIC_BASE_URL"]:
+        cfg["PUBLIC_BASE_URL"] = local_base_url(os.environ)
+    cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"])
     cfg["ENV"] = str(cfg["ENV"]).lower()
     if not cfg["DATABASE_URL"]:
         cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "payapp.db")
@@ -114,6 +123,40 @@ def load_config(app, test_config: dict | None = None) -> None:
         cfg.get(k) for k in ("SQUARE_ACCESS_TOKEN", "SQUARE_APPLICATION_ID", "SQUARE_LOCATION_ID")
     )
     check_config(cfg)
+
+
+def local_base_url(environ) -> str:
+    """The address `flask run` serves (scripts/run passes HOST and PORT; flask reads FLASK_RUN_*),
+    so links, QR codes, emails and texts point where the demo really is."""
+    host = environ.get("FLASK_RUN_HOST") or environ.get("HOST") or "127.0.0.1"
+    port = environ.get("FLASK_RUN_PORT") or environ.get("PORT") or "5000"
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - all interfaces: a browser uses loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def gunicorn_bind(instance_path: str | None = None) -> list[str]:
+    """BIND from the same layers as the app (defaults < instance/config.py < PAYAPP_BIND), for
+    deploy/gunicorn.conf.py and check-deployment: one setting, so the two cannot disagree."""
+    from flask import Config
+
+    from . import ROOT
+
+    folder = instance_path or os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance"))
+    cfg = Config(folder)
+    cfg.from_object(Defaults)
+    cfg.from_pyfile("config.py", silent=True)
+    cfg.from_prefixed_env("PAYAPP")
+    return bind_addresses(cfg["BIND"])
+
+
+def bind_addresses(value) -> list[str]:
+    """'127.0.0.1:8000', 'a:1, b:2' or a list -> ['127.0.0.1:8000', ...]."""
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).replace(",", " ").split() if part.strip()]
 
 
 def check_config(cfg) -> None:
@@ -133,6 +176,12 @@ def check_config(cfg) -> None:
             )
     if not cfg["DEMO_MODE"]:
         check_square_config(cfg)
+    proxies = cfg.get("TRUSTED_PROXIES")
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
+        raise ConfigError(
+            "PAYAPP_TRUSTED_PROXIES must be a whole number of reverse proxies in front of payapp: "
+            "0 when browsers reach gunicorn directly, 1 behind the documented Caddy."
+        )
     if not 0 < cfg["AMOUNT_MIN_CENTS"] <= cfg["AMOUNT_MAX_CENTS"]:
         raise ConfigError("AMOUNT_MIN_CENTS must be positive and not above AMOUNT_MAX_CENTS.")
 

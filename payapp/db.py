@@ -11,8 +11,24 @@ from flask import current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.routing import IntegerConverter
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Ids are INTEGER columns: PostgreSQL refuses a bigger number with an error (a 500) where SQLite
+# would just find nothing. One limit for every id that comes from a URL or a form, on both.
+MAX_ID = 2**31 - 1
+
+
+def is_valid_id(value: object) -> bool:
+    """Whether ``value`` could be a row id: an int in 1..MAX_ID (bools are not ids)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+class IdConverter(IntegerConverter):
+    """``<id:link_id>``: a row id in URLs; anything outside 1..MAX_ID does not match (404)."""
+
+    def __init__(self, map, **kwargs):  # noqa: A002 - werkzeug's signature
+        super().__init__(map, min=1, max=MAX_ID, **kwargs)
 
 
 def make_engine(url: str) -> Engine:
@@ -42,6 +58,7 @@ def make_engine(url: str) -> Engine:
 
 
 def init_app(app) -> None:
+    app.url_map.converters["id"] = IdConverter  # before any blueprint adds its routes
     url = app.config["DATABASE_URL"]
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

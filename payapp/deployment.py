@@ -6,14 +6,17 @@ can act on. Nothing here changes anything.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from .config import DEV_SECRET_KEY
+from .config import DEV_SECRET_KEY, bind_addresses
 from .models import SiteSetting, utcnow
 
 REVIEW_KEY = "security.last_review"
@@ -87,9 +90,58 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
             else "not sent: written to the outbox folder (set PAYAPP_SMTP_URL)",
         )
     )
+    checks.append(proxy_check(cfg))
     checks.append(_backup_check(Path(cfg["BACKUP_DIR"]), now))
     checks.append(_review_check(session, now))
     return checks
+
+
+def proxy_check(cfg, environ=None) -> Check:
+    """Believing X-Forwarded-For is only safe when nothing but the proxy can reach gunicorn:
+    otherwise any client names its own address and walks past every per-address limit."""
+    binds = gunicorn_binds(cfg, os.environ if environ is None else environ)
+    proxies = int(cfg.get("TRUSTED_PROXIES") or 0)
+    where = ", ".join(binds)
+    if not proxies:
+        return Check(True, "Proxy headers", f"not trusted (TRUSTED_PROXIES = 0); gunicorn: {where}")
+    exposed = [b for b in binds if not is_loopback_bind(b)]
+    if cfg["PRODUCTION"] and exposed:
+        return Check(
+            False,
+            "Proxy headers",
+            f"TRUSTED_PROXIES = {proxies} but gunicorn listens on {', '.join(exposed)}, which "
+            'others can reach with a made-up X-Forwarded-For: set BIND = "127.0.0.1:8000" '
+            "(behind Caddy on this machine) or TRUSTED_PROXIES = 0",
+        )
+    return Check(
+        True, "Proxy headers", f"X-Forwarded-For from {proxies} proxy(ies); gunicorn on {where}"
+    )
+
+
+def gunicorn_binds(cfg, environ) -> list[str]:
+    """Where gunicorn listens: BIND, unless GUNICORN_CMD_ARGS overrides it with --bind/-b."""
+    args = shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))
+    from_args = []
+    for i, arg in enumerate(args):
+        if arg in ("-b", "--bind") and i + 1 < len(args):
+            from_args.append(args[i + 1])
+        elif arg.startswith("--bind="):
+            from_args.append(arg.partition("=")[2])
+    return from_args or bind_addresses(cfg.get("BIND") or "127.0.0.1:8000")
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """'127.0.0.1:8000', 'localhost:8000', '[::1]:8000' and unix sockets stay on this machine."""
+    if bind.startswith(("unix:", "fd://")):
+        return True
+    host = bind.rpartition(":")[0] if ":" in bind else bind
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or an empty host (all interfaces)
 
 
 def _backup_check(folder: Path, now: datetime) -> Check:

@@ -162,6 +162,10 @@ def diff_surface(baseline: dict, current: dict) -> list[str]:
     return changes
 
 
+def has_baseline(session: Session) -> bool:
+    return session.get(SiteSetting, BASELINE_KEY) is not None
+
+
 def check_integrity(session: Session, app, *, accept: bool = False) -> tuple[str, list[str]]:
     """Compare with the recorded baseline; returns (outcome, changes). Records an admin alert
     for unapproved changes; ``accept`` records the current state as the new baseline."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
+from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
 
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
 OPEN, PAID, EXPIRED, CANCELLED, LOCKED = "open", "paid", "expired", "cancelled", "locked"
@@ -110,6 +111,8 @@ class LinkDraft:
     reference: str = ""
     description: str = ""
     expires_in_days: str = ""
+    # False: the link is only shown (QR code at the desk), so no email or phone is needed.
+    send_now: bool = True
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -147,8 +150,11 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
         if phone is None:
             errors["phone"] = "Enter a valid mobile number, like (212) 555-0123."
 
-    if not (draft.email or "").strip() and not (draft.phone or "").strip():
-        errors["email"] = "Enter an email address or a mobile number (or both)."
+    if draft.send_now and not (draft.email or "").strip() and not (draft.phone or "").strip():
+        errors["email"] = (
+            "Enter an email address or a mobile number (or both) to send the link, or don't "
+            "send it and show the patient its QR code at the desk."
+        )
 
     amount_cents = 0
     try:
@@ -164,9 +170,17 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
     if len(description) > DESCRIPTION_MAX:
         errors["description"] = f"The description can be at most {DESCRIPTION_MAX} characters."
 
-    for key, value in (("patient_name", name), ("reference", reference)):
-        if _CONTROL.search(value) and key not in errors:
-            errors[key] = "Remove the special (control) characters."
+    # Checked on what was typed, before any normalising: U+2028 and U+0085 count as whitespace
+    # to str.split(), and validators may strip or accept what an email header then refuses.
+    for key, value, what, allow in (
+        ("patient_name", draft.patient_name, "the patient's name", LINE_BREAKS),
+        ("email", (draft.email or "").strip(), "the email address", ""),
+        ("phone", (draft.phone or "").strip(), "the mobile number", ""),
+        ("reference", reference, "the reference", ""),
+        ("description", description, "the description", LINE_BREAKS),
+    ):
+        if has_invisible_characters(value or "", allow=allow):
+            errors[key] = invisible_message(what)
 
     days = rules.expiry_days_default
     if (draft.expires_in_days or "").strip():
@@ -265,6 +279,7 @@ def reissue_link(
         amount=f"{old.amount_cents / 100:.2f}",
         reference=old.reference,
         description=old.description,
+        send_now=bool(old.email or old.phone),
     )
     new = create_link(session, draft, rules, created_by_id=staff_id, now=now)
     new.reissued_from_id = old.id

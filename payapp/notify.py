@@ -178,6 +178,17 @@ def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clin
 # --- sending ------------------------------------------------------------------------------------
 
 
+def delivery_error_text(channel: str, exc: Exception) -> str:
+    """Why a message did not go out, in words staff can act on."""
+    if isinstance(exc, DeliveryError | OSError):
+        return str(exc)
+    what = "email" if channel == "email" else "text message"
+    return (
+        f"The {what} could not be made from this link's details ({type(exc).__name__}: {exc}). "
+        "Check the name and reference, or make a new link."
+    )
+
+
 def send_link(
     session: Session,
     templates: jinja2.Environment,
@@ -207,9 +218,11 @@ def send_link(
                 )
             else:
                 transports.sms.send(recipient, compose_sms(templates, link, url, clinic), name)
-        except (DeliveryError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is the message's, never the request's
+            # A header the email library refuses, an SMTP error, an outbox it cannot write: the
+            # link exists either way, so record why on the message (staff see it, Resend retries).
             message.status = "failed"
-            message.error = str(exc)[:1000]
+            message.error = delivery_error_text(channel, exc)[:1000]
             audit.record(
                 session,
                 f"{channel}.failed",

@@ -21,6 +21,7 @@ from .gateways import (
 )
 from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
 from .money import format_cents
+from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def refund_payment(
 ) -> Refund:
     """Refund part or all of a completed payment through the gateway (committed)."""
     now = now or utcnow()
+    if has_invisible_characters(reason or "", allow=LINE_BREAKS):
+        raise RefundError(invisible_message("the reason"))
     reason = " ".join((reason or "").split())
     if not reason:
         raise RefundError("Give a short reason for the refund (the patient does not see it).")

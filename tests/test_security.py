@@ -116,6 +116,7 @@ def prod_app(tmp_path, monkeypatch):
             "DATABASE_URL": f"sqlite:///{tmp_path}/prod.db",
             "PUBLIC_BASE_URL": "https://pay.clinic.example",
             "RATELIMIT_ENABLED": False,
+            "TRUSTED_PROXIES": 1,  # behind Caddy, as instance/config.example.py sets
         }
     )
     from payapp.db import upgrade_schema

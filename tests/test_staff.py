@@ -368,3 +368,36 @@ def test_audit_pages_show_clinic_times_and_the_export_gives_both_with_offsets(
     assert created["detail"] == "amount $125.00, expires in 14 days"
     users = admin.get("/users").text + admin.get("/account").text + admin.get("/security").text
     assert "UTC" not in users and re.search(r"\d:\d\d [AP]M E[SD]T", users)
+
+
+def test_a_link_shown_only_as_a_qr_code_needs_no_email_or_phone(app, staff):
+    response = new_link(staff, email="", phone="", send_now=None)
+
+    assert response.status_code == 303
+    link = only_link(app)
+    assert (link.email, link.phone, link.status, link.sent_at) == (None, None, "open", None)
+    page = staff.get(response.headers["Location"]).text
+    assert "Payment link created." in page and "QR code for this link" in page
+    assert outbox_files(app) == []
+
+
+def test_sending_still_needs_an_email_or_phone_and_says_how_to_skip_sending(app, staff):
+    response = new_link(staff, email="", phone="", send_now="y")
+
+    assert response.status_code == 422
+    assert "Enter an email address or a mobile number (or both) to send the link" in response.text
+    assert "show the patient its QR code at the desk" in response.text
+    with app.app_context():
+        assert get_session().scalars(select(PaymentLink)).first() is None
+
+
+def test_resending_a_link_without_contact_details_says_so(app, staff):
+    new_link(staff, email="", phone="", send_now=None)
+    link = only_link(app)
+
+    response = staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+
+    assert response.status_code == 303
+    assert "no email address or mobile number, so nothing was sent" in staff.get(
+        f"/links/{link.id}"
+    ).text.replace("\n", " ")

@@ -108,11 +108,11 @@ TABLE = [
     ("GET", "/links", OK, None),
     ("GET", "/links/new", OK, None),
     ("POST", "/links/new", OK, link_data),
-    ("GET", "/links/<int:link_id>", OK, None),
-    ("POST", "/links/<int:link_id>/resend", OK, None),
-    ("POST", "/links/<int:link_id>/cancel", OK, None),
-    ("POST", "/links/<int:link_id>/reissue", OK, None),
-    ("POST", "/links/<int:link_id>/refund", FORBIDDEN, refund_data),
+    ("GET", "/links/<id:link_id>", OK, None),
+    ("POST", "/links/<id:link_id>/resend", OK, None),
+    ("POST", "/links/<id:link_id>/cancel", OK, None),
+    ("POST", "/links/<id:link_id>/reissue", OK, None),
+    ("POST", "/links/<id:link_id>/refund", FORBIDDEN, refund_data),
     ("GET", "/account", OK, None),
     ("GET", "/account/password", OK, None),
     ("POST", "/account/password", OK, new_password),
@@ -124,19 +124,19 @@ TABLE = [
     ("GET", "/users", FORBIDDEN, None),
     ("GET", "/users/new", FORBIDDEN, None),
     ("POST", "/users/new", FORBIDDEN, new_user),
-    ("GET", "/users/<int:user_id>", FORBIDDEN, None),
-    ("POST", "/users/<int:user_id>/unlock", FORBIDDEN, None),
-    ("POST", "/users/<int:user_id>/refunds/grant", FORBIDDEN, None),
-    ("POST", "/users/<int:user_id>/refunds/revoke", FORBIDDEN, None),
-    ("POST", "/users/<int:user_id>/two-step/reset", FORBIDDEN, None),
+    ("GET", "/users/<id:user_id>", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/unlock", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/refunds/grant", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/refunds/revoke", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/two-step/reset", FORBIDDEN, None),
     (
         "POST",
-        "/users/<int:user_id>/password",
+        "/users/<id:user_id>/password",
         FORBIDDEN,
         lambda w, c: {"password": GOOD_NEW_PASSWORD},
     ),
-    ("POST", "/users/<int:user_id>/deactivate", FORBIDDEN, None),
-    ("POST", "/users/<int:user_id>/reactivate", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/deactivate", FORBIDDEN, None),
+    ("POST", "/users/<id:user_id>/reactivate", FORBIDDEN, None),
     ("GET", "/audit", FORBIDDEN, None),
     ("GET", "/audit.csv", FORBIDDEN, None),
     ("GET", "/security", FORBIDDEN, None),
@@ -180,9 +180,7 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
     wrong = []
     for method, rule, staff_gets, data in TABLE:
         link = world["paid"] if rule.endswith("/refund") else world["link"]
-        path = rule.replace("<int:link_id>", str(link)).replace(
-            "<int:user_id>", str(world["target"])
-        )
+        path = rule.replace("<id:link_id>", str(link)).replace("<id:user_id>", str(world["target"]))
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":
             response = client.get(path)

@@ -13,7 +13,7 @@ from wtforms.validators import Length
 
 from .. import audit, links, notify, payments, refunds
 from ..auth import login_required, reauth_required
-from ..db import get_session
+from ..db import get_session, is_valid_id
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
 from ..models import Payment, PaymentLink
@@ -63,6 +63,12 @@ def send_and_report(link: PaymentLink) -> None:
         notify.Clinic.from_config(current_app.config),
         staff_id=g.staff.id,
     )
+    if not messages:
+        flash(
+            "This link has no email address or mobile number, so nothing was sent: show the "
+            "patient its QR code, or make a new link with their contact details.",
+            "error",
+        )
     for m in messages:
         where = "email" if m.channel == "email" else "text message"
         if m.status == "sent":
@@ -71,11 +77,8 @@ def send_and_report(link: PaymentLink) -> None:
             flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
 
 
-MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow the database's integer
-
-
 def get_link_or_404(link_id: int) -> PaymentLink:
-    link = get_session().get(PaymentLink, link_id) if 0 < link_id <= MAX_ID else None
+    link = get_session().get(PaymentLink, link_id) if is_valid_id(link_id) else None
     if link is None:
         abort(404)
     return link
@@ -138,6 +141,7 @@ def submit_new_link():
         reference=form.reference.data or "",
         description=form.description.data or "",
         expires_in_days=form.expires_in_days.data or "",
+        send_now=bool(form.send_now.data),
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)
@@ -149,7 +153,7 @@ def submit_new_link():
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
-@bp.get("/links/<int:link_id>")
+@bp.get("/links/<id:link_id>")
 @login_required
 def show_link(link_id: int):
     link = get_link_or_404(link_id)
@@ -168,14 +172,14 @@ def show_link(link_id: int):
     )
 
 
-@bp.post("/links/<int:link_id>/refund")
+@bp.post("/links/<id:link_id>/refund")
 @reauth_required
 def refund_link(link_id: int):
     link = get_link_or_404(link_id)
     if not refunds.can_refund(g.staff):
         abort(403)
     payment_id = request.form.get("payment_id", type=int) or 0
-    payment = get_session().get(Payment, payment_id) if 0 < payment_id <= MAX_ID else None
+    payment = get_session().get(Payment, payment_id) if is_valid_id(payment_id) else None
     if payment is None or payment.link_id != link.id:
         abort(404)
     try:
@@ -203,7 +207,7 @@ def refund_link(link_id: int):
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
-@bp.post("/links/<int:link_id>/cancel")
+@bp.post("/links/<id:link_id>/cancel")
 @login_required
 def cancel_link(link_id: int):
     link = get_link_or_404(link_id)
@@ -227,7 +231,7 @@ def cancel_link(link_id: int):
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
-@bp.post("/links/<int:link_id>/resend")
+@bp.post("/links/<id:link_id>/resend")
 @login_required
 def resend_link(link_id: int):
     link = get_link_or_404(link_id)
@@ -239,7 +243,7 @@ def resend_link(link_id: int):
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
-@bp.post("/links/<int:link_id>/reissue")
+@bp.post("/links/<id:link_id>/reissue")
 @login_required
 def reissue_link(link_id: int):
     old = get_link_or_404(link_id)
@@ -247,6 +251,10 @@ def reissue_link(link_id: int):
         new = links.reissue_link(get_session(), old, link_rules(), staff_id=g.staff.id)
     except links.LinkError as exc:
         flash(exc.message, "error")
+        return redirect(url_for("staff.show_link", link_id=old.id), code=303)
+    except links.LinkInputError as exc:
+        # Details stored before today's rules (e.g. an invisible character in the reference).
+        flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
     flash("A new link was created with the same details.", "success")
     send_and_report(new)

@@ -16,7 +16,7 @@ from wtforms.validators import Length
 
 from .. import auth, mfa
 from ..auth import reauth_required, role_required
-from ..db import get_session
+from ..db import get_session, is_valid_id
 from ..htmx import render
 from ..models import StaffUser, utcnow
 
@@ -40,11 +40,8 @@ class TemporaryPasswordForm(FlaskForm):
     password = PasswordField("New temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
 
 
-MAX_ID = 2**31 - 1  # PostgreSQL's integer; a bigger number would be a database error, not a 404
-
-
 def get_user_or_404(user_id: int) -> StaffUser:
-    user = get_session().get(StaffUser, user_id) if 0 < user_id <= MAX_ID else None
+    user = get_session().get(StaffUser, user_id) if is_valid_id(user_id) else None
     if user is None:
         abort(404)
     return user
@@ -117,7 +114,7 @@ def submit_new_user():
     return back_to(user)
 
 
-@bp.get("/<int:user_id>")
+@bp.get("/<id:user_id>")
 @role_required("admin")
 @reauth_required
 def show_user(user_id: int):
@@ -144,7 +141,7 @@ def _change(user_id: int, change, done: str):
     return back_to(user)
 
 
-@bp.post("/<int:user_id>/deactivate")
+@bp.post("/<id:user_id>/deactivate")
 @role_required("admin")
 @reauth_required
 def deactivate_user(user_id: int):
@@ -155,14 +152,14 @@ def deactivate_user(user_id: int):
     )
 
 
-@bp.post("/<int:user_id>/reactivate")
+@bp.post("/<id:user_id>/reactivate")
 @role_required("admin")
 @reauth_required
 def reactivate_user(user_id: int):
     return _change(user_id, auth.reactivate_user, "{email} can log in again.")
 
 
-@bp.post("/<int:user_id>/unlock")
+@bp.post("/<id:user_id>/unlock")
 @role_required("admin")
 @reauth_required
 def unlock_user(user_id: int):
@@ -171,7 +168,7 @@ def unlock_user(user_id: int):
     )
 
 
-@bp.post("/<int:user_id>/refunds/grant")
+@bp.post("/<id:user_id>/refunds/grant")
 @role_required("admin")
 @reauth_required
 def grant_refunds(user_id: int):
@@ -182,7 +179,7 @@ def grant_refunds(user_id: int):
     )
 
 
-@bp.post("/<int:user_id>/refunds/revoke")
+@bp.post("/<id:user_id>/refunds/revoke")
 @role_required("admin")
 @reauth_required
 def revoke_refunds(user_id: int):
@@ -193,7 +190,7 @@ def revoke_refunds(user_id: int):
     )
 
 
-@bp.post("/<int:user_id>/two-step/reset")
+@bp.post("/<id:user_id>/two-step/reset")
 @role_required("admin")
 @reauth_required
 def reset_mfa(user_id: int):
@@ -205,7 +202,7 @@ def reset_mfa(user_id: int):
     )
 
 
-@bp.post("/<int:user_id>/password")
+@bp.post("/<id:user_id>/password")
 @role_required("admin")
 @reauth_required
 def set_temporary_password(user_id: int):

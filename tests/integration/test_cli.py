@@ -294,3 +294,63 @@ def test_healthz_reports_ok_once_the_database_is_migrated(migrated_cli: Cli):
         response = browser.get("/healthz")
     assert response.status_code == 200
     assert json.loads(response.get_data()) == {"status": "ok"}
+
+
+# --- create-link: input checks and links without contact details --------------------------------
+
+
+def test_create_link_without_send_needs_no_email_or_phone(migrated_cli: Cli):
+    out = migrated_cli.ok("create-link", "--amount", "40.00", "--name", "Jane Doe", "--no-send")
+
+    url = out.strip().splitlines()[-1]
+    assert url.startswith(f"{BASE_URL}/pay/"), out
+    with migrated_cli.web_app().app_context():
+        link = get_session().scalars(select(PaymentLink)).one()
+        assert (link.email, link.phone, link.amount_cents) == (None, None, 4000)
+    assert not Path(migrated_cli.env["PAYAPP_OUTBOX_DIR"]).exists()
+
+
+def test_create_link_with_send_still_needs_an_email_or_phone(migrated_cli: Cli):
+    result = migrated_cli.run("create-link", "--amount", "40.00", "--name", "Jane Doe", "--send")
+
+    assert_clean_error(result, "Enter an email address or a mobile number")
+    with migrated_cli.web_app().app_context():
+        assert get_session().scalars(select(PaymentLink)).first() is None
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u0085", "\u202e", "\u2066", "\u200b"])
+def test_create_link_refuses_invisible_characters_in_the_reference(migrated_cli: Cli, char):
+    result = migrated_cli.run(
+        *("create-link", "--amount", "40.00", "--name", "Jane Doe", "--send"),
+        *("--email", "jane@example.com", "--reference", f"INV{char}1001"),
+    )
+
+    assert_clean_error(result, "Remove the invisible or control characters from the reference")
+    with migrated_cli.web_app().app_context():
+        assert get_session().scalars(select(PaymentLink)).first() is None
+    assert not Path(migrated_cli.env["PAYAPP_OUTBOX_DIR"]).exists()
+
+
+def test_create_link_refuses_a_bidi_override_in_the_name(migrated_cli: Cli):
+    result = migrated_cli.run(
+        "create-link", "--amount", "40.00", "--name", "Jane \u202eeoD", "--email", "j@example.com"
+    )
+
+    assert_clean_error(result, "Remove the invisible or control characters from the patient")
+
+
+def test_demo_setup_records_the_integrity_baseline_the_security_page_compares_with(cli: Cli):
+    from payapp.integrity import BASELINE_KEY
+    from payapp.models import SiteSetting
+
+    cli.ok("demo-setup")
+
+    with cli.web_app().app_context():
+        baseline = get_session().get(SiteSetting, BASELINE_KEY)
+        assert baseline is not None
+        recorded = (baseline.value, baseline.updated_at)
+    assert "No change since the approved baseline." in cli.ok("check-integrity")
+    cli.ok("demo-setup")  # again: the approved baseline stays as it was
+    with cli.web_app().app_context():
+        again = get_session().get(SiteSetting, BASELINE_KEY)
+        assert (again.value, again.updated_at) == recorded

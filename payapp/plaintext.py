@@ -1,0 +1,29 @@
+"""Text that staff type: refuse characters a person cannot see.
+
+Control and format characters (line and paragraph separators such as U+2028 and U+0085,
+bidirectional overrides and isolates such as U+202E and U+2066, zero-width characters) are
+invisible on screen but change what an email header, a text message or a page shows: a subject
+line that the email library refuses, or a name that reads backwards. Nothing a clinic types
+needs them, so every staff-entered field refuses them with a message instead of storing them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Cc control, Cf format (bidi, zero-width), Zl/Zp line and paragraph separators, Co private use,
+# Cs surrogates, Cn unassigned.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+LINE_BREAKS = "\r\n\t"
+
+
+def has_invisible_characters(text: str, *, allow: str = "") -> bool:
+    """Whether ``text`` holds a control or format character other than those in ``allow``."""
+    return any(
+        unicodedata.category(char) in INVISIBLE_CATEGORIES and char not in allow for char in text
+    )
+
+
+def invisible_message(what: str) -> str:
+    """The message staff see: what to do next, in plain words."""
+    return f"Remove the invisible or control characters from {what} (retype it rather than paste)."

@@ -1,0 +1,84 @@
+"""One id guard for every id in a URL or form: 1..2**31-1, PostgreSQL's INTEGER (issue 7 §4).
+
+SQLite would just find nothing for a bigger id, but PostgreSQL refuses it with an error (a 500),
+so the proof on SQLite is that such an id is a 404 and never reaches the database at all."""
+
+import pytest
+from sqlalchemy import event
+
+from payapp.db import MAX_ID
+
+from .conftest import csrf_from
+
+TOO_BIG = [2**31, 2**31 + 1, 2**32, 2**63 - 1, 2**63, 2**64, 10**30]
+
+
+@pytest.fixture
+def sql_parameters(app):
+    """Every integer bound into any SQL statement while the test runs."""
+    seen: list[int] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        rows = parameters if executemany else [parameters]
+        for row in rows:
+            values = row.values() if isinstance(row, dict) else row
+            seen.extend(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+
+    engine = app.extensions["payapp.engine"]
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def id_routes(app):
+    """(method, rule) of every route that takes an id in its URL."""
+    return sorted(
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if any(arg.endswith("_id") for arg in rule.arguments)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def test_ids_beyond_the_integer_range_are_404_on_every_route_and_never_reach_the_database(
+    app, admin, link_factory, sql_parameters
+):
+    link_factory()
+    routes = id_routes(app)
+    assert len(routes) >= 12, routes  # the link pages and the user pages
+    token = csrf_from(admin.get("/links/1").text)
+    answers = {}
+    for method, rule in routes:
+        for number in TOO_BIG:
+            path = rule.replace("<id:link_id>", str(number)).replace("<id:user_id>", str(number))
+            assert "<" not in path, f"{rule}: an id route without the id converter"
+            if method == "GET":
+                response = admin.get(path)
+            else:
+                response = admin.post(path, data={"csrf_token": token})
+            answers[f"{method} {path}"] = response.status_code
+    assert set(answers.values()) == {404}, {k: v for k, v in answers.items() if v != 404}
+    assert max(sql_parameters) <= MAX_ID
+
+
+def test_the_largest_valid_id_is_a_plain_404_when_nothing_has_it(admin):
+    assert admin.get(f"/links/{MAX_ID}").status_code == 404
+    assert admin.get(f"/users/{MAX_ID}").status_code == 404
+    assert admin.get("/links/0").status_code == 404
+
+
+def test_a_refund_for_a_payment_id_beyond_the_integer_range_is_404(
+    app, admin, client, link_factory, sql_parameters
+):
+    from .conftest import submit_card
+
+    link = link_factory()
+    submit_card(client, link.path)
+    token = csrf_from(admin.get(f"/links/{link.id}").text)
+    for number in TOO_BIG:
+        response = admin.post(
+            f"/links/{link.id}/refund",
+            data={"csrf_token": token, "payment_id": str(number), "amount": "1", "reason": "x"},
+        )
+        assert response.status_code == 404, number
+    assert max(sql_parameters) <= MAX_ID
