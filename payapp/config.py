@@ -130,7 +130,8 @@ def local_base_url(environ) -> str:
     so links, QR codes, emails and texts point where the demo really is."""
     host = environ.get("FLASK_RUN_HOST") or environ.get("HOST") or "127.0.0.1"
     port = environ.get("FLASK_RUN_PORT") or environ.get("PORT") or "5000"
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - all interfaces: a browser uses loopback
+    # A wildcard listen address is no address a browser can open: links use loopback instead.
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  # nosec B104 - compared, never bound
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"

@@ -102,9 +102,19 @@ def proxy_check(cfg, environ=None) -> Check:
     binds = gunicorn_binds(cfg, os.environ if environ is None else environ)
     proxies = int(cfg.get("TRUSTED_PROXIES") or 0)
     where = ", ".join(binds)
+    exposed = [b for b in binds if not is_loopback_bind(b)]
+    if not proxies and cfg["PRODUCTION"] and not exposed:
+        # Only this machine can reach gunicorn, so a proxy (Caddy) is in front: without trusting
+        # it every request looks like plain HTTP from 127.0.0.1 (an HTTPS redirect loop, and one
+        # rate-limit bucket for every patient).
+        return Check(
+            False,
+            "Proxy headers",
+            f"gunicorn listens only on {where}, so browsers reach payapp through a proxy, but "
+            "TRUSTED_PROXIES = 0: set TRUSTED_PROXIES = 1 behind the documented Caddy",
+        )
     if not proxies:
         return Check(True, "Proxy headers", f"not trusted (TRUSTED_PROXIES = 0); gunicorn: {where}")
-    exposed = [b for b in binds if not is_loopback_bind(b)]
     if cfg["PRODUCTION"] and exposed:
         return Check(
             False,
