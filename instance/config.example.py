@@ -1,5 +1,5 @@
 # payapp settings for a real site. Copy to instance/config.py (chmod 600) and fill in.
-# Every setting is listed in README.md; PAYAPP_<NAME> environment variables override these.
+# Every setting is listed in docs/admin.md; PAYAPP_<NAME> environment variables override these.
 
 ENV = "production"
 # python3 -c "import secrets; print(secrets.token_hex(32))"
