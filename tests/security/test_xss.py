@@ -20,6 +20,7 @@ from payapp.auth import create_user
 from payapp.db import get_session
 from payapp.links import sign_token
 from payapp.models import PaymentLink
+from payapp.plaintext import has_invisible_characters
 
 from ..conftest import STAFF_PASSWORD, TEST_SECRET, csrf_from, log_in, staff_post, submit_card
 from .conftest import assert_escaped, unsafe_markup
@@ -60,6 +61,10 @@ PAYLOADS = [
     "\u202e<script>alert(1)</script>",
     "<scr<script>ipt>alert(1)</scr</script>ipt>",
 ]
+# Text-direction spoofing (a bidi override) is refused where staff type it, so it never gets as
+# far as a page: proved below; the rest of the corpus is made into links.
+REFUSED = [p for p in PAYLOADS if has_invisible_characters(p)]
+PAYLOADS = [p for p in PAYLOADS if p not in REFUSED]
 SHORT = [p for p in PAYLOADS if len(p) <= 40]  # a statement reference holds 40 characters
 PHONE = "(212) 555-0123"
 NOTE = "staff-only note"  # starts every description: it must never leave payapp (SECURITY.md T4)
@@ -68,6 +73,27 @@ NOTE = "staff-only note"  # starts every description: it must never leave payapp
 @pytest.fixture
 def config_overrides():
     return {"LINKS_PER_PAGE": 100}
+
+
+@pytest.mark.parametrize("field", ["patient_name", "reference", "description"])
+def test_an_invisible_character_payload_is_refused_and_makes_no_link(app, staff, field):
+    assert REFUSED
+    for payload in REFUSED:
+        fields = {
+            "patient_name": "Maria Lopez",
+            "email": "maria@example.com",
+            "amount": "10.00",
+            "reference": "ST-1",
+            "description": "",
+            "expires_in_days": "14",
+        }
+        fields[field] = payload
+        response = staff_post(staff, "/links/new", fields)
+        assert response.status_code == 422
+        assert "Remove the invisible or control characters" in response.text
+        assert_escaped(response.text, [payload], f"refused form ({field})")
+    with app.app_context():
+        assert get_session().query(PaymentLink).count() == 0
 
 
 @pytest.fixture
