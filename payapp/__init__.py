@@ -9,7 +9,10 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import DEFAULT_INSTANCE_DIR, STATIC_DIR, TEMPLATES_DIR
+
+# The folder that holds the default instance/ (config.gunicorn_bind reads it too).
+ROOT = DEFAULT_INSTANCE_DIR.parent
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -22,8 +25,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         __name__,
         instance_path=os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance")),
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 

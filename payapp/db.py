@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.routing import IntegerConverter
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+from .paths import MIGRATIONS_DIR
+
 # Ids are INTEGER columns: PostgreSQL refuses a bigger number with an error (a 500) where SQLite
 # would just find nothing. One limit for every id that comes from a URL or a form, on both.
 MAX_ID = 2**31 - 1

@@ -14,10 +14,10 @@ import pytest
 from payapp import create_app
 from payapp.auth import create_user, find_user
 from payapp.db import get_session, upgrade_schema
-from payapp.devtools.square_standin import SquareStandin
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at
 from payapp.models import utcnow
+from tests.support.square_standin import SquareStandin
 
 STAFF_EMAIL = "frontdesk@example.com"
 STAFF_PASSWORD = "correct horse battery"  # noqa: S105

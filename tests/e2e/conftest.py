@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
 
-from payapp.devtools.square_standin import SquareStandin
+from tests.support.square_standin import SquareStandin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The flask and gunicorn scripts of the interpreter running pytest (the project's venv).

@@ -26,7 +26,7 @@ from .test_https_payment import (
 )
 
 if TYPE_CHECKING:
-    from payapp.devtools.square_standin import SquareStandin
+    from tests.support.square_standin import SquareStandin
 
     from .conftest import PayappServer
 

@@ -25,7 +25,7 @@ from square.types.refund_created_event import RefundCreatedEvent
 from square.types.refund_updated_event import RefundUpdatedEvent
 from square.utils.webhooks_helper import verify_signature
 
-from payapp.devtools.square_standin import GUESSES, REPO_ROOT, SquareStandin
+from tests.support.square_standin import GUESSES, REPO_ROOT, SquareStandin
 
 from .conftest import free_port
 
@@ -752,7 +752,7 @@ def test_the_schema_check_catches_a_body_that_drifted_from_squares(standin, clie
 
 def test_every_guess_is_written_down():
     assert len(GUESSES) >= 10
-    import payapp.devtools.square_standin as module
+    import tests.support.square_standin as module
 
     assert all(g in module.__doc__ for g in GUESSES)
 
@@ -766,7 +766,7 @@ def test_it_runs_standalone_until_interrupted():
         [
             sys.executable,
             "-m",
-            "payapp.devtools.square_standin",
+            "tests.support.square_standin",
             "--port",
             str(port),
             "--quiet",

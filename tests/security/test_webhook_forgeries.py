@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from payapp.db import get_session
-from payapp.devtools.square_standin import sign_webhook
 from payapp.models import PaymentLink, WebhookEvent
+from tests.support.square_standin import sign_webhook
 
 from ..conftest import SQUARE_WEBHOOK_URL, running_standin, square_mode, submit_card
 from .conftest import audit_actions
