@@ -147,7 +147,7 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
         "first_name": link.first_name,
         "amount": format_cents(link.amount_cents, link.currency),
         "reference": link.reference,
-        "expires_on": clinic.local_date(link.expires_at),
+        "expires_on": clinic.local_time(link.expires_at, "date"),
         "url": url,
     }
 

@@ -27,6 +27,12 @@ class _Labelled(StrEnum):
         """The member with this value, or None (``value in cls`` raises for a str on 3.11)."""
         return cls._value2member_map_.get(value) if isinstance(value, str) else None
 
+    @classmethod
+    def label_of(cls, value: object) -> str:
+        """The label for a stored value; the value itself if it is not one of ours."""
+        member = cls.lookup(value)
+        return member.label if member is not None else str(value)
+
 
 class LinkStatus(_Labelled):
     """A payment link's state: open -> paid -> (partially_)refunded; open -> expired | cancelled |
@@ -173,9 +179,10 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
 )
 
 
-def jinja_globals() -> dict[str, type[StrEnum]]:
+def jinja_globals() -> dict[str, object]:
     """The enums templates use by name (``LinkStatus.OPEN``, ``AuditAction`` for the filter)."""
     return {
+        "LINK_CLOSED_STATES": LINK_CLOSED_STATES,
         "LinkStatus": LinkStatus,
         "PaymentStatus": PaymentStatus,
         "RefundStatus": RefundStatus,
