@@ -30,7 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security
+    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security, states
     from .config import load_config
     from .decline_reasons import describe_code
     from .gateways import make_gateway
@@ -71,8 +71,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         clinic=clinic,
         demo_mode=app.config["DEMO_MODE"],
         link_status=links.effective_status,
-        local_date=clinic.local_date,
     )
+    # LinkStatus, AuditAction, ...: templates compare and label states with the domain's words.
+    app.jinja_env.globals.update(states.jinja_globals())
 
     @app.get("/healthz")
     def healthz():

@@ -10,14 +10,16 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .models import AuditEvent, Payment, utcnow
+from .states import AuditAction, PaymentStatus
 
 # action -> who sees it on the staff banner
 ALERT_ACTIONS = {
-    "gateway.error": "staff",
-    "declines.spike": "admin",
-    "integrity.alert": "admin",
-    "payment.paid_twice": "staff",  # two charges on one link: refund one
-    "payment.unresolved": "staff",  # run-jobs could not learn whether a charge went through
+    AuditAction.GATEWAY_ERROR: "staff",
+    AuditAction.DECLINES_SPIKE: "admin",
+    AuditAction.INTEGRITY_ALERT: "admin",
+    AuditAction.PAYMENT_PAID_TWICE: "staff",  # two charges on one link: refund one
+    # run-jobs could not learn whether a charge went through
+    AuditAction.PAYMENT_UNRESOLVED: "staff",
 }
 
 
@@ -44,20 +46,22 @@ def check_decline_spike(session: Session, cfg, now: datetime | None = None) -> b
     declines = session.scalar(
         select(func.count())
         .select_from(Payment)
-        .where(Payment.status == "failed", Payment.created_at >= now - window)
+        .where(Payment.status == PaymentStatus.FAILED, Payment.created_at >= now - window)
     )
     if declines < int(cfg["DECLINE_SPIKE_THRESHOLD"]):
         return False
     already = session.scalar(
         select(func.count())
         .select_from(AuditEvent)
-        .where(AuditEvent.action == "declines.spike", AuditEvent.created_at >= now - window)
+        .where(
+            AuditEvent.action == AuditAction.DECLINES_SPIKE, AuditEvent.created_at >= now - window
+        )
     )
     if already:
         return False
     audit.record(
         session,
-        "declines.spike",
+        AuditAction.DECLINES_SPIKE,
         when=now,
         detail=f"{declines} declined payments in the last {window.seconds // 60} minutes",
     )

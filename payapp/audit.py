@@ -9,11 +9,12 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, utcnow
+from .states import AuditAction
 
 
 def record(
     session: Session,
-    action: str,
+    action: AuditAction | str,
     *,
     actor: str = "system",
     staff_id: int | None = None,
@@ -21,11 +22,12 @@ def record(
     detail: str = "",
     when: datetime | None = None,
 ) -> AuditEvent:
-    """Add an event to the session (the caller's commit makes it durable with the change)."""
+    """Add an event to the session (the caller's commit makes it durable with the change).
+    ``action`` must be an AuditAction (or its value): a misspelled one raises ValueError."""
     event = AuditEvent(
         actor=actor,
         staff_id=staff_id,
-        action=action,
+        action=AuditAction(action).value,
         link_id=link_id,
         detail=detail[:500],
         created_at=when or utcnow(),

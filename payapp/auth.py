@@ -34,6 +34,7 @@ from . import audit, mfa
 from .db import get_session
 from .models import StaffUser, utcnow
 from .plaintext import has_invisible_characters, invisible_message
+from .states import AuditAction
 
 ROLES = ("admin", "staff")
 PASSWORD_MIN = 12
@@ -162,7 +163,9 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, "user.created", detail=f"user {user.id}, role {role}", **_actor(by))
+    audit.record(
+        session, AuditAction.USER_CREATED, detail=f"user {user.id}, role {role}", **_actor(by)
+    )
     session.commit()
     return user
 
@@ -227,13 +230,13 @@ def record_failure(
 ) -> None:
     """Count a wrong password or code: make the next try wait, or lock the account."""
     user.failed_logins += 1
-    audit.record(session, "login.failed", staff_id=user.id, detail=reason, when=now)
+    audit.record(session, AuditAction.LOGIN_FAILED, staff_id=user.id, detail=reason, when=now)
     if user.failed_logins >= policy.lock_after:
         if user.locked_at is None or not is_locked(user, policy, now):
             user.locked_at = now
             audit.record(
                 session,
-                "account.locked",
+                AuditAction.ACCOUNT_LOCKED,
                 staff_id=user.id,
                 detail=f"{user.failed_logins} failed attempts in a row",
                 when=now,
@@ -273,7 +276,7 @@ def authenticate(
         check_password_hash(_DUMMY_HASH, password or "")
         audit.record(
             session,
-            "login.failed",
+            AuditAction.LOGIN_FAILED,
             staff_id=user.id if user else None,
             detail="inactive account" if user else "unknown email",
             when=now,
@@ -283,7 +286,9 @@ def authenticate(
     if is_blocked(user, policy, now):
         check_password_hash(_DUMMY_HASH, password or "")
         why = "account locked" if is_locked(user, policy, now) else "waiting after failures"
-        audit.record(session, "login.failed", staff_id=user.id, detail=f"refused: {why}", when=now)
+        audit.record(
+            session, AuditAction.LOGIN_FAILED, staff_id=user.id, detail=f"refused: {why}", when=now
+        )
         session.commit()
         raise AuthError()
     if not check_password_hash(user.password_hash, password or ""):
@@ -309,7 +314,11 @@ def verify_second_factor(
         raise AuthError(LOGIN_REFUSED)
     if is_blocked(user, policy, now):
         audit.record(
-            session, "login.failed", staff_id=user.id, detail="refused: code step", when=now
+            session,
+            AuditAction.LOGIN_FAILED,
+            staff_id=user.id,
+            detail="refused: code step",
+            when=now,
         )
         session.commit()
         raise AuthError(TOO_MANY_TRIES)
@@ -326,7 +335,7 @@ def verify_second_factor(
             method = "recovery code"
             audit.record(
                 session,
-                "mfa.recovery_code_used",
+                AuditAction.MFA_RECOVERY_CODE_USED,
                 actor="staff",
                 staff_id=user.id,
                 detail=f"{mfa.count_recovery_codes(remaining)} left",
@@ -342,7 +351,7 @@ def verify_second_factor(
 def finish_login(session: Session, user: StaffUser, now: datetime, how: str) -> None:
     clear_failures(user)
     user.last_login_at = now
-    audit.record(session, "login", actor="staff", staff_id=user.id, detail=how, when=now)
+    audit.record(session, AuditAction.LOGIN, actor="staff", staff_id=user.id, detail=how, when=now)
     session.commit()
 
 
@@ -377,7 +386,7 @@ def confirm_identity(
         raise AuthError(TOO_MANY_TRIES if is_blocked(user, policy, now) else wrong)
     user.failed_logins = 0
     user.locked_until = None
-    audit.record(session, "reauth", actor="staff", staff_id=user.id, when=now)
+    audit.record(session, AuditAction.REAUTH, actor="staff", staff_id=user.id, when=now)
     session.commit()
 
 
@@ -412,14 +421,14 @@ def change_password(
     user.failed_logins = 0
     user.locked_until = None
     user.session_generation += 1
-    audit.record(session, "password.changed", actor="staff", staff_id=user.id, when=now)
+    audit.record(session, AuditAction.PASSWORD_CHANGED, actor="staff", staff_id=user.id, when=now)
     session.commit()
 
 
 def log_out_everywhere(session: Session, user: StaffUser) -> None:
     """End every session of this user, on every device (committed)."""
     user.session_generation += 1
-    audit.record(session, "sessions.revoked", actor="staff", staff_id=user.id)
+    audit.record(session, AuditAction.SESSIONS_REVOKED, actor="staff", staff_id=user.id)
     session.commit()
 
 
@@ -451,7 +460,7 @@ def confirm_mfa_enrolment(
     user.mfa_enabled_at = now
     user.totp_last_counter = counter
     user.recovery_codes = mfa.store_recovery_codes(codes)
-    audit.record(session, "mfa.enrolled", actor="staff", staff_id=user.id, when=now)
+    audit.record(session, AuditAction.MFA_ENROLLED, actor="staff", staff_id=user.id, when=now)
     session.commit()
     return codes
 
@@ -462,7 +471,7 @@ def regenerate_recovery_codes(session: Session, user: StaffUser) -> list[str]:
         raise UserError("Turn on two-step verification first.")
     codes = mfa.new_recovery_codes()
     user.recovery_codes = mfa.store_recovery_codes(codes)
-    audit.record(session, "mfa.recovery_codes_replaced", actor="staff", staff_id=user.id)
+    audit.record(session, AuditAction.MFA_RECOVERY_CODES_REPLACED, actor="staff", staff_id=user.id)
     session.commit()
     return codes
 
@@ -476,20 +485,20 @@ def deactivate_user(session: Session, user: StaffUser, by: StaffUser | None) -> 
         raise UserError("You can't deactivate your own account. Ask another admin.")
     user.active = False
     user.session_generation += 1
-    audit.record(session, "user.deactivated", detail=f"user {user.id}", **_actor(by))
+    audit.record(session, AuditAction.USER_DEACTIVATED, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
 
 def reactivate_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
     user.active = True
-    audit.record(session, "user.reactivated", detail=f"user {user.id}", **_actor(by))
+    audit.record(session, AuditAction.USER_REACTIVATED, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
 
 def unlock_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
     """Clear failed attempts, waits and the lock (committed)."""
     clear_failures(user)
-    audit.record(session, "user.unlocked", detail=f"user {user.id}", **_actor(by))
+    audit.record(session, AuditAction.USER_UNLOCKED, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
 
@@ -499,7 +508,7 @@ def set_refund_permission(
     if user.role == "admin" and by is not None:
         raise UserError("Admins can always refund payments.")
     user.can_refund = allowed
-    action = "user.refunds_granted" if allowed else "user.refunds_revoked"
+    action = AuditAction.USER_REFUNDS_GRANTED if allowed else AuditAction.USER_REFUNDS_REVOKED
     audit.record(session, action, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
@@ -512,7 +521,7 @@ def reset_mfa(session: Session, user: StaffUser, by: StaffUser | None) -> None:
     user.totp_last_counter = None
     user.recovery_codes = ""
     user.session_generation += 1
-    audit.record(session, "user.mfa_reset", detail=f"user {user.id}", **_actor(by))
+    audit.record(session, AuditAction.USER_MFA_RESET, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
 
@@ -528,7 +537,7 @@ def set_temporary_password(
     user.password_must_change = True
     clear_failures(user)
     user.session_generation += 1
-    audit.record(session, "user.password_reset", detail=f"user {user.id}", **_actor(by))
+    audit.record(session, AuditAction.USER_PASSWORD_RESET, detail=f"user {user.id}", **_actor(by))
     session.commit()
 
 

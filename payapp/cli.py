@@ -10,6 +10,7 @@ from .auth import UserError, create_user
 from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
 from .models import StaffUser
+from .states import AuditAction
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_FRONT_DESK = "frontdesk@example.com"
@@ -112,7 +113,7 @@ def check_deployment_command():
 def record_security_review_command(by):
     """Record that the team reviewed docs/security/README.md today (due every 90 days)."""
     deployment.record_review(get_session(), by)
-    audit.record(get_session(), "security.review", detail=f"by {by}"[:500])
+    audit.record(get_session(), AuditAction.SECURITY_REVIEW, detail=f"by {by}"[:500])
     get_session().commit()
     click.echo("Recorded. The next review is due in 90 days.")
 

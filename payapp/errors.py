@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from . import audit
 from .db import get_session
 from .htmx import is_htmx_request, render
+from .states import AuditAction
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def record_rate_limit_hit() -> None:
         _last_recorded.clear()
     _last_recorded[key] = minute
     session = get_session()
-    audit.record(session, "ratelimit.hit", detail=f"/{area} from {key[0]}")
+    audit.record(session, AuditAction.RATELIMIT_HIT, detail=f"/{area} from {key[0]}")
     session.commit()
 
 

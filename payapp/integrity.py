@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .models import SiteSetting, utcnow
+from .states import AuditAction, LinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def current_surface(app) -> dict:
         amount_cents=100,
         currency="USD",
         reference="SAMPLE",
-        status="open",
+        status=LinkStatus.OPEN,
         expires_at=datetime.now(UTC) + timedelta(days=1),
         decline_count=0,
     )
@@ -177,12 +178,12 @@ def check_integrity(session: Session, app, *, accept: bool = False) -> tuple[str
             session.add(setting)
         setting.value = json.dumps(current, sort_keys=True)
         setting.updated_at = utcnow()
-        audit.record(session, "integrity.baseline", detail="baseline recorded")
+        audit.record(session, AuditAction.INTEGRITY_BASELINE, detail="baseline recorded")
         session.commit()
         return "recorded", []
     changes = diff_surface(json.loads(setting.value), current)
     if changes:
-        audit.record(session, "integrity.alert", detail="; ".join(changes)[:500])
+        audit.record(session, AuditAction.INTEGRITY_ALERT, detail="; ".join(changes)[:500])
         session.commit()
         return "changed", changes
     return "unchanged", []

@@ -21,11 +21,9 @@ from . import audit
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
 from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
+from .states import LINK_PAID_STATES, AuditAction, LinkStatus
 
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
-OPEN, PAID, EXPIRED, CANCELLED, LOCKED = "open", "paid", "expired", "cancelled", "locked"
-REFUNDED, PARTIALLY_REFUNDED = "refunded", "partially_refunded"
-STATUSES = (OPEN, PAID, EXPIRED, CANCELLED, LOCKED, PARTIALLY_REFUNDED, REFUNDED)
 
 NAME_MAX, REFERENCE_MAX, DESCRIPTION_MAX = 120, 40, 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,19 +44,21 @@ class LinkError(Exception):
 
     @classmethod
     def expired(cls):
-        return cls(EXPIRED, "This payment link has expired.")
+        return cls(LinkStatus.EXPIRED, "This payment link has expired.")
 
     @classmethod
     def cancelled(cls):
-        return cls(CANCELLED, "This payment link was cancelled by the clinic.")
+        return cls(LinkStatus.CANCELLED, "This payment link was cancelled by the clinic.")
 
     @classmethod
     def locked(cls):
-        return cls(LOCKED, "This payment link is locked after too many declined attempts.")
+        return cls(
+            LinkStatus.LOCKED, "This payment link is locked after too many declined attempts."
+        )
 
     @classmethod
     def already_paid(cls):
-        return cls(PAID, "This payment link has already been paid.")
+        return cls(LinkStatus.PAID, "This payment link has already been paid.")
 
     @classmethod
     def not_open(cls, status: str):
@@ -235,7 +235,7 @@ def create_link(
         currency=rules.currency,
         reference=clean.reference,
         description=clean.description,
-        status=OPEN,
+        status=LinkStatus.OPEN,
         # Whole seconds: the token carries the expiry as an integer timestamp.
         expires_at=(now + timedelta(days=clean.expires_in_days)).replace(microsecond=0),
         created_by_id=created_by_id,
@@ -245,7 +245,7 @@ def create_link(
     session.flush()
     audit.record(
         session,
-        "link.created",
+        AuditAction.LINK_CREATED,
         actor="staff" if created_by_id else "system",
         staff_id=created_by_id,
         link_id=link.id,
@@ -268,10 +268,10 @@ def reissue_link(
     """A fresh link with the same details, for a link that expired, locked or was cancelled."""
     now = now or utcnow()
     status = effective_status(old, now)
-    if status in (PAID, PARTIALLY_REFUNDED, REFUNDED):
+    if status in LINK_PAID_STATES:
         raise LinkError.already_paid()
-    if status == OPEN:
-        raise LinkError("open", "This link is still open; resend it instead of reissuing.")
+    if status == LinkStatus.OPEN:
+        raise LinkError(LinkStatus.OPEN, "This link is still open; resend it instead of reissuing.")
     draft = LinkDraft(
         patient_name=old.patient_name,
         email=old.email or "",
@@ -285,7 +285,7 @@ def reissue_link(
     new.reissued_from_id = old.id
     audit.record(
         session,
-        "link.reissued",
+        AuditAction.LINK_REISSUED,
         actor="staff",
         staff_id=staff_id,
         link_id=old.id,
@@ -340,20 +340,20 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
 def effective_status(link: PaymentLink, now: datetime | None = None) -> str:
     """The status a person should see: an open link past its expiry is expired."""
     now = now or utcnow()
-    if link.status == OPEN and now >= link.expires_at:
-        return EXPIRED
+    if link.status == LinkStatus.OPEN and now >= link.expires_at:
+        return LinkStatus.EXPIRED
     return link.status
 
 
 def ensure_payable(link: PaymentLink, now: datetime | None = None) -> None:
     """Raise the LinkError that says why this link cannot take a payment, if it cannot."""
     status = effective_status(link, now)
-    if status == OPEN:
+    if status == LinkStatus.OPEN:
         return
     raise {
-        EXPIRED: LinkError.expired,
-        CANCELLED: LinkError.cancelled,
-        LOCKED: LinkError.locked,
+        LinkStatus.EXPIRED: LinkError.expired,
+        LinkStatus.CANCELLED: LinkError.cancelled,
+        LinkStatus.LOCKED: LinkError.locked,
     }.get(status, LinkError.already_paid)()
 
 
@@ -368,7 +368,7 @@ def mark_viewed(session: Session, link: PaymentLink, now: datetime | None = None
         .values(first_viewed_at=now)
     ).rowcount
     if rows:
-        audit.record(session, "link.viewed", actor="patient", link_id=link.id, when=now)
+        audit.record(session, AuditAction.LINK_VIEWED, actor="patient", link_id=link.id, when=now)
     session.commit()
     session.refresh(link)
 
@@ -377,14 +377,16 @@ def cancel_link(session: Session, link: PaymentLink, *, staff_id: int, now: date
     """Cancel an open link that has no payment in flight."""
     now = now or utcnow()
     status = effective_status(link, now)
-    if status != OPEN:
+    if status != LinkStatus.OPEN:
         raise LinkError.not_open(status)
     rows = session.execute(
         update(PaymentLink)
         .where(
-            PaymentLink.id == link.id, PaymentLink.status == OPEN, PaymentLink.claim_key.is_(None)
+            PaymentLink.id == link.id,
+            PaymentLink.status == LinkStatus.OPEN,
+            PaymentLink.claim_key.is_(None),
         )
-        .values(status=CANCELLED)
+        .values(status=LinkStatus.CANCELLED)
     ).rowcount
     if not rows:
         session.rollback()
@@ -392,7 +394,12 @@ def cancel_link(session: Session, link: PaymentLink, *, staff_id: int, now: date
             "in_progress", "A payment is in progress on this link; try again in a minute."
         )
     audit.record(
-        session, "link.cancelled", actor="staff", staff_id=staff_id, link_id=link.id, when=now
+        session,
+        AuditAction.LINK_CANCELLED,
+        actor="staff",
+        staff_id=staff_id,
+        link_id=link.id,
+        when=now,
     )
     session.commit()
     session.refresh(link)
@@ -404,7 +411,7 @@ def expire_links(session: Session, now: datetime | None = None) -> int:
     ids = list(
         session.scalars(
             select(PaymentLink.id).where(
-                PaymentLink.status == OPEN,
+                PaymentLink.status == LinkStatus.OPEN,
                 PaymentLink.expires_at <= now,
                 PaymentLink.claim_key.is_(None),
             )
@@ -413,10 +420,10 @@ def expire_links(session: Session, now: datetime | None = None) -> int:
     for link_id in ids:
         session.execute(
             update(PaymentLink)
-            .where(PaymentLink.id == link_id, PaymentLink.status == OPEN)
-            .values(status=EXPIRED)
+            .where(PaymentLink.id == link_id, PaymentLink.status == LinkStatus.OPEN)
+            .values(status=LinkStatus.EXPIRED)
         )
-        audit.record(session, "link.expired", link_id=link_id, when=now)
+        audit.record(session, AuditAction.LINK_EXPIRED, link_id=link_id, when=now)
     session.commit()
     return len(ids)
 
@@ -433,16 +440,16 @@ def search_links(
     """Newest first, filtered by status and by a name/reference search; returns (page, total)."""
     now = now or utcnow()
     stmt = select(PaymentLink)
-    if status == EXPIRED:
+    if status == LinkStatus.EXPIRED:
         stmt = stmt.where(
             or_(
-                PaymentLink.status == EXPIRED,
-                (PaymentLink.status == OPEN) & (PaymentLink.expires_at <= now),
+                PaymentLink.status == LinkStatus.EXPIRED,
+                (PaymentLink.status == LinkStatus.OPEN) & (PaymentLink.expires_at <= now),
             )
         )
-    elif status == OPEN:
-        stmt = stmt.where(PaymentLink.status == OPEN, PaymentLink.expires_at > now)
-    elif status in STATUSES:
+    elif status == LinkStatus.OPEN:
+        stmt = stmt.where(PaymentLink.status == LinkStatus.OPEN, PaymentLink.expires_at > now)
+    elif LinkStatus.lookup(status):
         stmt = stmt.where(PaymentLink.status == status)
     query = " ".join(_CONTROL.sub(" ", query).split())[:100]  # NUL would end SQLite's LIKE
     if query:

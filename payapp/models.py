@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -80,7 +82,7 @@ class PaymentLink(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     reference: Mapped[str] = mapped_column(String(40), default="")
     description: Mapped[str] = mapped_column(String(200), default="")  # staff-only, never sent
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=LinkStatus.OPEN.value, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -106,7 +108,7 @@ class PaymentLink(Base):
 
     @property
     def completed_payment(self) -> Payment | None:
-        return next((p for p in self.payments if p.status == "completed"), None)
+        return next((p for p in self.payments if p.status == PaymentStatus.COMPLETED), None)
 
 
 class Payment(Base):
@@ -117,8 +119,8 @@ class Payment(Base):
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
     gateway: Mapped[str] = mapped_column(String(10))  # demo | square
     gateway_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    # pending -> completed | failed | unknown ; unknown -> completed | failed | canceled
-    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    # PaymentStatus: pending -> completed | failed | unknown ; unknown -> ... | cancelled
+    status: Mapped[str] = mapped_column(String(12), default=PaymentStatus.PENDING.value, index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     # Kept so an unknown outcome can be resolved by re-sending the identical request.
@@ -158,7 +160,7 @@ class Refund(Base):
     amount_cents: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(192), default="")
     # pending -> completed | failed | rejected ; unknown while the gateway has not answered
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=RefundStatus.PENDING.value)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     gateway_updated_at: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -174,7 +176,7 @@ class Message(Base):
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
     channel: Mapped[str] = mapped_column(String(5))  # email | sms
     recipient: Mapped[str] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(8), default="queued")  # queued | sent | failed
+    status: Mapped[str] = mapped_column(String(8), default=MessageStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

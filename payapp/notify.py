@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .models import Message, PaymentLink, utcnow
 from .money import format_cents
+from .states import AuditAction, MessageStatus
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
         "first_name": link.first_name,
         "amount": format_cents(link.amount_cents, link.currency),
         "reference": link.reference,
-        "expires_on": clinic.local_date(link.expires_at),
+        "expires_on": clinic.local_time(link.expires_at, "date"),
         "url": url,
     }
 
@@ -221,11 +222,11 @@ def send_link(
         except Exception as exc:  # noqa: BLE001 - any failure is the message's, never the request's
             # A header the email library refuses, an SMTP error, an outbox it cannot write: the
             # link exists either way, so record why on the message (staff see it, Resend retries).
-            message.status = "failed"
+            message.status = MessageStatus.FAILED
             message.error = delivery_error_text(channel, exc)[:1000]
             audit.record(
                 session,
-                f"{channel}.failed",
+                AuditAction.message(channel, MessageStatus.FAILED),
                 staff_id=staff_id,
                 link_id=link.id,
                 actor="staff" if staff_id else "system",
@@ -233,18 +234,18 @@ def send_link(
                 when=now,
             )
         else:
-            message.status = "sent"
+            message.status = MessageStatus.SENT
             message.sent_at = now
             audit.record(
                 session,
-                f"{channel}.sent",
+                AuditAction.message(channel, MessageStatus.SENT),
                 staff_id=staff_id,
                 link_id=link.id,
                 actor="staff" if staff_id else "system",
                 when=now,
             )
         messages.append(message)
-    if any(m.status == "sent" for m in messages):
+    if any(m.status == MessageStatus.SENT for m in messages):
         session.execute(update(PaymentLink).where(PaymentLink.id == link.id).values(sent_at=now))
     session.commit()
     session.refresh(link)

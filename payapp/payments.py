@@ -23,6 +23,7 @@ from .gateways import (
     is_stale,
 )
 from .models import AuditEvent, Payment, PaymentLink, utcnow
+from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def charge_link(
         update(PaymentLink)
         .where(
             PaymentLink.id == link.id,
-            PaymentLink.status == links.OPEN,
+            PaymentLink.status == LinkStatus.OPEN,
             PaymentLink.claim_key.is_(None),
             PaymentLink.expires_at > now,
             PaymentLink.decline_count < max_declines,
@@ -195,7 +196,7 @@ def charge_link(
         link_id=link.id,
         idempotency_key=key,
         gateway=gateway.name,
-        status="pending",
+        status=PaymentStatus.PENDING,
         amount_cents=link.amount_cents,
         currency=link.currency,
         source_id=source_id,
@@ -203,7 +204,7 @@ def charge_link(
         created_at=now,
     )
     session.add(payment)
-    audit.record(session, "payment.attempted", actor="patient", link_id=link.id, when=now)
+    audit.record(session, AuditAction.PAYMENT_ATTEMPTED, actor="patient", link_id=link.id, when=now)
     try:
         session.commit()  # the key is durable before the gateway ever sees it
     except IntegrityError:
@@ -244,10 +245,10 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
         _settle_gateway_error(session, payment, error)
         raise PaymentError.unavailable(error.code) from None
     except GatewayUnknown:
-        payment.status = "unknown"
+        payment.status = PaymentStatus.UNKNOWN
         audit.record(
             session,
-            "payment.unknown",
+            AuditAction.PAYMENT_UNKNOWN,
             link_id=link.id,
             detail="no answer from the gateway; reconcile with run-jobs",
         )
@@ -267,7 +268,7 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     staff get a ``payment.paid_twice`` alert to refund one of them.
     """
     now = utcnow()
-    payment.status = "completed"
+    payment.status = PaymentStatus.COMPLETED
     payment.gateway_payment_id = result.payment_id
     payment.card_brand = result.card_brand
     payment.card_last4 = result.card_last4
@@ -280,11 +281,16 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     card = f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}"
     became_paid = session.execute(
         update(PaymentLink)
-        .where(PaymentLink.id == payment.link_id, PaymentLink.status.not_in(ALREADY_PAID))
-        .values(status=links.PAID, paid_at=now, claim_key=None, claimed_at=None)
+        .where(PaymentLink.id == payment.link_id, PaymentLink.status.not_in(LINK_PAID_STATES))
+        .values(status=LinkStatus.PAID, paid_at=now, claim_key=None, claimed_at=None)
     ).rowcount
     audit.record(
-        session, "payment.completed", actor=actor, link_id=payment.link_id, when=now, detail=card
+        session,
+        AuditAction.PAYMENT_COMPLETED,
+        actor=actor,
+        link_id=payment.link_id,
+        when=now,
+        detail=card,
     )
     if not became_paid:
         session.execute(
@@ -296,7 +302,7 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
         )
         audit.record(
             session,
-            "payment.paid_twice",
+            AuditAction.PAYMENT_PAID_TWICE,
             link_id=payment.link_id,
             when=now,
             detail=f"a second charge of {payment.amount_cents / 100:.2f} {payment.currency} "
@@ -310,15 +316,17 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
 def duplicate_charges(link: PaymentLink) -> list[Payment]:
     """The link's completed payments that still hold money, when there is more than one: the
     patient paid twice and staff should refund all but one (empty when all is well)."""
-    holding = [p for p in link.payments if p.status == "completed" and p.refundable_cents > 0]
+    holding = [
+        p for p in link.payments if p.status == PaymentStatus.COMPLETED and p.refundable_cents > 0
+    ]
     return holding if len(holding) > 1 else []
 
 
 def _attempt_for(session: Session, result: ChargeResult) -> Payment | None:
     """The local attempt a gateway payment we never heard back about belongs to, if any."""
-    statuses = ["unknown", "pending"]
+    statuses = [PaymentStatus.UNKNOWN, PaymentStatus.PENDING]
     if result.status == "COMPLETED":
-        statuses += ["canceled", "failed"]
+        statuses += [PaymentStatus.CANCELLED, PaymentStatus.FAILED]
     candidates = session.scalars(
         select(Payment)
         .join(PaymentLink)
@@ -332,7 +340,12 @@ def _attempt_for(session: Session, result: ChargeResult) -> Payment | None:
     # Square always sends amount_money; a different amount is not one of our attempts.
     candidates = [p for p in candidates if result.amount_cents in (None, p.amount_cents)]
     # Newest first within: unresolved, then voided by us, then failed without a Square payment.
-    rank = {"unknown": 0, "pending": 0, "canceled": 1, "failed": 2}
+    rank = {
+        PaymentStatus.UNKNOWN: 0,
+        PaymentStatus.PENDING: 0,
+        PaymentStatus.CANCELLED: 1,
+        PaymentStatus.FAILED: 2,
+    }
     candidates.sort(key=lambda p: rank[p.status])
     return candidates[0] if candidates else None
 
@@ -342,14 +355,14 @@ def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_d
     the lock decided in one UPDATE from the stored value, never from a copy read earlier: a
     racing request can neither lose a decline nor lower the count."""
     link = payment.link
-    payment.status = "failed"
+    payment.status = PaymentStatus.FAILED
     payment.error_code = declined.code
     payment.gateway_payment_id = declined.payment_id
     values = {"claim_key": None, "claimed_at": None}
     if declined.counts_toward_lock:
         values["decline_count"] = PaymentLink.decline_count + 1
         values["status"] = case(
-            (PaymentLink.decline_count + 1 >= max_declines, links.LOCKED),
+            (PaymentLink.decline_count + 1 >= max_declines, LinkStatus.LOCKED),
             else_=PaymentLink.status,
         )
     count = session.execute(
@@ -359,9 +372,13 @@ def _settle_declined(session, payment: Payment, declined: GatewayDeclined, max_d
         .returning(PaymentLink.decline_count)
     ).scalar_one()
     detail = declined.code if not declined.field else f"{declined.code} ({declined.field})"
-    audit.record(session, "payment.declined", actor="patient", link_id=link.id, detail=detail)
+    audit.record(
+        session, AuditAction.PAYMENT_DECLINED, actor="patient", link_id=link.id, detail=detail
+    )
     if declined.counts_toward_lock and count - 1 < max_declines <= count:
-        audit.record(session, "link.locked", link_id=link.id, detail=f"{count} declined attempts")
+        audit.record(
+            session, AuditAction.LINK_LOCKED, link_id=link.id, detail=f"{count} declined attempts"
+        )
     session.commit()
     session.refresh(link)
 
@@ -372,7 +389,7 @@ def _settle_gateway_error(session, payment: Payment, error: GatewayError):
     other refusal is recorded on the link as ``gateway.rejected``, so no patient can fake an
     outage."""
     log.error("gateway error on payment %s: %s/%s", payment.id, error.category, error.code)
-    payment.status = "failed"
+    payment.status = PaymentStatus.FAILED
     payment.error_code = error.code
     session.execute(
         update(PaymentLink)
@@ -381,20 +398,20 @@ def _settle_gateway_error(session, payment: Payment, error: GatewayError):
     )
     detail = f"{error.category}/{error.code}"
     if error.clinic_must_fix:
-        audit.record(session, "gateway.error", link_id=payment.link_id, detail=detail)
+        audit.record(session, AuditAction.GATEWAY_ERROR, link_id=payment.link_id, detail=detail)
     else:
         detail += f" ({error.field})" if error.field else ""
-        audit.record(session, "gateway.rejected", link_id=payment.link_id, detail=detail)
+        audit.record(session, AuditAction.GATEWAY_REJECTED, link_id=payment.link_id, detail=detail)
     session.commit()
 
 
 def replay(payment: Payment) -> Payment:
     """The result an earlier submit of the same attempt got."""
-    if payment.status == "completed":
+    if payment.status == PaymentStatus.COMPLETED:
         return payment
-    if payment.status == "failed":
+    if payment.status == PaymentStatus.FAILED:
         raise PaymentError.declined(payment.error_code or "GENERIC_DECLINE", payment)
-    if payment.status == "unknown":
+    if payment.status == PaymentStatus.UNKNOWN:
         raise PaymentError.unknown(payment)
     raise PaymentError.in_progress()
 
@@ -402,12 +419,10 @@ def replay(payment: Payment) -> Payment:
 # --- reconciliation -----------------------------------------------------------------------------
 
 RECONCILE_AFTER = timedelta(minutes=2)
-# Attempts recorded canceled without a Square payment are looked up again for this long, in a
+# Attempts recorded cancelled without a Square payment are looked up again for this long, in a
 # window this long after they started (Square creates the payment while our request runs).
-RECHECK_CANCELED_FOR = timedelta(days=30)
+RECHECK_CANCELLED_FOR = timedelta(days=30)
 CHARGE_WINDOW = timedelta(hours=1)
-# Link states that mean "a charge already went through" (a second completion is a double charge).
-ALREADY_PAID = (links.PAID, links.PARTIALLY_REFUNDED, links.REFUNDED)
 # Answers to a re-sent request that do not prove the first one never charged: if Square had
 # forgotten the key, a nonce the first request spent would be "used", "expired" or unknown now.
 UNPROVEN_ON_RESEND = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED", "NOT_FOUND"}
@@ -439,24 +454,25 @@ def reconcile_unknown_payments(
     """
     now = now or utcnow()
     stmt = select(Payment).where(
-        Payment.status.in_(("unknown", "pending")), Payment.created_at <= now - older_than
+        Payment.status.in_((PaymentStatus.UNKNOWN, PaymentStatus.PENDING)),
+        Payment.created_at <= now - older_than,
     )
     counts = {"paid": 0, "reopened": 0, "declined": 0, "still_unknown": 0}
     for payment in session.scalars(stmt).all():
         counts[_reconcile_one(session, gateway, payment, max_declines)] += 1
     voided = select(Payment).where(
-        Payment.status == "canceled",
+        Payment.status == PaymentStatus.CANCELLED,
         Payment.gateway_payment_id.is_(None),
-        Payment.created_at >= now - RECHECK_CANCELED_FOR,
+        Payment.created_at >= now - RECHECK_CANCELLED_FOR,
         Payment.created_at <= now - older_than,
     )
     for payment in session.scalars(voided).all():
-        counts["paid"] += _recheck_canceled(session, gateway, payment)
+        counts["paid"] += _recheck_cancelled(session, gateway, payment)
     return counts
 
 
-def _recheck_canceled(session: Session, gateway: Gateway, payment: Payment) -> int:
-    """Look (read-only, ListPayments) for a charge behind an attempt recorded canceled without
+def _recheck_cancelled(session: Session, gateway: Gateway, payment: Payment) -> int:
+    """Look (read-only, ListPayments) for a charge behind an attempt recorded cancelled without
     a Square payment: earlier releases took cancel-by-key's 200 to mean "no charge", which it
     does not. A completed payment for the link, of the attempt's amount, that no local attempt
     holds, is this attempt's charge: recorded, and the link paid (or flagged as paid twice).
@@ -523,7 +539,7 @@ def _void_uncaptured(session, gateway: Gateway, payment: Payment, approved: Char
         return "paid"
     if current.status != "CANCELED":
         return _still_unknown(session, payment, f"authorization is {current.status}")
-    payment.status = "canceled"
+    payment.status = PaymentStatus.CANCELLED
     payment.gateway_payment_id = current.payment_id
     payment.gateway_updated_at = current.updated_at
     session.execute(
@@ -536,24 +552,26 @@ def _void_uncaptured(session, gateway: Gateway, payment: Payment, approved: Char
 
 
 def _record_reconciled(session, payment: Payment, detail: str) -> None:
-    audit.record(session, "payment.reconciled", link_id=payment.link_id, detail=detail)
+    audit.record(session, AuditAction.PAYMENT_RECONCILED, link_id=payment.link_id, detail=detail)
     session.commit()
 
 
 def _still_unknown(session, payment: Payment, why: str) -> str:
     """Keep the attempt unknown and its link claimed; tell staff once per attempt."""
     log.warning("payment %s is still unknown: %s", payment.id, why)
-    payment.status = "unknown"
+    payment.status = PaymentStatus.UNKNOWN
     detail = f"attempt {payment.id}: {why}"
     already = session.scalar(
         select(AuditEvent.id).where(
-            AuditEvent.action == "payment.unresolved",
+            AuditEvent.action == AuditAction.PAYMENT_UNRESOLVED,
             AuditEvent.link_id == payment.link_id,
             AuditEvent.detail.startswith(f"attempt {payment.id}:"),
         )
     )
     if already is None:
-        audit.record(session, "payment.unresolved", link_id=payment.link_id, detail=detail)
+        audit.record(
+            session, AuditAction.PAYMENT_UNRESOLVED, link_id=payment.link_id, detail=detail
+        )
     session.commit()
     return "still_unknown"
 
@@ -564,7 +582,7 @@ def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
     Matches by gateway payment id; otherwise by the link's public id (Square's reference_id)
     over that link's attempts that Square never named a payment for, the amount confirming it.
     An unresolved attempt is preferred; a COMPLETED payment may also match an attempt recorded
-    canceled or failed (a charge that went through after all): it becomes completed, and if the
+    cancelled or failed (a charge that went through after all): it becomes completed, and if the
     link was meanwhile paid by another attempt, staff are alerted to refund one. Older news than
     what we hold changes nothing.
     """
@@ -575,11 +593,16 @@ def apply_gateway_payment(session: Session, result: ChargeResult) -> str:
         return "unknown_payment"
     if is_stale(result.updated_at, payment.gateway_updated_at):
         return "stale"
-    if result.status == "COMPLETED" and payment.status != "completed":
+    if result.status == "COMPLETED" and payment.status != PaymentStatus.COMPLETED:
         _settle_completed(session, payment, result, actor="square")
         return "completed"
-    if result.status in ("CANCELED", "FAILED") and payment.status in ("unknown", "pending"):
-        payment.status = "canceled" if result.status == "CANCELED" else "failed"
+    if result.status in ("CANCELED", "FAILED") and payment.status in (
+        PaymentStatus.UNKNOWN,
+        PaymentStatus.PENDING,
+    ):
+        payment.status = (
+            PaymentStatus.CANCELLED if result.status == "CANCELED" else PaymentStatus.FAILED
+        )
         payment.gateway_payment_id = result.payment_id
         session.execute(
             update(PaymentLink)

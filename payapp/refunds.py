@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import audit, links
+from . import audit
 from .gateways import (
     Gateway,
     GatewayError,
@@ -22,11 +22,17 @@ from .gateways import (
 from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
 from .money import format_cents
 from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
+from .states import (
+    REFUND_HOLDING_STATES,
+    AuditAction,
+    LinkStatus,
+    PaymentStatus,
+    RefundStatus,
+)
 
 log = logging.getLogger(__name__)
 
 REASON_MAX = 192  # Square's RefundPaymentRequest.reason limit
-DONE = ("completed", "pending", "unknown")  # refunds that count against what can be refunded
 
 
 class RefundError(Exception):
@@ -73,7 +79,7 @@ def refund_payment(
     existing = session.scalar(select(Refund).where(Refund.idempotency_key == key))
     if existing is not None:
         return existing  # the same submission again (double click): one refund
-    if payment.status != "completed":
+    if payment.status != PaymentStatus.COMPLETED:
         raise RefundError("Only a completed payment can be refunded.")
     if amount_cents <= 0:
         raise RefundError("Enter an amount above zero.")
@@ -99,14 +105,14 @@ def refund_payment(
         idempotency_key=key,
         amount_cents=amount_cents,
         reason=reason,
-        status="pending",
+        status=RefundStatus.PENDING,
         created_by_id=staff_id,
         created_at=now,
     )
     session.add(refund)
     audit.record(
         session,
-        "refund.requested",
+        AuditAction.REFUND_REQUESTED,
         actor="staff",
         staff_id=staff_id,
         link_id=payment.link_id,
@@ -138,17 +144,17 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
     try:
         result = gateway.refund(request)
     except GatewayUnknown:
-        refund.status = "unknown"
+        refund.status = RefundStatus.UNKNOWN
         session.commit()
         raise RefundError(
             "No answer from the payment processor. The refund will be confirmed "
             "automatically within a few minutes; don't refund again."
         ) from None
     except GatewayError as error:
-        _release(session, refund, "failed")
+        _release(session, refund, RefundStatus.FAILED)
         audit.record(
             session,
-            "refund.failed",
+            AuditAction.REFUND_FAILED,
             link_id=payment.link_id,
             detail=f"{error.category}/{error.code}",
         )
@@ -157,7 +163,7 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
     _apply_result(session, refund, result)
     audit.record(
         session,
-        "refund.created",
+        AuditAction.REFUND_CREATED,
         link_id=payment.link_id,
         staff_id=refund.created_by_id,
         actor="staff" if refund.created_by_id else "square",
@@ -177,7 +183,7 @@ def _refund_error_message(error: GatewayError) -> str:
 
 def _release(session: Session, refund: Refund, status: str) -> None:
     """A refund that will not happen gives its amount back to what can be refunded."""
-    if refund.status in DONE:
+    if refund.status in REFUND_HOLDING_STATES:
         session.execute(
             update(Payment)
             .where(Payment.id == refund.payment_id)
@@ -189,8 +195,9 @@ def _release(session: Session, refund: Refund, status: str) -> None:
 def _apply_result(session: Session, refund: Refund, result: RefundResult) -> None:
     refund.gateway_refund_id = result.refund_id
     refund.gateway_updated_at = result.updated_at
+    # Square's refund statuses (PENDING, COMPLETED, REJECTED, FAILED) are ours in lower case.
     status = result.status.lower()
-    if status in ("failed", "rejected"):
+    if status in (RefundStatus.FAILED, RefundStatus.REJECTED):
         _release(session, refund, status)
     else:
         refund.status = status
@@ -201,11 +208,11 @@ def _apply_result(session: Session, refund: Refund, result: RefundResult) -> Non
 def _update_link_status(session: Session, payment: Payment) -> None:
     session.refresh(payment)
     if payment.refunded_cents <= 0:
-        status = links.PAID
+        status = LinkStatus.PAID
     elif payment.refunded_cents >= payment.amount_cents:
-        status = links.REFUNDED
+        status = LinkStatus.REFUNDED
     else:
-        status = links.PARTIALLY_REFUNDED
+        status = LinkStatus.PARTIALLY_REFUNDED
     session.execute(
         update(PaymentLink).where(PaymentLink.id == payment.link_id).values(status=status)
     )
@@ -226,7 +233,7 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
             idempotency_key="square:" + result.refund_id[:38],
             amount_cents=result.amount_cents,
             reason=result.reason[:REASON_MAX],
-            status="pending",
+            status=RefundStatus.PENDING,
             created_by_id=None,
         )
         session.add(refund)
@@ -238,7 +245,7 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
         session.flush()
         audit.record(
             session,
-            "refund.created",
+            AuditAction.REFUND_CREATED,
             actor="square",
             link_id=payment.link_id,
             detail=f"{format_cents(result.amount_cents, payment.currency)}, "
@@ -254,7 +261,9 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
 def reconcile_unknown_refunds(session: Session, gateway: Gateway) -> int:
     """Re-send refunds that got no answer; the same key makes the gateway return the original."""
     settled = 0
-    for refund in session.scalars(select(Refund).where(Refund.status == "unknown")).all():
+    for refund in session.scalars(
+        select(Refund).where(Refund.status == RefundStatus.UNKNOWN)
+    ).all():
         try:
             send_refund(session, gateway, refund)
             settled += 1

@@ -312,7 +312,7 @@ def test_an_uncaptured_charge_is_voided_and_the_link_opens_only_after_a_read(ses
     assert reconcile(session, gateway)["reopened"] == 1
     session.refresh(link)
     assert gateway.canceled == [payment.idempotency_key]
-    assert (payment.status, payment.gateway_payment_id) == ("canceled", "pay-1")
+    assert (payment.status, payment.gateway_payment_id) == ("cancelled", "pay-1")
     assert link.status == "open" and link.claim_key is None
 
 

@@ -41,6 +41,7 @@ from ..db import get_session
 from ..extensions import limiter
 from ..htmx import render
 from ..models import StaffUser, utcnow
+from ..states import AuditAction
 
 bp = Blueprint("auth", __name__)
 
@@ -156,7 +157,7 @@ def submit_logout():
         # Sessions are signed cookies: only a new generation stops a copy of this one (taken
         # from a shared PC or a proxy log) from working on. It ends the user's other sessions too.
         g.staff.session_generation += 1
-        audit.record(get_session(), "logout", actor="staff", staff_id=g.staff.id)
+        audit.record(get_session(), AuditAction.LOGOUT, actor="staff", staff_id=g.staff.id)
         get_session().commit()
     session.clear()
     flash("You are logged out.", "info")

@@ -16,6 +16,7 @@ from ..extensions import csrf, limiter
 from ..htmx import render
 from ..models import AuditEvent, CspReport, SiteSetting
 from ..notify import Clinic
+from ..states import AuditAction
 
 bp = Blueprint("audit", __name__)
 
@@ -37,7 +38,7 @@ def show_audit():
 @bp.get("/audit.csv")
 @role_required("admin")
 def export_audit():
-    audit.record(get_session(), "audit.exported", actor="staff", staff_id=g.staff.id)
+    audit.record(get_session(), AuditAction.AUDIT_EXPORTED, actor="staff", staff_id=g.staff.id)
     get_session().commit()
     rows = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
     buffer = io.StringIO()
@@ -78,7 +79,7 @@ def show_security():
     reports = session.scalars(select(CspReport).order_by(CspReport.id.desc()).limit(50)).all()
     alerts = session.scalars(
         select(AuditEvent)
-        .where(AuditEvent.action.in_(("integrity.alert", "integrity.baseline")))
+        .where(AuditEvent.action.in_((AuditAction.INTEGRITY_ALERT, AuditAction.INTEGRITY_BASELINE)))
         .order_by(AuditEvent.id.desc())
         .limit(20)
     ).all()
@@ -130,7 +131,7 @@ def receive_csp_report():
     )
     audit.record(
         session,
-        "csp.violation",
+        AuditAction.CSP_VIOLATION,
         actor="system",
         detail=field("violated-directive", "effective-directive", "effectiveDirective"),
     )

@@ -15,6 +15,7 @@ from ..gateways.square import BROWSER_SDK
 from ..htmx import is_htmx_request, render
 from ..money import cents_to_decimal_string
 from ..security import allow_square_scripts
+from ..states import LINK_CLOSED_STATES, LinkStatus
 
 bp = Blueprint("pay", __name__)
 
@@ -71,10 +72,10 @@ def show_pay_page(token: str):
     link = resolve_or_404(token)
     links.mark_viewed(get_session(), link)
     status = links.effective_status(link)
-    if status in (links.EXPIRED, links.CANCELLED, links.LOCKED):
+    if status in LINK_CLOSED_STATES:
         return render("pay/closed.html", status_code=410, **page_context(link))
     form = PayForm(attempt_key=new_attempt_key())
-    if not current_app.config["DEMO_MODE"] and status == links.OPEN:
+    if not current_app.config["DEMO_MODE"] and status == LinkStatus.OPEN:
         allow_square_scripts()
     return render("pay/page.html", form=form, **page_context(link, payment=link.completed_payment))
 
@@ -86,7 +87,10 @@ def submit_payment(token: str):
     link = resolve_or_404(token)
     # The limit shared by all addresses counts only attempts on a real, open link that passed
     # the per-address limits above (see ratelimits.py): one address cannot spend it for all.
-    if links.effective_status(link) == links.OPEN and not ratelimits.take_global_payment_slot():
+    if (
+        links.effective_status(link) == LinkStatus.OPEN
+        and not ratelimits.take_global_payment_slot()
+    ):
         abort(429)
     form = PayForm()
     result = {}

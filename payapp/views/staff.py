@@ -18,6 +18,7 @@ from ..errors import render_error
 from ..htmx import is_htmx_request, render
 from ..models import Payment, PaymentLink
 from ..money import AmountError, format_cents, parse_amount
+from ..states import LinkStatus, MessageStatus, RefundStatus
 
 bp = Blueprint("staff", __name__)
 
@@ -71,7 +72,7 @@ def send_and_report(link: PaymentLink) -> None:
         )
     for m in messages:
         where = "email" if m.channel == "email" else "text message"
-        if m.status == "sent":
+        if m.status == MessageStatus.SENT:
             flash(f"Sent by {where} to {m.recipient}.", "success")
         else:
             flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
@@ -94,7 +95,7 @@ def index():
 def list_links():
     query = request.args.get("q", "")[:100]
     status = request.args.get("status", "")
-    if status not in links.STATUSES:
+    if not LinkStatus.lookup(status):
         status = ""
     try:
         page = max(1, min(int(request.args.get("page", "1")), 10_000))
@@ -113,7 +114,7 @@ def list_links():
         pages=max(1, -(-total // per_page)),
         query=query,
         status=status,
-        statuses=links.STATUSES,
+        statuses=list(LinkStatus),
         action_form=ActionForm(),
     )
 
@@ -201,7 +202,7 @@ def refund_link(link_id: int):
     else:
         flash(
             f"Refund of {format_cents(refund.amount_cents, payment.currency)} "
-            f"{'made' if refund.status == 'completed' else 'sent to Square'}.",
+            f"{'made' if refund.status == RefundStatus.COMPLETED else 'sent to Square'}.",
             "success",
         )
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
@@ -236,7 +237,7 @@ def cancel_link(link_id: int):
 def resend_link(link_id: int):
     link = get_link_or_404(link_id)
     status = links.effective_status(link)
-    if status != links.OPEN:
+    if status != LinkStatus.OPEN:
         flash(f"Only open links can be sent; this one is {status.replace('_', ' ')}.", "error")
     else:
         send_and_report(link)

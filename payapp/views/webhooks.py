@@ -18,6 +18,7 @@ from ..db import get_session
 from ..extensions import csrf, limiter
 from ..gateways import GatewayError, GatewayUnknown
 from ..models import WebhookEvent
+from ..states import AuditAction
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def receive_square_webhook():
         # A security event for the audit trail; the webhook itself is not stored or acted on.
         audit.record(
             get_session(),
-            "webhook.bad_signature",
+            AuditAction.WEBHOOK_BAD_SIGNATURE,
             detail=f"from {request.remote_addr}, {len(body)} bytes",
         )
         get_session().commit()

@@ -128,6 +128,14 @@ def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_d
                 "'completed', 4200, 'USD', 'cnon:card-nonce-ok', '94103', '2026-01-01 00:00:00')"
             )
         )
+        # An authorization voided by an earlier release, stored with Square's spelling.
+        conn.execute(
+            text(
+                "INSERT INTO payment (id, link_id, idempotency_key, gateway, status, amount_cents, "
+                "currency, source_id, postal_code, created_at) VALUES (2, 1, 'k2', 'square', "
+                "'canceled', 4200, 'USD', 'cnon:card-nonce-ok', '94103', '2026-01-01 00:00:00')"
+            )
+        )
     upgrade_schema(empty_db)
     with Session(empty_db) as session:
         assert session.get(StaffUser, 1).email == "old@example.com"
@@ -136,3 +144,6 @@ def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_d
         assert (link.patient_name, link.amount_cents, link.status) == ("Old Patient", 4200, "paid")
         payment = link.payments[0]
         assert (payment.amount_cents, payment.refunded_cents) == (4200, 0)
+        # One spelling everywhere: the voided attempt now reads "cancelled", like a link.
+        assert [p.status for p in link.payments] == ["completed", "cancelled"]
+        assert link.completed_payment is payment

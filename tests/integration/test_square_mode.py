@@ -750,7 +750,7 @@ def charged_but_recorded_canceled(app, client, link, standin):
     with app.app_context():
         s = get_session()
         s.execute(
-            Payment.__table__.update().where(Payment.link_id == link.id).values(status="canceled")
+            Payment.__table__.update().where(Payment.link_id == link.id).values(status="cancelled")
         )
         s.execute(
             PaymentLink.__table__.update()
@@ -840,7 +840,7 @@ def test_run_jobs_leaves_a_canceled_attempt_with_no_charge_alone(
     submit_card(client, link.path)
     with app.app_context():
         s = get_session()
-        s.execute(Payment.__table__.update().values(status="canceled"))
+        s.execute(Payment.__table__.update().values(status="cancelled"))
         s.execute(PaymentLink.__table__.update().values(claim_key=None, claimed_at=None))
         s.commit()
     assert "0 paid" in run_jobs(app, runner)
