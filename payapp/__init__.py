@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-ROOT = Path(__file__).resolve().parent.parent
+from .config import ROOT
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -31,7 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .clinic import Clinic
     from .config import load_config
     from .decline_reasons import describe_code
-    from .gateways import make_gateway
+    from .gateways.factory import make_gateway
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
     from .views import audit_log, pay, staff, users, webhooks

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
+
+# The checkout (or install) root: templates/, static/, migrations/ and the default instance/.
+ROOT = Path(__file__).resolve().parent.parent
 
 # The value shipped in code; production refuses to start with it (or with none).
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
@@ -142,8 +146,6 @@ def gunicorn_bind(instance_path: str | None = None) -> list[str]:
     """BIND from the same layers as the app (defaults < instance/config.py < PAYAPP_BIND), for
     deploy/gunicorn.conf.py and check-deployment: one setting, so the two cannot disagree."""
     from flask import Config
-
-    from . import ROOT
 
     folder = instance_path or os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance"))
     cfg = Config(folder)
