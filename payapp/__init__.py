@@ -11,9 +11,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .paths import DEFAULT_INSTANCE_DIR, STATIC_DIR, TEMPLATES_DIR
 
-# The folder that holds the default instance/ (config.gunicorn_bind reads it too).
-ROOT = DEFAULT_INSTANCE_DIR.parent
-
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The application factory: config, extensions, blueprints, commands, error pages."""
@@ -23,21 +20,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Explicit folders: an installed package would otherwise get <venv>/var/payapp-instance.
     app = Flask(
         __name__,
-        instance_path=os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance")),
+        instance_path=os.environ.get("PAYAPP_INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR)),
         instance_relative_config=True,
         template_folder=str(TEMPLATES_DIR),
         static_folder=str(STATIC_DIR),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security, states
+    from . import alerts, auth, cli, db, errors, links, payments, security, states
+    from .clinic import Clinic
     from .config import load_config
     from .decline_reasons import describe_code
-    from .gateways import make_gateway
+    from .gateways.factory import make_gateway
+    from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
-    from .notify import Clinic
-    from .views import audit as audit_views
-    from .views import pay, staff, users, webhooks
+    from .views import audit_log, pay, staff, users, webhooks
 
     load_config(app, test_config)
     proxies = app.config["TRUSTED_PROXIES"]
@@ -48,14 +45,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
-    integrity.init_app(app)
     auth.init_app(app)
     cli.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(audit_views.bp)
+    app.register_blueprint(audit_log.bp)
     app.register_blueprint(users.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
@@ -67,7 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["card_brand"] = payments.card_brand_name
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
-        gateway_hint=audit.gateway_hint,
+        gateway_hint=gateway_hint,
         clinic=clinic,
         demo_mode=app.config["DEMO_MODE"],
         link_status=links.effective_status,

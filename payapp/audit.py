@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
-from sqlalchemy import event, select
+from sqlalchemy import Select, event, select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, utcnow
@@ -46,39 +45,12 @@ def link_timeline(session: Session, link_id: int) -> list[AuditEvent]:
     return list(session.scalars(stmt))
 
 
-# What staff should check when the card gateway refuses payapp's own requests.
-GATEWAY_HINTS = {
-    "AUTHENTICATION_ERROR": "Square rejected payapp's access token: check "
-    "PAYAPP_SQUARE_ACCESS_TOKEN (and that it belongs to PAYAPP_SQUARE_ENVIRONMENT), then run "
-    "`flask --app payapp check-square`.",
-    "NOT_FOUND": "Square could not find something payapp asked for (usually the location: check "
-    "PAYAPP_SQUARE_LOCATION_ID, or keys from the other environment); run "
-    "`flask --app payapp check-square`.",
-    "RATE_LIMITED": "Square is rate-limiting payapp; payments should recover by themselves.",
-}
-
-
-def gateway_hint(detail: str) -> str:
-    category, _, code = detail.partition("/")
-    return (
-        GATEWAY_HINTS.get(code)
-        or GATEWAY_HINTS.get(category)
-        or (f"Square refused a payment request ({detail}). Patients were told nothing was charged.")
-    )
-
-
-_PAY_TOKEN_IN_URL = re.compile(r"/pay/[^/?#\s\"']+")
-
-
-def redact_url(text: str) -> str:
-    """Payment-link tokens never get stored outside their link: /pay/<token> -> /pay/[token]."""
-    return _PAY_TOKEN_IN_URL.sub("/pay/[token]", text)
-
-
-def csv_cell(value) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: quote them (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def events_statement(action: str = "") -> Select:
+    """All events newest first, or only those with ``action``: for the audit page to page."""
+    stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    return stmt
 
 
 @event.listens_for(Session, "before_flush")

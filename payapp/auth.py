@@ -174,6 +174,13 @@ def find_user(session: Session, email: str) -> StaffUser | None:
     return session.scalar(select(StaffUser).where(StaffUser.email == (email or "").strip().lower()))
 
 
+def list_users(session: Session) -> list[StaffUser]:
+    """Every staff account, active ones first, then by email."""
+    return list(
+        session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.email))
+    )
+
+
 # --- Failed attempts: growing delays, then a lock ----------------------------------------------
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import alerts, audit, deployment, integrity, links, notify, payments, refunds
+from . import alerts, audit, deployment, integrity, links, notify, payments, refunds, site_surface
 from .auth import UserError, create_user
+from .clinic import Clinic
 from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
+from .gateways.square_troubleshooting import gateway_hint
 from .models import StaffUser
 from .states import AuditAction
 
@@ -51,7 +53,7 @@ def create_link_command(amount, name, email, phone, reference, description, expi
             notify.Transports.from_config(cfg),
             link,
             url,
-            notify.Clinic.from_config(cfg),
+            Clinic.from_config(cfg),
         ):
             click.echo(f"{m.channel} to {m.recipient}: {m.status} {m.error or ''}".rstrip())
     click.echo(
@@ -74,7 +76,7 @@ def run_jobs_command():
     )
     click.echo(f"Unknown refunds settled: {refunds.reconcile_unknown_refunds(session, gateway)}.")
     click.echo(f"Expired {links.expire_links(session)} link(s).")
-    outcome, changes = integrity.check_integrity(session, current_app)
+    outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
     alerts.check_decline_spike(session, current_app.config)
 
@@ -83,7 +85,9 @@ def run_jobs_command():
 @click.option("--accept", is_flag=True, help="Record the current headers and scripts as approved.")
 def check_integrity_command(accept):
     """Compare security headers and the pay page's scripts with the approved baseline."""
-    outcome, changes = integrity.check_integrity(get_session(), current_app, accept=accept)
+    outcome, changes = integrity.check_integrity(
+        get_session(), site_surface.collect(current_app), accept=accept
+    )
     if outcome == "recorded":
         click.echo("Recorded the current security headers and pay-page scripts as the baseline.")
     elif outcome == "unchanged":
@@ -143,9 +147,7 @@ def check_square_command():
         raise click.ClickException(f"Could not reach Square ({exc}). Check the network.") from None
     except GatewayError as exc:
         detail = f"{exc.category}/{exc.code}"
-        raise click.ClickException(
-            f"Square refused: {detail}. {audit.gateway_hint(detail)}"
-        ) from None
+        raise click.ClickException(f"Square refused: {detail}. {gateway_hint(detail)}") from None
     click.echo(f"Square {cfg['SQUARE_ENVIRONMENT']}: credentials work.")
     click.echo(
         f"Location {location.id}: {location.name} ({location.status}), "
@@ -186,7 +188,7 @@ def demo_setup_command():
                 raise click.ClickException(str(exc)) from None
     if not integrity.has_baseline(session):
         # The Security page compares with this; a fresh demo should not say "No baseline yet".
-        integrity.check_integrity(session, current_app)
+        integrity.check_integrity(session, site_surface.collect(current_app))
     mode = "demo card gateway (no Square keys)" if cfg["DEMO_MODE"] else "Square"
     click.echo("")
     mail = "through SMTP" if cfg["SMTP_URL"] else f"to {cfg['OUTBOX_DIR']}"

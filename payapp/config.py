@@ -6,6 +6,8 @@ import os
 
 import click
 
+from .paths import DEFAULT_INSTANCE_DIR
+
 # The value shipped in code; production refuses to start with it (or with none).
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
 
@@ -143,9 +145,7 @@ def gunicorn_bind(instance_path: str | None = None) -> list[str]:
     deploy/gunicorn.conf.py and check-deployment: one setting, so the two cannot disagree."""
     from flask import Config
 
-    from . import ROOT
-
-    folder = instance_path or os.environ.get("PAYAPP_INSTANCE_PATH", str(ROOT / "instance"))
+    folder = instance_path or os.environ.get("PAYAPP_INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR))
     cfg = Config(folder)
     cfg.from_object(Defaults)
     cfg.from_pyfile("config.py", silent=True)

@@ -2,9 +2,9 @@
 
 6.4.3: every script the patient page runs is in an inventory (static/js/inventory.json, mirrored
 in docs/security/scripts.md) with its SHA-384; a vendored or own script whose bytes differ is not
-served, and pages carry the inventory's hash as Subresource Integrity.
-11.6.1: `check-integrity` compares the security headers and the pay page's script set with a
-recorded baseline and raises an admin alert when they change.
+served (security.py refuses it), and pages carry the inventory's hash as Subresource Integrity.
+11.6.1: `check-integrity` compares the security headers and the pay page's script set (gathered
+by site_surface.py) with a recorded baseline and raises an admin alert when they change.
 """
 
 from __future__ import annotations
@@ -12,21 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from flask import abort, current_app, request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .models import SiteSetting, utcnow
-from .states import AuditAction, LinkStatus
-
-log = logging.getLogger(__name__)
+from .models import AuditEvent, SiteSetting, utcnow
+from .states import AuditAction
 
 BASELINE_KEY = "integrity.baseline"
 # Headers whose change is a change in the site's security posture.
@@ -42,6 +38,7 @@ WATCHED_HEADERS = (
 )
 _NONCE = re.compile(r"'nonce-[^']+'")
 _SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
+ALERT_ACTIONS = (AuditAction.INTEGRITY_ALERT, AuditAction.INTEGRITY_BASELINE)
 
 
 def sri_hash(data: bytes) -> str:
@@ -84,71 +81,23 @@ class Inventory:
         return intact
 
 
-def refuse_changed_scripts():
-    """before_request: a script under static/ that is not the inventoried one is not served."""
-    if request.endpoint != "static":
-        return None
-    filename = (request.view_args or {}).get("filename", "")
-    if not filename.lower().endswith((".js", ".mjs", ".cjs")):
-        return None
-    inventory: Inventory = current_app.extensions["payapp.inventory"]
-    if inventory.is_intact(current_app.static_folder, filename):
-        return None
-    log.error("refused to serve %s: not in the script inventory or its hash changed", filename)
-    abort(404)
-
-
-def init_app(app) -> None:
-    inventory = Inventory.load(app.static_folder)
-    app.extensions["payapp.inventory"] = inventory
-    app.before_request(refuse_changed_scripts)
-    app.jinja_env.globals["sri"] = inventory.sri
-
-
 # --- 11.6.1: detect changes in what the site serves ---------------------------------------------
 
 
-def current_surface(app) -> dict:
-    """The security headers of a staff page and a patient page, and the pay page's scripts."""
-    from .models import PaymentLink
+def without_nonces(headers: dict[str, str]) -> dict[str, str]:
+    """The watched headers with their per-request nonces blanked, so two responses compare."""
+    return {h: _NONCE.sub("'nonce-*'", headers.get(h, "")) for h in WATCHED_HEADERS}
 
-    client = app.test_client()
-    base = app.config["PUBLIC_BASE_URL"]
-    headers = {}
-    for name, path in (("login", "/login"), ("error", "/pay/not-a-token")):
-        response = client.get(path, base_url=base)
-        headers[name] = {
-            h: _NONCE.sub("'nonce-*'", response.headers.get(h, "")) for h in WATCHED_HEADERS
-        }
-    # The pay page as a patient gets it, rendered for an unsaved sample link.
-    sample = PaymentLink(
-        public_id="integrity-check",
-        patient_name="Sample Patient",
-        amount_cents=100,
-        currency="USD",
-        reference="SAMPLE",
-        status=LinkStatus.OPEN,
-        expires_at=datetime.now(UTC) + timedelta(days=1),
-        decline_count=0,
-    )
-    sample.payments = []
-    with app.test_request_context("/pay/sample", base_url=base):
-        from flask import render_template
 
-        from .views.pay import PayForm, page_context
-
-        html = render_template(
-            "pay/page.html",
-            form=PayForm(formdata=None, attempt_key="x" * 32),
-            **page_context(sample, payment=None),
-        )
-    scripts = sorted(
+def script_tags(html: str) -> list[str]:
+    """The page's <script> tags without their nonces, sorted: what a change would show in."""
+    return sorted(
         _NONCE.sub("", re.sub(r'nonce="[^"]*"', "", tag)) for tag in _SCRIPT_TAG.findall(html)
     )
-    return {"headers": headers, "pay_page_scripts": scripts}
 
 
 def diff_surface(baseline: dict, current: dict) -> list[str]:
+    """What changed between two surfaces ({"headers": ..., "pay_page_scripts": ...}), in words."""
     changes = []
     for page, values in current["headers"].items():
         before = baseline.get("headers", {}).get(page, {})
@@ -164,13 +113,32 @@ def diff_surface(baseline: dict, current: dict) -> list[str]:
 
 
 def has_baseline(session: Session) -> bool:
-    return session.get(SiteSetting, BASELINE_KEY) is not None
+    """Whether an approved baseline has been recorded."""
+    return baseline(session) is not None
 
 
-def check_integrity(session: Session, app, *, accept: bool = False) -> tuple[str, list[str]]:
-    """Compare with the recorded baseline; returns (outcome, changes). Records an admin alert
-    for unapproved changes; ``accept`` records the current state as the new baseline."""
-    current = current_surface(app)
+def baseline(session: Session) -> SiteSetting | None:
+    """The approved baseline's setting row (its value and when it was recorded), if any."""
+    return session.get(SiteSetting, BASELINE_KEY)
+
+
+def recent_events(session: Session, limit: int = 20) -> list[AuditEvent]:
+    """The latest integrity alerts and baseline recordings, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.action.in_(ALERT_ACTIONS))
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def check_integrity(
+    session: Session, current: dict, *, accept: bool = False
+) -> tuple[str, list[str]]:
+    """Compare ``current`` (site_surface.collect()) with the recorded baseline; returns
+    (outcome, changes). Records an admin alert for unapproved changes; ``accept`` records the
+    current state as the new baseline."""
     setting = session.get(SiteSetting, BASELINE_KEY)
     if setting is None or accept:
         if setting is None:

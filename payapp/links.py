@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
+from .db import paginate
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
 from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
@@ -428,16 +429,9 @@ def expire_links(session: Session, now: datetime | None = None) -> int:
     return len(ids)
 
 
-def search_links(
-    session: Session,
-    *,
-    query: str = "",
-    status: str = "",
-    page: int = 1,
-    per_page: int = 25,
-    now: datetime | None = None,
-) -> tuple[list[PaymentLink], int]:
-    """Newest first, filtered by status and by a name/reference search; returns (page, total)."""
+def search_statement(*, query: str = "", status: str = "", now: datetime | None = None) -> Select:
+    """Links newest first, filtered by status and by a name/reference search (case-insensitive,
+    ``%`` and ``_`` are literal text): for a view to paginate."""
     now = now or utcnow()
     stmt = select(PaymentLink)
     if status == LinkStatus.EXPIRED:
@@ -453,20 +447,26 @@ def search_links(
         stmt = stmt.where(PaymentLink.status == status)
     query = " ".join(_CONTROL.sub(" ", query).split())[:100]  # NUL would end SQLite's LIKE
     if query:
-        # LIKE wildcards in the search are literal text, not patterns.
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped.lower()}%"
         stmt = stmt.where(
             or_(
-                func.lower(PaymentLink.patient_name).like(pattern, escape="\\"),
-                func.lower(PaymentLink.reference).like(pattern, escape="\\"),
+                PaymentLink.patient_name.icontains(query, autoescape=True),
+                PaymentLink.reference.icontains(query, autoescape=True),
             )
         )
-    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    page = max(1, page)
-    rows = session.scalars(
-        stmt.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    return stmt.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc())
+
+
+def search_links(
+    session: Session,
+    *,
+    query: str = "",
+    status: str = "",
+    page: int = 1,
+    per_page: int = 25,
+    now: datetime | None = None,
+) -> tuple[list[PaymentLink], int]:
+    """One page of search_statement()'s links; returns (that page's links, total found)."""
+    found = paginate(
+        session, search_statement(query=query, status=status, now=now), page=page, per_page=per_page
     )
-    return list(rows), int(total or 0)
+    return list(found.items), found.total

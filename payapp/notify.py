@@ -14,46 +14,16 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 import jinja2
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from . import audit
+from .clinic import Clinic
 from .models import Message, PaymentLink, utcnow
 from .money import format_cents
 from .states import AuditAction, MessageStatus
-
-
-@dataclass(frozen=True)
-class Clinic:
-    name: str
-    phone: str
-    timezone: str = "America/New_York"
-
-    @classmethod
-    def from_config(cls, cfg) -> Clinic:
-        return cls(str(cfg["CLINIC_NAME"]), str(cfg["CLINIC_PHONE"]), str(cfg["CLINIC_TIMEZONE"]))
-
-    def local_date(self, when: datetime) -> str:
-        """'March 5, 2027' in the clinic's time zone."""
-        return self.local_time(when, "date")
-
-    def local_time(self, when: datetime | None, style: str = "datetime") -> str:
-        """A UTC time as the clinic reads it: 'Mar 5, 2027, 11:30 PM EST' (datetime),
-        'March 5, 2027' (date), '11:30 PM EST' (time) or '2027-03-05T23:30:00-05:00' (iso)."""
-        if when is None:
-            return ""
-        local = when.astimezone(ZoneInfo(self.timezone))
-        clock = f"{local.hour % 12 or 12}:{local:%M} {local:%p} {local:%Z}"
-        if style == "date":
-            return f"{local:%B} {local.day}, {local.year}"
-        if style == "time":
-            return clock
-        if style == "iso":
-            return local.isoformat()
-        return f"{local:%b} {local.day}, {local.year}, {clock}"
 
 
 class DeliveryError(Exception):

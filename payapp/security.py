@@ -1,11 +1,17 @@
 """Security settings in one place: Talisman (CSP with nonces, HSTS, HTTPS), CSRF, rate limits,
-and the headers Talisman does not set."""
+the headers Talisman does not set, and serving only inventoried scripts (integrity.py, 6.4.3)."""
 
 from __future__ import annotations
+
+import logging
 
 from flask import abort, current_app, g, request
 
 from .extensions import csrf, limiter, talisman
+from .gateways import square_browser
+from .integrity import Inventory
+
+log = logging.getLogger(__name__)
 
 NONE = "'none'"
 # Everything from our own origin; scripts and styles also need the per-request nonce.
@@ -29,34 +35,18 @@ BASE_CSP = {
 # (docs/security/README.md, "3-D Secure challenge frames").
 ISSUER_CHALLENGE_FRAMES = "https:"
 
-# Square's Web Payments SDK, per environment (../shared/square/README.md §3.3): only on the pay
-# page in Square mode, nowhere else.
+# Square's Web Payments SDK (hosts from gateways/square_browser.py): only on the pay page in
+# Square mode, nowhere else.
 SQUARE_CSP = {
     env: {
-        "script-src": [web],
+        "script-src": [hosts.web],
         "frame-src": [ISSUER_CHALLENGE_FRAMES],
-        "connect-src": [web, pci, api, "https://o160250.ingest.sentry.io"],
-        "style-src": [web],
-        "img-src": [web],
-        "font-src": [
-            "https://square-fonts-production-f.squarecdn.com",
-            "https://d1g145x70srn7h.cloudfront.net",
-        ],
+        "connect-src": [hosts.web, hosts.pci, hosts.api, square_browser.ERROR_REPORTING],
+        "style-src": [hosts.web],
+        "img-src": [hosts.web],
+        "font-src": list(square_browser.FONTS),
     }
-    for env, web, api, pci in (
-        (
-            "sandbox",
-            "https://sandbox.web.squarecdn.com",
-            "https://connect.squareupsandbox.com",
-            "https://pci-connect.squareupsandbox.com",
-        ),
-        (
-            "production",
-            "https://web.squarecdn.com",
-            "https://connect.squareup.com",
-            "https://pci-connect.squareup.com",
-        ),
-    )
+    for env, hosts in square_browser.HOSTS.items()
 }
 
 PERMISSIONS_POLICY = {
@@ -118,6 +108,10 @@ def init_app(app) -> None:
     csrf.init_app(app)
     app.after_request(add_security_headers)
     app.before_request(refuse_repeated_fields)
+    inventory = Inventory.load(app.static_folder)
+    app.extensions["payapp.inventory"] = inventory
+    app.before_request(refuse_changed_scripts)
+    app.jinja_env.globals["sri"] = inventory.sri
 
 
 def refuse_repeated_fields():
@@ -140,3 +134,17 @@ def add_security_headers(response):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     return response
+
+
+def refuse_changed_scripts():
+    """before_request: a script under static/ that is not the inventoried one is not served."""
+    if request.endpoint != "static":
+        return None
+    filename = (request.view_args or {}).get("filename", "")
+    if not filename.lower().endswith((".js", ".mjs", ".cjs")):
+        return None
+    inventory: Inventory = current_app.extensions["payapp.inventory"]
+    if inventory.is_intact(current_app.static_folder, filename):
+        return None
+    log.error("refused to serve %s: not in the script inventory or its hash changed", filename)
+    abort(404)

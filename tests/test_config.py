@@ -6,10 +6,11 @@ from email import policy
 import pytest
 
 from payapp import create_app
+from payapp.clinic import Clinic
 from payapp.config import local_base_url
 from payapp.db import get_session, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link, link_url
-from payapp.notify import Clinic, Transports, send_link
+from payapp.notify import Transports, send_link
 
 from .conftest import TEST_SECRET
 

@@ -4,6 +4,7 @@ details the email library refuses, an SMTP server that cannot be reached."""
 from sqlalchemy import select
 
 from payapp import notify
+from payapp.clinic import Clinic
 from payapp.db import get_session
 from payapp.models import Message, PaymentLink
 
@@ -53,7 +54,7 @@ def test_a_failed_delivery_at_the_domain_level_is_returned_not_raised(app, link_
             notify.Transports.from_config(app.config),
             session.get(PaymentLink, link.id),
             "http://localhost/pay/x",
-            notify.Clinic.from_config(app.config),
+            Clinic.from_config(app.config),
         )
         assert [(m.channel, m.status) for m in sent] == [("email", "failed")]
         assert session.get(PaymentLink, link.id).sent_at is None

@@ -200,14 +200,3 @@ class Gateway(Protocol):
 
     def check_location(self) -> LocationInfo:
         """The configured location, proving the credentials work (check-square)."""
-
-
-def make_gateway(config) -> Gateway:
-    """The gateway the configuration asks for: demo unless Square keys are set."""
-    if config["DEMO_MODE"]:
-        from .demo import DemoGateway
-
-        return DemoGateway(location_id="DEMO-LOCATION", currency=config["CURRENCY"])
-    from .square import SquareGateway
-
-    return SquareGateway.from_config(config)

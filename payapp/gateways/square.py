@@ -36,10 +36,6 @@ RETRY_WITH_NEW_CARD = {"CARD_TOKEN_USED", "CARD_TOKEN_EXPIRED", "INVALID_CARD_DA
 # Any error Square pins on these request fields was caused by what the patient's browser sent
 # (e.g. a made-up source_id answers 404 NOT_FOUND with field "source_id"): a decline, not an outage.
 PATIENT_FIELDS = ("source_id", "verification_token")
-BROWSER_SDK = {
-    "sandbox": "https://sandbox.web.squarecdn.com/v1/square.js",
-    "production": "https://web.squarecdn.com/v1/square.js",
-}
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -11,7 +11,7 @@ from wtforms import HiddenField
 from .. import alerts, links, payments, ratelimits
 from ..db import get_session
 from ..extensions import limiter
-from ..gateways.square import BROWSER_SDK
+from ..gateways.square_browser import BROWSER_SDK
 from ..htmx import is_htmx_request, render
 from ..money import cents_to_decimal_string
 from ..security import allow_square_scripts

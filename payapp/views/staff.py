@@ -13,7 +13,8 @@ from wtforms.validators import Length
 
 from .. import audit, links, notify, payments, refunds
 from ..auth import login_required, reauth_required
-from ..db import get_session, is_valid_id
+from ..clinic import Clinic
+from ..db import get_or_404, get_session, page_number, paginate
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
 from ..models import Payment, PaymentLink
@@ -61,7 +62,7 @@ def send_and_report(link: PaymentLink) -> None:
         notify.Transports.from_config(current_app.config),
         link,
         patient_url(link),
-        notify.Clinic.from_config(current_app.config),
+        Clinic.from_config(current_app.config),
         staff_id=g.staff.id,
     )
     if not messages:
@@ -78,13 +79,6 @@ def send_and_report(link: PaymentLink) -> None:
             flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
 
 
-def get_link_or_404(link_id: int) -> PaymentLink:
-    link = get_session().get(PaymentLink, link_id) if is_valid_id(link_id) else None
-    if link is None:
-        abort(404)
-    return link
-
-
 @bp.get("/")
 def index():
     return redirect(url_for("staff.list_links"))
@@ -97,21 +91,19 @@ def list_links():
     status = request.args.get("status", "")
     if not LinkStatus.lookup(status):
         status = ""
-    try:
-        page = max(1, min(int(request.args.get("page", "1")), 10_000))
-    except ValueError:
-        page = 1
-    per_page = current_app.config["LINKS_PER_PAGE"]
-    items, total = links.search_links(
-        get_session(), query=query, status=status, page=page, per_page=per_page
+    found = paginate(
+        get_session(),
+        links.search_statement(query=query, status=status),
+        page=page_number(request.args.get("page")),
+        per_page=current_app.config["LINKS_PER_PAGE"],
     )
     return render(
         "staff/links.html",
         block="link_list",
-        links_page=items,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // per_page)),
+        links_page=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         query=query,
         status=status,
         statuses=list(LinkStatus),
@@ -157,7 +149,7 @@ def submit_new_link():
 @bp.get("/links/<id:link_id>")
 @login_required
 def show_link(link_id: int):
-    link = get_link_or_404(link_id)
+    link = get_or_404(PaymentLink, link_id)
     url = patient_url(link)
     return render(
         "staff/link_detail.html",
@@ -176,12 +168,11 @@ def show_link(link_id: int):
 @bp.post("/links/<id:link_id>/refund")
 @reauth_required
 def refund_link(link_id: int):
-    link = get_link_or_404(link_id)
+    link = get_or_404(PaymentLink, link_id)
     if not refunds.can_refund(g.staff):
         abort(403)
-    payment_id = request.form.get("payment_id", type=int) or 0
-    payment = get_session().get(Payment, payment_id) if is_valid_id(payment_id) else None
-    if payment is None or payment.link_id != link.id:
+    payment = get_or_404(Payment, request.form.get("payment_id", type=int) or 0)
+    if payment.link_id != link.id:
         abort(404)
     try:
         # No upper bound here: refund_payment names what is left to refund, as the form's hint does.
@@ -211,7 +202,7 @@ def refund_link(link_id: int):
 @bp.post("/links/<id:link_id>/cancel")
 @login_required
 def cancel_link(link_id: int):
-    link = get_link_or_404(link_id)
+    link = get_or_404(PaymentLink, link_id)
     ActionForm().validate_on_submit()  # CSRF is already enforced app-wide; this binds the form
     try:
         links.cancel_link(get_session(), link, staff_id=g.staff.id)
@@ -235,7 +226,7 @@ def cancel_link(link_id: int):
 @bp.post("/links/<id:link_id>/resend")
 @login_required
 def resend_link(link_id: int):
-    link = get_link_or_404(link_id)
+    link = get_or_404(PaymentLink, link_id)
     status = links.effective_status(link)
     if status != LinkStatus.OPEN:
         flash(f"Only open links can be sent; this one is {status.replace('_', ' ')}.", "error")
@@ -247,7 +238,7 @@ def resend_link(link_id: int):
 @bp.post("/links/<id:link_id>/reissue")
 @login_required
 def reissue_link(link_id: int):
-    old = get_link_or_404(link_id)
+    old = get_or_404(PaymentLink, link_id)
     try:
         new = links.reissue_link(get_session(), old, link_rules(), staff_id=g.staff.id)
     except links.LinkError as exc:

@@ -8,15 +8,14 @@ domain functions in auth.py.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, url_for
+from flask import Blueprint, flash, g, redirect, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import Length
 
 from .. import auth, mfa
 from ..auth import reauth_required, role_required
-from ..db import get_session, is_valid_id
+from ..db import get_or_404, get_session
 from ..htmx import render
 from ..models import StaffUser, utcnow
 
@@ -40,13 +39,6 @@ class TemporaryPasswordForm(FlaskForm):
     password = PasswordField("New temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
 
 
-def get_user_or_404(user_id: int) -> StaffUser:
-    user = get_session().get(StaffUser, user_id) if is_valid_id(user_id) else None
-    if user is None:
-        abort(404)
-    return user
-
-
 def account_state(user: StaffUser) -> str:
     """locked | waiting | ok, as an admin should read it."""
     now = utcnow()
@@ -66,10 +58,8 @@ def back_to(user: StaffUser):
 @role_required("admin")
 @reauth_required
 def list_users():
-    users = get_session().scalars(
-        select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.email)
-    )
-    return render("users/list.html", users=list(users), state_of=account_state)
+    users = auth.list_users(get_session())
+    return render("users/list.html", users=users, state_of=account_state)
 
 
 @bp.get("/new")
@@ -118,7 +108,7 @@ def submit_new_user():
 @role_required("admin")
 @reauth_required
 def show_user(user_id: int):
-    user = get_user_or_404(user_id)
+    user = get_or_404(StaffUser, user_id)
     return render(
         "users/detail.html",
         user=user,
@@ -131,7 +121,7 @@ def show_user(user_id: int):
 
 def _change(user_id: int, change, done: str):
     """Apply one admin change to a user, flash the outcome, and go back to their page."""
-    user = get_user_or_404(user_id)
+    user = get_or_404(StaffUser, user_id)
     try:
         change(get_session(), user, by=g.staff)
     except auth.UserError as exc:
@@ -206,7 +196,7 @@ def reset_mfa(user_id: int):
 @role_required("admin")
 @reauth_required
 def set_temporary_password(user_id: int):
-    user = get_user_or_404(user_id)
+    user = get_or_404(StaffUser, user_id)
     form = TemporaryPasswordForm()
     error = None
     if not form.validate():

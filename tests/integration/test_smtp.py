@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from payapp import notify
+from payapp.clinic import Clinic
 from payapp.db import get_session
 from payapp.links import LinkDraft, LinkRules, create_link, link_url
 
@@ -96,7 +97,7 @@ def send(application, link):
         notify.Transports.from_config(cfg),
         link,
         patient_url(application, link),
-        notify.Clinic.from_config(cfg),
+        Clinic.from_config(cfg),
     )
 
 

@@ -458,7 +458,7 @@ def test_no_answer_while_reconciling_keeps_the_payment_unknown_and_tells_staff(
 def test_configuration_errors_tell_patients_nothing_and_staff_what_to_fix(
     app, client, staff, link_factory, standin, setting, value, hint
 ):
-    from payapp.gateways import make_gateway
+    from payapp.gateways.factory import make_gateway
 
     app.config[setting] = value
     app.extensions["payapp.gateway"] = make_gateway(app.config)
@@ -481,7 +481,7 @@ def test_check_square_reports_the_location(app, runner, standin):
 
 
 def test_check_square_explains_a_bad_token(app, runner, standin):
-    from payapp.gateways import make_gateway
+    from payapp.gateways.factory import make_gateway
 
     app.config["SQUARE_ACCESS_TOKEN"] = "EAAA-wrong"
     app.extensions["payapp.gateway"] = make_gateway(app.config)

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from jinja2 import ChoiceLoader, DictLoader
 
-from payapp import ROOT
 from payapp.db import get_session
 from payapp.extensions import talisman
 from payapp.integrity import sri_hash
@@ -24,6 +23,8 @@ from payapp.models import AuditEvent
 
 from ..conftest import csrf_from, submit_card
 from .conftest import audit_actions
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 JS = ROOT / "static" / "js"
 SCRIPTS_DOC = ROOT / "docs" / "security" / "scripts.md"

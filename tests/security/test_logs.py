@@ -18,7 +18,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from payapp.db import get_session
-from payapp.gateways import make_gateway
+from payapp.gateways.factory import make_gateway
 from payapp.links import TOKEN_SALT, link_url
 from payapp.models import PaymentLink, StaffUser
 
