@@ -27,14 +27,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, audit, auth, cli, db, errors, integrity, links, payments, security
+    from . import alerts, audit, cli, db, errors, integrity, links, payments, security
     from .config import load_config
     from .decline_reasons import describe_code
     from .gateways import make_gateway
     from .money import format_cents
     from .notify import Clinic
+    from .views import account, guards, pay, staff, users, webhooks
     from .views import audit as audit_views
-    from .views import pay, staff, users, webhooks
 
     load_config(app, test_config)
     proxies = app.config["TRUSTED_PROXIES"]
@@ -46,9 +46,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     integrity.init_app(app)
-    auth.init_app(app)
+    guards.init_app(app)
     cli.init_app(app)
     errors.init_app(app)
+    app.register_blueprint(account.bp)
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)

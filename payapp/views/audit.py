@@ -10,12 +10,12 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
 from .. import audit
-from ..auth import role_required
 from ..db import get_session
 from ..extensions import csrf, limiter
 from ..htmx import render
 from ..models import AuditEvent, CspReport, SiteSetting
 from ..notify import Clinic
+from .guards import role_required
 
 bp = Blueprint("audit", __name__)
 

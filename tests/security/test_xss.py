@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from payapp.auth import create_user
+from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import sign_token
 from payapp.models import PaymentLink
