@@ -155,10 +155,3 @@ def set_temporary_password(
     user.session_generation += 1
     audit.record(session, "user.password_reset", detail=f"user {user.id}", **_actor(by))
     session.commit()
-
-
-def log_out_everywhere(session: Session, user: StaffUser) -> None:
-    """End every session of this user, on every device (committed)."""
-    user.session_generation += 1
-    audit.record(session, "sessions.revoked", actor="staff", staff_id=user.id)
-    session.commit()

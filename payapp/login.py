@@ -242,6 +242,13 @@ def log_out(session: Session, user: StaffUser) -> None:
     session.commit()
 
 
+def log_out_everywhere(session: Session, user: StaffUser) -> None:
+    """End every session of this user, on every device (committed)."""
+    user.session_generation += 1
+    audit.record(session, "sessions.revoked", actor="staff", staff_id=user.id)
+    session.commit()
+
+
 def confirm_identity(
     session: Session,
     user: StaffUser,

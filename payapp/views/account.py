@@ -11,7 +11,7 @@ from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import mfa
-from ..accounts import UserError, log_out_everywhere
+from ..accounts import UserError
 from ..db import get_session
 from ..extensions import limiter
 from ..htmx import render
@@ -25,6 +25,7 @@ from ..login import (
     confirm_mfa_enrolment,
     is_locked,
     log_out,
+    log_out_everywhere,
     regenerate_recovery_codes,
     start_mfa_enrolment,
     verify_second_factor,

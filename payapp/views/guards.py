@@ -97,6 +97,7 @@ def mark_confirmed() -> None:
 
 
 def end_session() -> None:
+    """Log out in this browser: Flask-Login's keys and everything else in the session go."""
     logout_user()
     session.clear()
 
