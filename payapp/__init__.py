@@ -27,14 +27,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, auth, cli, db, errors, links, payments, security, states
+    from . import alerts, cli, db, errors, links, payments, security, states
     from .clinic import Clinic
     from .config import load_config
     from .decline_reasons import describe_code
     from .gateways.factory import make_gateway
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
-    from .views import audit_log, pay, staff, users, webhooks
+    from .views import account, audit_log, guards, pay, staff, users, webhooks
 
     load_config(app, test_config)
     proxies = app.config["TRUSTED_PROXIES"]
@@ -45,9 +45,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
-    auth.init_app(app)
+    guards.init_app(app)
     cli.init_app(app)
     errors.init_app(app)
+    app.register_blueprint(account.bp)
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)

@@ -1,4 +1,4 @@
-"""`flask --app payapp ...` commands that are not owned by another module."""
+"""`flask --app payapp ...` commands: links, periodic jobs, checks, the demo, and staff accounts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import click
 from flask import current_app
 
 from . import alerts, audit, deployment, integrity, links, notify, payments, refunds, site_surface
-from .auth import UserError, create_user
+from .accounts import (
+    ROLES,
+    UserError,
+    create_user,
+    find_user,
+    reset_mfa,
+    set_refund_permission,
+    unlock_user,
+)
 from .clinic import Clinic
 from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
@@ -200,6 +208,59 @@ def demo_setup_command():
     click.echo("")
 
 
+# --- Staff accounts (for when no admin can log in) ----------------------------------------------
+
+
+def _user_or_fail(email: str) -> StaffUser:
+    user = find_user(get_session(), email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.password_option(envvar="PAYAPP_PASSWORD", help="Password (or set PAYAPP_PASSWORD).")
+def create_user_command(email, role, password):
+    """Create a staff account; the password comes from PAYAPP_PASSWORD or a prompt."""
+    try:
+        user = create_user(get_session(), email, password, role)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role} {user.email}.")
+    if user.role == "admin":
+        click.echo("At first login they set up two-step verification with an authenticator app.")
+
+
+@click.command("allow-refunds")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the permission away instead.")
+def allow_refunds_command(email, revoke):
+    """Let a staff account refund payments (admins always can)."""
+    user = _user_or_fail(email)
+    set_refund_permission(get_session(), user, not revoke, by=None)
+    click.echo(f"{user.email} {'can no longer' if revoke else 'can now'} refund payments.")
+
+
+@click.command("unlock-user")
+@click.argument("email")
+def unlock_user_command(email):
+    """Clear a locked account's failed logins (for when no admin can log in)."""
+    user = _user_or_fail(email)
+    unlock_user(get_session(), user, by=None)
+    click.echo(f"{user.email} is unlocked and can log in again.")
+
+
+@click.command("reset-mfa")
+@click.argument("email")
+def reset_mfa_command(email):
+    """Remove an account's two-step verification (a lost phone); set up again at next login."""
+    user = _user_or_fail(email)
+    reset_mfa(get_session(), user, by=None)
+    click.echo(f"Two-step verification removed for {user.email}; they set it up at next login.")
+
+
 def init_app(app) -> None:
     for command in (
         create_link_command,
@@ -210,5 +271,9 @@ def init_app(app) -> None:
         record_security_review_command,
         script_hashes_command,
         demo_setup_command,
+        create_user_command,
+        allow_refunds_command,
+        unlock_user_command,
+        reset_mfa_command,
     ):
         app.cli.add_command(command)

@@ -74,11 +74,11 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "payapp_session"
     # The cookie outlives a working day so a patient's open tab can still pay (CSRF lives in it);
-    # staff sessions end sooner, by these two checks in auth.py.
+    # staff sessions end sooner, by these two checks in views/guards.py.
     PERMANENT_SESSION_LIFETIME = 24 * 3600
     STAFF_IDLE_TIMEOUT = 15 * 60
     STAFF_SESSION_MAX_AGE = 10 * 3600
-    # Staff accounts (auth.py): second factor, re-authentication, per-account login throttling.
+    # Staff accounts (login.py): second factor, re-authentication, per-account login throttling.
     REQUIRE_MFA_FOR_STAFF = False  # admins always need it
     REAUTH_WINDOW = 5 * 60  # seconds a password/code confirmation covers refunds and user changes
     LOGIN_DELAY_AFTER = 5  # failed logins in a row before each further try must wait

@@ -1,7 +1,8 @@
 """The second factor: TOTP (RFC 6238, via pyotp) and one-time recovery codes.
 
-Plain functions on plain values: no request, no session, no database. auth.py keeps the state
-(the secret, the last counter used, the recovery-code hashes) on the staff user.
+Plain functions on plain values: no request, no session, no database. login.py keeps the
+state (the secret, the last counter used, the recovery-code hashes) on the staff user; qr.py
+draws the otpauth:// URI.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import secrets
 from datetime import datetime
 
 import pyotp
-import segno
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -37,13 +37,6 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
     """The otpauth:// URI an authenticator app reads from the QR code."""
     return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
         name=account, issuer_name=issuer
-    )
-
-
-def qr_svg(uri: str) -> str:
-    """The otpauth URI as inline SVG markup: no styles, no scripts (the CSP allows neither)."""
-    return segno.make(uri, error="m").svg_inline(
-        scale=4, dark="#111", title="QR code for your authenticator app"
     )
 
 

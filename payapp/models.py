@@ -48,7 +48,7 @@ class StaffUser(Base):
     can_refund: Mapped[bool] = mapped_column(default=False, server_default=false())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     # After a few failures each try must wait until this time; after more, locked_at locks the
-    # account until an admin clears it (auth.py).
+    # account until an admin clears it (accounts.py).
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -12,7 +12,7 @@ import pyotp
 import pytest
 
 from payapp import create_app
-from payapp.auth import create_user, find_user
+from payapp.accounts import create_user, find_user
 from payapp.db import get_session, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at

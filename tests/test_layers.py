@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "payapp.paths": 0,
     "payapp.money": 0,
     "payapp.plaintext": 0,
+    "payapp.qr": 0,
     "payapp.clinic": 0,
     "payapp.decline_reasons": 0,
     "payapp.config": 0,
@@ -36,7 +37,9 @@ LAYERS: dict[str, int] = {
     "payapp.audit_export": 2,
     "payapp.csp_reports": 2,
     "payapp.alerts": 2,
-    "payapp.auth": 2,
+    "payapp.accounts": 2,
+    "payapp.login": 2,
+    "payapp.passwords": 2,
     "payapp.deployment": 2,
     "payapp.integrity": 2,
     "payapp.links": 2,
@@ -62,11 +65,6 @@ DOMAIN = 2
 # dependency on one (the session in db.py is the one request-scoped thing the lower layers share).
 REQUEST_NAMES = {"request", "session", "g", "render_template", "flash", "redirect", "url_for"}
 REQUEST_SCOPED_OK = {"payapp.db"}
-
-# Known debt being removed by the auth split (issue 8, "Modules" bullet 1): each entry must still
-# be true (test_pending_exceptions_are_still_needed), so the list only shrinks.
-PENDING_WRONG_WAY = {("payapp.auth", "payapp.views.account")}
-PENDING_REQUEST_NAMES = {"payapp.auth"}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -194,15 +192,14 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_a_higher_layer():
-    wrong = wrong_way_imports(GRAPH) - PENDING_WRONG_WAY
+    wrong = wrong_way_imports(GRAPH)
     assert sorted(wrong) == [], "lower layer imports a higher one: " + ", ".join(
         f"{a} (layer {layer_of(a)}) -> {b} (layer {layer_of(b)})" for a, b in sorted(wrong)
     )
 
 
 def test_payapp_modules_import_no_circle():
-    pending = {m for edge in PENDING_WRONG_WAY for m in edge}
-    assert [c for c in import_cycles(GRAPH) if not set(c) <= pending] == []
+    assert import_cycles(GRAPH) == []
 
 
 def test_layers_below_the_web_use_no_request_scoped_flask_names():
@@ -211,15 +208,9 @@ def test_layers_below_the_web_use_no_request_scoped_flask_names():
         for m, names in FLASK_NAMES.items()
         if layer_of(m) <= DOMAIN and names & REQUEST_NAMES
     }
-    for allowed in REQUEST_SCOPED_OK | PENDING_REQUEST_NAMES:
+    for allowed in REQUEST_SCOPED_OK:
         offenders.pop(allowed, None)
     assert offenders == {}
-
-
-def test_pending_exceptions_are_still_needed():
-    """Remove an entry once the code no longer needs it, so the exceptions cannot grow stale."""
-    assert wrong_way_imports(GRAPH) >= PENDING_WRONG_WAY
-    assert all(FLASK_NAMES.get(m, set()) & REQUEST_NAMES for m in PENDING_REQUEST_NAMES)
 
 
 # --- the checker checks itself on a made-up package ---------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from payapp import mfa
-from payapp.auth import create_user, find_user
+from payapp.accounts import create_user, find_user
 from payapp.db import get_session
 from payapp.models import AuditEvent
 

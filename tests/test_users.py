@@ -9,7 +9,7 @@ import time_machine
 from sqlalchemy import select
 
 from payapp import refunds
-from payapp.auth import create_user, find_user
+from payapp.accounts import create_user, find_user
 from payapp.db import get_session
 from payapp.models import AuditEvent, Payment
 

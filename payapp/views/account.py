@@ -1,47 +1,51 @@
 """Staff sign-in pages: log in (password, then a code), log out, re-authenticate, and each
 user's own account (password, two-step verification, recovery codes, log out everywhere).
 
-Thin views over payapp.auth, which holds the rules."""
+Thin views over payapp.login (the rules) and views/guards.py (the session)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
 from flask_wtf import FlaskForm
-from markupsafe import Markup
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import audit, mfa
-from ..auth import (
-    PASSWORD_MAX,
+from .. import mfa
+from ..accounts import UserError
+from ..db import get_session
+from ..extensions import limiter
+from ..htmx import render
+from ..login import (
     SECOND_STEP_SECONDS,
     TOO_MANY_TRIES,
     AuthError,
-    UserError,
-    after_login_target,
     authenticate,
     change_password,
     confirm_identity,
     confirm_mfa_enrolment,
     is_locked,
+    log_out,
     log_out_everywhere,
+    regenerate_recovery_codes,
+    start_mfa_enrolment,
+    verify_second_factor,
+)
+from ..models import StaffUser, utcnow
+from ..passwords import PASSWORD_MAX
+from ..qr import qr_svg
+from .guards import (
+    end_session,
     login_policy,
     login_required,
+    mark_confirmed,
     mfa_required,
     now_ts,
     pending_setup,
     reauth_required,
-    regenerate_recovery_codes,
+    renew_session,
     safe_next,
-    start_mfa_enrolment,
     start_session,
-    verify_second_factor,
 )
-from ..db import get_session
-from ..extensions import limiter
-from ..htmx import render
-from ..models import StaffUser, utcnow
-from ..states import AuditAction
 
 bp = Blueprint("auth", __name__)
 
@@ -70,6 +74,14 @@ class PasswordChangeForm(FlaskForm):
     current = PasswordField("Current password", validators=[Length(max=PASSWORD_MAX)])
     new = PasswordField("New password", validators=[Length(max=PASSWORD_MAX)])
     confirm = PasswordField("New password again", validators=[Length(max=PASSWORD_MAX)])
+
+
+def after_login_target(user: StaffUser, wanted: str | None) -> str:
+    setup = pending_setup(user)
+    if setup:
+        session["after_setup"] = safe_next(wanted) or ""
+        return url_for(setup)
+    return safe_next(wanted) or url_for("staff.list_links")
 
 
 login_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_LOGIN"], scope="login")
@@ -154,12 +166,8 @@ def submit_second_step():
 @bp.post("/logout")
 def submit_logout():
     if g.get("staff") is not None:
-        # Sessions are signed cookies: only a new generation stops a copy of this one (taken
-        # from a shared PC or a proxy log) from working on. It ends the user's other sessions too.
-        g.staff.session_generation += 1
-        audit.record(get_session(), AuditAction.LOGOUT, actor="staff", staff_id=g.staff.id)
-        get_session().commit()
-    session.clear()
+        log_out(get_session(), g.staff)
+    end_session()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.show_login"), code=303)
 
@@ -198,13 +206,13 @@ def submit_reauth():
         )
     except AuthError as exc:
         if is_locked(g.staff, login_policy(), utcnow()):
-            session.clear()
+            end_session()
             flash(TOO_MANY_TRIES, "error")
             return redirect(url_for("auth.show_login"), code=303)
         return render(
             "auth/reauth.html", form=form, method=method, error=exc.message, status_code=422
         )
-    session["reauth_at"] = now_ts()
+    mark_confirmed()
     return redirect(safe_next(form.next.data) or url_for("staff.list_links"), code=303)
 
 
@@ -247,7 +255,7 @@ def submit_change_password():
             )
         except AuthError as exc:
             if is_locked(g.staff, login_policy(), utcnow()):
-                session.clear()
+                end_session()
                 flash(TOO_MANY_TRIES, "error")
                 return redirect(url_for("auth.show_login"), code=303)
             errors["current"] = exc.message
@@ -256,8 +264,7 @@ def submit_change_password():
     if errors:
         return render("auth/password.html", form=form, errors=errors, status_code=422)
     # This session stays; every other one ends.
-    session["gen"] = g.staff.session_generation
-    session["reauth_at"] = now_ts()
+    renew_session(g.staff)
     flash("Your password was changed. You were logged out on your other devices.", "success")
     if pending_setup(g.staff):
         return redirect(url_for(pending_setup(g.staff)), code=303)
@@ -281,8 +288,7 @@ def _render_mfa_setup(form: CodeForm, error: str | None = None, status_code: int
         "auth/mfa_setup.html",
         form=form,
         error=error,
-        # segno's own SVG markup; the URI inside (with the email) is drawn as modules, not text.
-        qr=Markup(mfa.qr_svg(uri)),  # noqa: S704  # nosec B704 - see docs/security/bandit.md
+        qr=qr_svg(uri, title="QR code for your authenticator app"),
         secret=mfa.grouped(secret),
         issuer=issuer,
         required=mfa_required(g.staff),
@@ -303,7 +309,7 @@ def submit_mfa_setup():
         codes = confirm_mfa_enrolment(get_session(), g.staff, form.code.data)
     except UserError as exc:
         return _render_mfa_setup(form, str(exc), 422)
-    session["reauth_at"] = now_ts()
+    mark_confirmed()
     return render(
         "auth/recovery_codes.html",
         codes=codes,
@@ -338,6 +344,6 @@ def submit_new_recovery_codes():
 @login_required
 def submit_logout_everywhere():
     log_out_everywhere(get_session(), g.staff)
-    session.clear()
+    end_session()
     flash("You are logged out on every device, this one included. Log in again to go on.", "info")
     return redirect(url_for("auth.show_login"), code=303)

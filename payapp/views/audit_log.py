@@ -9,11 +9,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, g, request
 
 from .. import audit, audit_export, csp_reports, integrity
-from ..auth import role_required
 from ..clinic import Clinic
 from ..db import get_session, page_number, paginate
 from ..extensions import csrf, limiter
 from ..htmx import render
+from .guards import role_required
 
 bp = Blueprint("audit", __name__)
 

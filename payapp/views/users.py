@@ -3,7 +3,7 @@
 
 Every page is for admins only (403 for staff) and needs a recent re-authentication; every
 change is a POST (CSRF-checked app-wide), answered 303, and recorded in the audit trail by the
-domain functions in auth.py.
+domain functions in accounts.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import Length
 
-from .. import auth, mfa
-from ..auth import reauth_required, role_required
+from .. import accounts, login, mfa
 from ..db import get_or_404, get_session
 from ..htmx import render
 from ..models import StaffUser, utcnow
+from ..passwords import PASSWORD_MAX
+from .guards import login_policy, reauth_required, role_required
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
@@ -30,22 +31,22 @@ ROLE_CHOICES = [
 
 class NewUserForm(FlaskForm):
     email = EmailField("Email", validators=[Length(max=254)])
-    role = StringField("Role", default="staff", validators=[Length(max=10)])  # auth checks it
-    password = PasswordField("Temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
+    role = StringField("Role", default="staff", validators=[Length(max=10)])  # accounts checks it
+    password = PasswordField("Temporary password", validators=[Length(max=PASSWORD_MAX)])
     can_refund = BooleanField("Can refund payments")
 
 
 class TemporaryPasswordForm(FlaskForm):
-    password = PasswordField("New temporary password", validators=[Length(max=auth.PASSWORD_MAX)])
+    password = PasswordField("New temporary password", validators=[Length(max=PASSWORD_MAX)])
 
 
 def account_state(user: StaffUser) -> str:
     """locked | waiting | ok, as an admin should read it."""
     now = utcnow()
-    policy = auth.login_policy()
-    if auth.is_locked(user, policy, now):
+    policy = login_policy()
+    if login.is_locked(user, policy, now):
         return "locked"
-    if auth.is_waiting(user, now):
+    if login.is_waiting(user, now):
         return "waiting"
     return "ok"
 
@@ -58,7 +59,7 @@ def back_to(user: StaffUser):
 @role_required("admin")
 @reauth_required
 def list_users():
-    users = auth.list_users(get_session())
+    users = accounts.list_users(get_session())
     return render("users/list.html", users=users, state_of=account_state)
 
 
@@ -81,7 +82,7 @@ def submit_new_user():
             "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
         )
     try:
-        user = auth.create_user(
+        user = accounts.create_user(
             get_session(),
             form.email.data or "",
             form.password.data or "",
@@ -90,7 +91,7 @@ def submit_new_user():
             must_change_password=True,
             by=g.staff,
         )
-    except auth.UserError as exc:
+    except accounts.UserError as exc:
         errors = {exc.field or "form": str(exc)}
         return render(
             "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
@@ -124,7 +125,7 @@ def _change(user_id: int, change, done: str):
     user = get_or_404(StaffUser, user_id)
     try:
         change(get_session(), user, by=g.staff)
-    except auth.UserError as exc:
+    except accounts.UserError as exc:
         flash(str(exc), "error")
     else:
         flash(done.format(email=user.email), "success")
@@ -137,7 +138,7 @@ def _change(user_id: int, change, done: str):
 def deactivate_user(user_id: int):
     return _change(
         user_id,
-        auth.deactivate_user,
+        accounts.deactivate_user,
         "{email} is deactivated: they can no longer log in and were logged out.",
     )
 
@@ -146,7 +147,7 @@ def deactivate_user(user_id: int):
 @role_required("admin")
 @reauth_required
 def reactivate_user(user_id: int):
-    return _change(user_id, auth.reactivate_user, "{email} can log in again.")
+    return _change(user_id, accounts.reactivate_user, "{email} can log in again.")
 
 
 @bp.post("/<id:user_id>/unlock")
@@ -154,7 +155,7 @@ def reactivate_user(user_id: int):
 @reauth_required
 def unlock_user(user_id: int):
     return _change(
-        user_id, auth.unlock_user, "Lockout cleared: {email} can log in again straight away."
+        user_id, accounts.unlock_user, "Lockout cleared: {email} can log in again straight away."
     )
 
 
@@ -164,7 +165,7 @@ def unlock_user(user_id: int):
 def grant_refunds(user_id: int):
     return _change(
         user_id,
-        lambda s, u, by: auth.set_refund_permission(s, u, True, by),
+        lambda s, u, by: accounts.set_refund_permission(s, u, True, by),
         "{email} can now refund payments.",
     )
 
@@ -175,7 +176,7 @@ def grant_refunds(user_id: int):
 def revoke_refunds(user_id: int):
     return _change(
         user_id,
-        lambda s, u, by: auth.set_refund_permission(s, u, False, by),
+        lambda s, u, by: accounts.set_refund_permission(s, u, False, by),
         "{email} can no longer refund payments.",
     )
 
@@ -186,7 +187,7 @@ def revoke_refunds(user_id: int):
 def reset_mfa(user_id: int):
     return _change(
         user_id,
-        auth.reset_mfa,
+        accounts.reset_mfa,
         "Two-step verification was removed for {email} and they were logged out. They set it "
         "up again at their next login.",
     )
@@ -203,8 +204,8 @@ def set_temporary_password(user_id: int):
         error = "That password is too long."
     else:
         try:
-            auth.set_temporary_password(get_session(), user, form.password.data or "", g.staff)
-        except auth.UserError as exc:
+            accounts.set_temporary_password(get_session(), user, form.password.data or "", g.staff)
+        except accounts.UserError as exc:
             error = str(exc)
     if error:
         return render(

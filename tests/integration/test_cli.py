@@ -24,9 +24,10 @@ import pytest
 from sqlalchemy import select
 
 import payapp
-from payapp.auth import authenticate, create_user
+from payapp.accounts import create_user
 from payapp.db import get_session, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link
+from payapp.login import authenticate
 from payapp.models import PaymentLink, StaffUser, utcnow
 
 from .conftest import scrub_payapp_env

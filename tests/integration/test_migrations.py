@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from payapp.auth import create_user
+from payapp.accounts import create_user
 from payapp.db import MIGRATIONS_DIR, make_engine, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link
 from payapp.models import Base, Message, PaymentLink, StaffUser, utcnow

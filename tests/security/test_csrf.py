@@ -19,7 +19,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.routing.converters import NumberConverter
 
-from payapp.auth import create_user
+from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import cancel_link
 from payapp.models import Payment, PaymentLink
