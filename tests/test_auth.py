@@ -222,6 +222,7 @@ def test_the_code_step_shares_the_login_rate_limit(app):
 # --- Passwords ---------------------------------------------------------------------------------
 
 
+@pytest.mark.real_password_hash
 def test_passwords_are_stored_hashed_with_scrypt(app):
     stored = user(app)
     assert stored.password_hash.startswith("scrypt:") and STAFF_PASSWORD not in stored.password_hash
@@ -390,6 +391,7 @@ def test_every_refused_login_costs_one_password_hash_check(app, client, monkeypa
     assert len(calls) == 1
 
 
+@pytest.mark.real_password_hash
 def test_unknown_and_known_emails_take_comparable_time(app, client):
     def median_seconds(email):
         times = []

@@ -187,6 +187,7 @@ def test_a_days_flows_leave_no_secret_in_any_log_record(app, client, staff, stan
     assert not re.search(r"\b(cnon|ccof|bnon):(?!\[card-token\])", text)
 
 
+@pytest.mark.real_password_hash
 def test_sql_logging_keeps_staff_credentials_out_of_the_logs(app, staff, captured):
     assert log_in(app.test_client(), email=ADMIN_EMAIL).status_code == 303
     assert staff.get("/account/two-step").status_code == 200  # starts enrolment: a new secret
