@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from werkzeug.security import generate_password_hash
 from payapp import auth, create_app
 from payapp.auth import create_user, find_user
 from payapp.db import get_session, make_engine, upgrade_schema
-from payapp.devtools.square_standin import SquareStandin
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at
 from payapp.models import AuditEvent, StaffUser, utcnow
@@ -160,7 +158,7 @@ def session(app):
         yield get_session()
 
 
-def actions(app) -> list[str]:
+def audit_actions(app) -> list[str]:
     """Every audit action so far, oldest first."""
     with app.app_context():
         return list(get_session().scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
@@ -312,37 +310,6 @@ def submit_card(
     }
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(path, data=data, headers=headers)
-
-
-# --- Square mode against the local Square stand-in ----------------------------------------------
-
-SQUARE_WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
-
-
-@contextmanager
-def running_standin(token: str, location: str, **options):
-    """The Square stand-in, checked afterwards: idle, no internal errors, every response it gave
-    valid against Square's published schema. ``options`` go to SquareStandin."""
-    with SquareStandin(access_token=token, location_id=location, **options) as server:
-        yield server
-        assert server.wait_until_idle(timeout=5)
-        assert server.server_errors == []
-        assert server.schema_errors == []
-
-
-def square_mode(standin, *, webhook_key: str, **extra) -> dict:
-    """Settings that put the app in Square mode, its API calls going to ``standin``."""
-    return {
-        "SQUARE_ACCESS_TOKEN": standin.access_token,
-        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
-        "SQUARE_LOCATION_ID": standin.location_id,
-        "SQUARE_ENVIRONMENT": "sandbox",
-        "SQUARE_BASE_URL": standin.base_url,
-        "SQUARE_TIMEOUT": 1.0,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY": webhook_key,
-        "SQUARE_WEBHOOK_URL": SQUARE_WEBHOOK_URL,
-        **extra,
-    }
 
 
 # --- logs of the whole suite ------------------------------------------------------------------

@@ -6,14 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from payapp import alerts, audit
-from payapp.db import get_session
 from payapp.models import AuditEvent, Payment, utcnow
-
-
-@pytest.fixture
-def session(app):
-    with app.app_context():
-        yield get_session()
 
 
 def test_audit_events_cannot_be_changed_or_deleted(session):

@@ -22,8 +22,7 @@ from payapp.extensions import talisman
 from payapp.integrity import sri_hash
 from payapp.models import AuditEvent
 
-from ..conftest import csrf_from, submit_card
-from .conftest import audit_actions
+from ..conftest import audit_actions, csrf_from, submit_card
 
 JS = ROOT / "static" / "js"
 SCRIPTS_DOC = ROOT / "docs" / "security" / "scripts.md"

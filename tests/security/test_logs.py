@@ -25,16 +25,14 @@ from payapp.models import PaymentLink, StaffUser
 from ..conftest import (
     ADMIN_EMAIL,
     ADMIN_TOTP_SECRET,
-    SQUARE_WEBHOOK_URL,
     STAFF_EMAIL,
     TEST_SECRET,
+    audit_actions,
     log_in,
-    running_standin,
-    square_mode,
     staff_post,
     submit_card,
 )
-from .conftest import audit_actions
+from ..support.servers import SQUARE_WEBHOOK_URL, running_standin, square_mode
 
 pytestmark = pytest.mark.integration
 
