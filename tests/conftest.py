@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from jinja2 import BytecodeCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
@@ -121,6 +122,24 @@ def db_session(tmp_path, template_database):
     engine.dispose()
 
 
+class _TemplateCodeCache(BytecodeCache):
+    """Compiled templates shared by every app of the session (Jinja checks each source's
+    checksum): each test's app would otherwise compile the same templates again."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE_CACHE = _TemplateCodeCache()
+
+
 @pytest.fixture
 def config_overrides():
     """Tests override settings by overriding this fixture or updating the dict."""
@@ -142,6 +161,7 @@ def app(tmp_path, monkeypatch, config_overrides, template_database, password_has
     }
     settings.update(config_overrides)
     application = create_app(settings)
+    application.jinja_env.bytecode_cache = TEMPLATE_CODE_CACHE
     if password_hashing != FAST_HASH_METHOD:
         with application.app_context():
             for user in get_session().scalars(select(StaffUser)):
