@@ -172,9 +172,13 @@ def app(tmp_path, monkeypatch, config_overrides, template_database, password_has
 
 
 @pytest.fixture
-def session(app):
-    """The app's database session, inside an app context (domain calls that read app config)."""
-    with app.app_context():
+def session(request):
+    """A database session for domain tests: the app's (in an app context) when the test uses
+    ``app``, else a plain ``db_session`` with no app at all."""
+    if "app" not in request.fixturenames:
+        yield request.getfixturevalue("db_session")
+        return
+    with request.getfixturevalue("app").app_context():
         yield get_session()
 
 
