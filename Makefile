@@ -4,8 +4,8 @@ run:   ## set up and run the demo on http://127.0.0.1:5000
 	scripts/run
 test:  ## set up and run lint plus every test (what CI runs)
 	scripts/test
-fast:  ## every test but the browser ones
-	scripts/test -m "not e2e"
+fast:  ## every test but the browser ones and the slow ones (servers, subprocesses), on 2 processes
+	scripts/test -m "not e2e and not slow" -n 2
 e2e:   ## only the browser tests (HTTPS gunicorn + Chromium)
 	scripts/test -m e2e
 observatory:  ## grade the production site (HTTPS gunicorn) with MDN HTTP Observatory, offline

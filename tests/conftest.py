@@ -1,23 +1,30 @@
 """Fixtures: a fresh app and database per test (demo gateway, outbox in tmp, CSRF ON),
-clients that behave like browsers (they scrape the CSRF token), and a link factory."""
+clients that behave like browsers (they scrape the CSRF token), and a link factory.
+
+Speed: the schema is migrated and the standard users are created once per session in a template
+SQLite file that each test copies, and passwords are hashed with a cheap method unless a test is
+marked ``real_password_hash``."""
 
 from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyotp
 import pytest
+from jinja2 import BytecodeCache
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from payapp import create_app
+from payapp import create_app, passwords
 from payapp.accounts import create_user, find_user
-from payapp.db import get_session, upgrade_schema
+from payapp.db import get_session, make_engine, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at
-from payapp.models import utcnow
-from tests.support.square_standin import SquareStandin
+from payapp.models import AuditEvent, StaffUser, utcnow
 
 STAFF_EMAIL = "frontdesk@example.com"
 STAFF_PASSWORD = "correct horse battery"  # noqa: S105
@@ -36,6 +43,94 @@ def csrf_from(html: str) -> str:
     return match[1]
 
 
+# --- passwords: cheap hashes unless a test is about hashing --------------------------------------
+
+# Production hashes with scrypt on purpose (about 50 ms each); tests about something else log in
+# thousands of times, so they hash with one cheap PBKDF2 method instead.
+FAST_HASH_METHOD = "pbkdf2:sha256:1000"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashes():
+    """Every new password hash, and the dummy hash refused logins are checked against, use
+    FAST_HASH_METHOD for the whole session (payapp.passwords.HASH_METHOD)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "HASH_METHOD", FAST_HASH_METHOD)
+        yield
+
+
+@pytest.fixture
+def password_hashing(request, monkeypatch) -> str:
+    """``scrypt`` for tests marked ``real_password_hash`` (production's hashing, restored for
+    the test), else FAST_HASH_METHOD."""
+    if request.node.get_closest_marker("real_password_hash") is None:
+        return FAST_HASH_METHOD
+    monkeypatch.setattr(passwords, "HASH_METHOD", "scrypt")
+    return "scrypt"
+
+
+# --- the database: migrated once, copied per test ------------------------------------------------
+
+
+def _make_standard_users(session: Session) -> None:
+    create_user(session, STAFF_EMAIL, STAFF_PASSWORD, "staff")
+    admin = create_user(session, ADMIN_EMAIL, STAFF_PASSWORD, "admin")
+    admin.totp_secret, admin.mfa_enabled_at = ADMIN_TOTP_SECRET, utcnow()
+    session.commit()
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory, fast_password_hashes) -> Path:
+    """A SQLite file migrated to head with the standard users (front desk, admin with TOTP)."""
+    path = tmp_path_factory.mktemp("template-db") / "payapp.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    with Session(engine) as session:
+        _make_standard_users(session)
+    with engine.connect() as conn:
+        # Everything into the main file, so copying that one file copies the whole database.
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def copy_of_template(template: Path, folder: Path) -> str:
+    """A fresh database for one test: a copy of the template file; returns its SQLAlchemy URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "test.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def db_session(tmp_path, template_database):
+    """A plain SQLAlchemy session on a fresh copy of the template database, for domain tests
+    that need no app and no request."""
+    engine = make_engine(copy_of_template(template_database, tmp_path / "db"))
+    session = sessionmaker(engine, expire_on_commit=False)()
+    yield session
+    session.close()
+    engine.dispose()
+
+
+class _TemplateCodeCache(BytecodeCache):
+    """Compiled templates shared by every app of the session (Jinja checks each source's
+    checksum): each test's app would otherwise compile the same templates again."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE_CACHE = _TemplateCodeCache()
+
+
 @pytest.fixture
 def config_overrides():
     """Tests override settings by overriding this fixture or updating the dict."""
@@ -43,12 +138,12 @@ def config_overrides():
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch, config_overrides):
+def app(tmp_path, monkeypatch, config_overrides, template_database, password_hashing):
     monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
     settings = {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/test.db",
+        "DATABASE_URL": copy_of_template(template_database, tmp_path),
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "PUBLIC_BASE_URL": "http://localhost",
         "CLINIC_NAME": "Bright Smile Dental",
@@ -57,14 +152,37 @@ def app(tmp_path, monkeypatch, config_overrides):
     }
     settings.update(config_overrides)
     application = create_app(settings)
-    with application.app_context():
-        upgrade_schema(application.extensions["payapp.engine"])
-        create_user(get_session(), STAFF_EMAIL, STAFF_PASSWORD, "staff")
-        admin = create_user(get_session(), ADMIN_EMAIL, STAFF_PASSWORD, "admin")
-        admin.totp_secret, admin.mfa_enabled_at = ADMIN_TOTP_SECRET, utcnow()
-        get_session().commit()
+    application.jinja_env.bytecode_cache = TEMPLATE_CODE_CACHE
+    if password_hashing != FAST_HASH_METHOD:
+        with application.app_context():
+            for user in get_session().scalars(select(StaffUser)):
+                user.password_hash = passwords.hash_password(STAFF_PASSWORD)
+            get_session().commit()
     yield application
     application.extensions["payapp.engine"].dispose()
+
+
+@pytest.fixture
+def session(request):
+    """A database session for domain tests: the app's (in an app context) when the test uses
+    ``app``, else a plain ``db_session`` with no app at all."""
+    if "app" not in request.fixturenames:
+        yield request.getfixturevalue("db_session")
+        return
+    with request.getfixturevalue("app").app_context():
+        yield get_session()
+
+
+def audit_actions(app) -> list[str]:
+    """Every audit action so far, oldest first."""
+    with app.app_context():
+        return list(get_session().scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def stored_user(app, email: str = STAFF_EMAIL) -> StaffUser:
+    """The staff account as stored now (detached; read its fields)."""
+    with app.app_context():
+        return find_user(get_session(), email)
 
 
 @pytest.fixture
@@ -207,37 +325,6 @@ def submit_card(
     }
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(path, data=data, headers=headers)
-
-
-# --- Square mode against the local Square stand-in ----------------------------------------------
-
-SQUARE_WEBHOOK_URL = "https://pay.clinic.example/webhooks/square"
-
-
-@contextmanager
-def running_standin(token: str, location: str, **options):
-    """The Square stand-in, checked afterwards: idle, no internal errors, every response it gave
-    valid against Square's published schema. ``options`` go to SquareStandin."""
-    with SquareStandin(access_token=token, location_id=location, **options) as server:
-        yield server
-        assert server.wait_until_idle(timeout=5)
-        assert server.server_errors == []
-        assert server.schema_errors == []
-
-
-def square_mode(standin, *, webhook_key: str, **extra) -> dict:
-    """Settings that put the app in Square mode, its API calls going to ``standin``."""
-    return {
-        "SQUARE_ACCESS_TOKEN": standin.access_token,
-        "SQUARE_APPLICATION_ID": "sandbox-sq0idb-standin-app",
-        "SQUARE_LOCATION_ID": standin.location_id,
-        "SQUARE_ENVIRONMENT": "sandbox",
-        "SQUARE_BASE_URL": standin.base_url,
-        "SQUARE_TIMEOUT": 1.0,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY": webhook_key,
-        "SQUARE_WEBHOOK_URL": SQUARE_WEBHOOK_URL,
-        **extra,
-    }
 
 
 # --- logs of the whole suite ------------------------------------------------------------------

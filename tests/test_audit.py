@@ -8,14 +8,7 @@ from sqlalchemy import select
 from payapp import alerts, audit
 from payapp.audit_export import csv_cell
 from payapp.csp_reports import redact_url
-from payapp.db import get_session
 from payapp.models import AuditEvent, Payment, utcnow
-
-
-@pytest.fixture
-def session(app):
-    with app.app_context():
-        yield get_session()
 
 
 def test_audit_events_cannot_be_changed_or_deleted(session):

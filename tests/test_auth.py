@@ -12,7 +12,6 @@ from payapp import passwords
 from payapp.accounts import UserError, clear_failures, create_user, find_user
 from payapp.db import get_session
 from payapp.login import LoginPolicy
-from payapp.models import AuditEvent, StaffUser
 from payapp.passwords import common_passwords, password_problem
 from payapp.views.guards import reauth_required, safe_next
 
@@ -20,24 +19,16 @@ from .conftest import (
     ADMIN_EMAIL,
     STAFF_EMAIL,
     STAFF_PASSWORD,
+    audit_actions,
     csrf_from,
     fresh_totp,
     log_in,
     staff_post,
+    stored_user,
 )
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 WRONG = "wrong password!!"
-
-
-def actions(app) -> list[str]:
-    with app.app_context():
-        return [e.action for e in get_session().query(AuditEvent).order_by(AuditEvent.id)]
-
-
-def user(app, email=STAFF_EMAIL) -> StaffUser:
-    with app.app_context():
-        return find_user(get_session(), email)
 
 
 def comparable(html: str, *emails: str) -> str:
@@ -148,7 +139,7 @@ def test_logout_ends_the_session(app, staff):
     response = staff.post("/logout", data={"csrf_token": csrf_from(page.text)})
     assert response.status_code == 303
     assert staff.get("/links").status_code == 302
-    assert "logout" in actions(app)
+    assert "logout" in audit_actions(app)
 
 
 def test_logging_out_ends_copies_of_the_session_and_the_users_other_sessions(app, staff):
@@ -216,8 +207,9 @@ def test_the_code_step_shares_the_login_rate_limit(app):
 # --- Passwords ---------------------------------------------------------------------------------
 
 
+@pytest.mark.real_password_hash
 def test_passwords_are_stored_hashed_with_scrypt(app):
-    stored = user(app)
+    stored = stored_user(app)
     assert stored.password_hash.startswith("scrypt:") and STAFF_PASSWORD not in stored.password_hash
 
 
@@ -295,7 +287,7 @@ def test_the_create_user_command_refuses_weak_passwords(app, runner, password, m
             env={"PAYAPP_PASSWORD": password},
         )
     assert result.exit_code != 0 and message in result.output
-    assert user(app, "new@example.com") is None
+    assert stored_user(app, "new@example.com") is None
 
 
 def change_password(client, current, new, confirm=None):
@@ -318,7 +310,7 @@ def test_changing_the_password_needs_the_current_one_and_a_strong_new_one(app, s
 
     done = change_password(staff, STAFF_PASSWORD, "maple lantern orbit river")
     assert done.status_code == 303
-    assert "password.changed" in actions(app)
+    assert "password.changed" in audit_actions(app)
     assert log_in(staff.application.test_client(), password=STAFF_PASSWORD).status_code == 422
     assert log_in(app.test_client(), password="maple lantern orbit river").status_code == 303
 
@@ -389,6 +381,7 @@ def test_every_refused_login_costs_one_password_hash_check(app, client, monkeypa
     assert len(calls) == 1
 
 
+@pytest.mark.real_password_hash
 def test_unknown_and_known_emails_take_comparable_time(app, client):
     def median_seconds(email):
         times = []
@@ -428,8 +421,8 @@ def test_after_five_failures_each_try_must_wait_longer(app, client):
         assert log_in(client).status_code == 422
         clock.shift(timedelta(seconds=11))
         assert log_in(client).status_code == 303
-    assert user(app).failed_logins == 0  # a good login starts the count again
-    events = actions(app)
+    assert stored_user(app).failed_logins == 0  # a good login starts the count again
+    events = audit_actions(app)
     assert events.count("login.failed") == 8 and "login" in events
 
 
@@ -444,18 +437,18 @@ def fail_until_locked(client, clock):
 def test_ten_failures_lock_the_account_until_an_admin_clears_it(app, client):
     with time_machine.travel(T0, tick=False) as clock:
         fail_until_locked(client, clock)
-        assert user(app).locked_at is not None
+        assert stored_user(app).locked_at is not None
         clock.shift(timedelta(days=3))
         assert log_in(client).status_code == 422  # still locked, days later
 
         admin_client = app.test_client()
         assert log_in(admin_client, email=ADMIN_EMAIL).status_code == 303
-        target = user(app).id
+        target = stored_user(app).id
         assert "Locked" in admin_client.get("/users").text
         response = staff_post(admin_client, f"/users/{target}/unlock", page_url=f"/users/{target}")
         assert response.status_code == 303
         assert log_in(client).status_code == 303
-    events = actions(app)
+    events = audit_actions(app)
     assert "account.locked" in events and "user.unlocked" in events
     assert events.count("login.failed") >= 10
 
@@ -476,7 +469,7 @@ def test_the_unlock_user_command_clears_a_lock(app, runner, client):
         result = runner.invoke(args=["unlock-user", STAFF_EMAIL])
     assert result.exit_code == 0 and "unlocked" in result.output
     assert log_in(client).status_code == 303
-    assert "user.unlocked" in actions(app)
+    assert "user.unlocked" in audit_actions(app)
 
 
 # --- Logging out everywhere --------------------------------------------------------------------
@@ -493,12 +486,12 @@ def test_log_out_everywhere_ends_every_session_of_that_user(app, staff):
     assert laptop.get("/links").status_code == 302
     assert staff.get("/links").status_code == 302
     assert bystander.get("/links").status_code == 200  # other users are not affected
-    assert "sessions.revoked" in actions(app)
+    assert "sessions.revoked" in audit_actions(app)
     assert log_in(laptop).status_code == 303  # a new login works as usual
 
 
 def test_deactivating_a_user_ends_their_sessions(app, staff, admin):
-    target = user(app).id
+    target = stored_user(app).id
     staff_post(admin, f"/users/{target}/deactivate", page_url=f"/users/{target}")
     assert staff.get("/links").status_code == 302
     assert log_in(app.test_client()).status_code == 422
@@ -546,7 +539,7 @@ def test_re_authenticating_with_the_password_returns_to_the_page(app, sensitive,
         response = reauth(staff, password=STAFF_PASSWORD, next_url=sensitive)
         assert response.status_code == 303 and response.headers["Location"] == sensitive
         assert staff.get(sensitive).text == "done"
-    assert "reauth" in actions(app)
+    assert "reauth" in audit_actions(app)
 
 
 def test_an_admin_re_authenticates_with_a_totp_code(app, sensitive, admin):
@@ -592,4 +585,4 @@ def test_wrong_re_authentication_counts_towards_the_lock_and_logs_out(app, staff
             last = reauth(staff, password=WRONG)
         assert last.status_code == 303 and last.headers["Location"] == "/login"
         assert staff.get("/links").status_code == 302
-    assert user(app).locked_at is not None
+    assert stored_user(app).locked_at is not None

@@ -6,7 +6,6 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from payapp import links
-from payapp.db import get_session
 from payapp.links import LinkDraft, LinkError, LinkInputError, LinkRules
 
 RULES = LinkRules()
@@ -22,12 +21,6 @@ def draft(**fields):
     }
     values.update(fields)
     return LinkDraft(**values)
-
-
-@pytest.fixture
-def session(app):
-    with app.app_context():
-        yield get_session()
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -8,19 +8,20 @@ import pytest
 import time_machine
 
 from payapp import mfa
-from payapp.accounts import create_user, find_user
+from payapp.accounts import create_user
 from payapp.db import get_session
-from payapp.models import AuditEvent
 
 from .conftest import (
     ADMIN_EMAIL,
     ADMIN_TOTP_SECRET,
     STAFF_EMAIL,
     STAFF_PASSWORD,
+    audit_actions,
     csrf_from,
     fresh_totp,
     log_in,
     staff_post,
+    stored_user,
     submit_code,
 )
 
@@ -31,16 +32,6 @@ NEW_ADMIN = "owner@example.com"
 
 def code_at(when, secret=SECRET):
     return pyotp.TOTP(secret).at(when)
-
-
-def actions(app):
-    with app.app_context():
-        return [e.action for e in get_session().query(AuditEvent).order_by(AuditEvent.id)]
-
-
-def stored(app, email):
-    with app.app_context():
-        return find_user(get_session(), email)
 
 
 # --- TOTP and recovery codes, without HTTP ------------------------------------------------------
@@ -115,8 +106,8 @@ def test_the_set_up_page_shows_a_qr_code_and_the_key_without_inline_code(app, st
     html = page.text
     assert "<svg" in html and "QR code for your authenticator app" in html
     secret = re.search(r'<code id="totp-secret">([A-Z2-7 ]+)</code>', html)[1].replace(" ", "")
-    assert stored(app, STAFF_EMAIL).totp_secret == secret
-    assert not stored(app, STAFF_EMAIL).mfa_enabled  # not on until a code confirms it
+    assert stored_user(app, STAFF_EMAIL).totp_secret == secret
+    assert not stored_user(app, STAFF_EMAIL).mfa_enabled  # not on until a code confirms it
     assert '<label for="code">6-digit code</label>' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert " style=" not in html and "<style" not in html and not re.search(r"\son[a-z]+=", html)
@@ -130,16 +121,16 @@ def test_a_wrong_code_does_not_turn_two_step_on(app, staff):
         "/account/two-step", data={"code": "000000", "csrf_token": csrf_from(page.text)}
     )
     assert response.status_code == 422 and "did not match" in response.text
-    assert not stored(app, STAFF_EMAIL).mfa_enabled
+    assert not stored_user(app, STAFF_EMAIL).mfa_enabled
 
 
 def test_enrolling_shows_ten_recovery_codes_once_and_keeps_only_digests(app, staff):
     secret, codes = enrol(staff, app, STAFF_EMAIL)
     assert len(codes) == 10
-    user = stored(app, STAFF_EMAIL)
+    user = stored_user(app, STAFF_EMAIL)
     assert user.mfa_enabled and user.totp_secret == secret
     assert not any(c in user.recovery_codes for c in codes)
-    assert "mfa.enrolled" in actions(app)
+    assert "mfa.enrolled" in audit_actions(app)
     assert "On" in staff.get("/account").text and all(
         c not in staff.get("/account").text for c in codes
     )
@@ -191,7 +182,7 @@ def test_a_recovery_code_logs_in_once(app, staff):
     log_in(again)
     assert submit_code(again, codes[0]).status_code == 422
     assert submit_code(again, codes[1].upper()).status_code == 303
-    assert actions(app).count("mfa.recovery_code_used") == 2
+    assert audit_actions(app).count("mfa.recovery_code_used") == 2
 
 
 def test_the_code_step_expires_after_five_minutes(app):
@@ -213,7 +204,7 @@ def test_wrong_codes_count_towards_the_account_lock(app):
         assert submit_code(browser, "000000").status_code == 422
     blocked = submit_code(browser, fresh_totp(app, ADMIN_EMAIL, ADMIN_TOTP_SECRET))
     assert blocked.status_code == 422 and "Too many wrong attempts" in blocked.text
-    assert stored(app, ADMIN_EMAIL).failed_logins == 5
+    assert stored_user(app, ADMIN_EMAIL).failed_logins == 5
 
 
 def test_new_recovery_codes_replace_the_old_ones(app, staff):
@@ -278,14 +269,14 @@ def test_staff_may_use_the_links_without_two_step_by_default(staff):
 
 def test_an_admin_reset_removes_two_step_and_ends_the_users_sessions(app, staff, admin):
     enrol(staff, app, STAFF_EMAIL)
-    target = stored(app, STAFF_EMAIL).id
+    target = stored_user(app, STAFF_EMAIL).id
     response = staff_post(admin, f"/users/{target}/two-step/reset", page_url=f"/users/{target}")
     assert response.status_code == 303
-    user = stored(app, STAFF_EMAIL)
+    user = stored_user(app, STAFF_EMAIL)
     assert not user.mfa_enabled and user.totp_secret is None and user.recovery_codes == ""
     assert staff.get("/links").status_code == 302
     assert log_in(app.test_client()).headers["Location"] == "/links"  # staff: password only now
-    assert "user.mfa_reset" in actions(app)
+    assert "user.mfa_reset" in audit_actions(app)
 
 
 def test_an_admin_whose_two_step_was_reset_enrols_again_at_next_login(app, runner):

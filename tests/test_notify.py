@@ -9,7 +9,7 @@ from payapp.db import get_session
 from payapp.models import Message, PaymentLink
 
 from .conftest import staff_post
-from .integration.conftest import free_port
+from .support.servers import free_port
 
 
 def store_legacy_details(app, link_id, **fields):

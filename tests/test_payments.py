@@ -25,12 +25,6 @@ KEY = "attempt-key-0000000001"
 
 
 @pytest.fixture
-def session(app):
-    with app.app_context():
-        yield get_session()
-
-
-@pytest.fixture
 def link(session):
     return links.create_link(
         session,

@@ -10,14 +10,7 @@ from payapp import refunds
 from payapp.db import get_session
 from payapp.models import Payment, PaymentLink, Refund, StaffUser
 
-from .conftest import ADMIN_EMAIL, STAFF_PASSWORD, csrf_from, log_in, submit_card
-
-
-@pytest.fixture
-def admin(app):
-    c = app.test_client()
-    assert log_in(c, email=ADMIN_EMAIL, password=STAFF_PASSWORD).status_code == 303
-    return c
+from .conftest import csrf_from, submit_card
 
 
 @pytest.fixture

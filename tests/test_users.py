@@ -11,32 +11,24 @@ from sqlalchemy import select
 from payapp import refunds
 from payapp.accounts import create_user, find_user
 from payapp.db import get_session
-from payapp.models import AuditEvent, Payment
+from payapp.models import Payment
 
 from .conftest import (
     ADMIN_EMAIL,
     ADMIN_TOTP_SECRET,
     STAFF_EMAIL,
     STAFF_PASSWORD,
+    audit_actions,
     csrf_from,
     fresh_totp,
     log_in,
     staff_post,
+    stored_user,
     submit_card,
 )
 
 TARGET = "hygienist@example.com"
 GOOD_NEW_PASSWORD = "maple lantern orbit river"  # noqa: S105
-
-
-def actions(app):
-    with app.app_context():
-        return [e.action for e in get_session().query(AuditEvent).order_by(AuditEvent.id)]
-
-
-def stored(app, email):
-    with app.app_context():
-        return find_user(get_session(), email)
 
 
 @pytest.fixture
@@ -265,12 +257,12 @@ def test_an_admin_creates_a_user_who_then_chooses_their_own_password(app, admin)
         },
     )
     assert response.status_code == 303
-    created = stored(app, "new.person@example.com")
+    created = stored_user(app, "new.person@example.com")
     assert created.role == "staff" and created.can_refund and created.password_must_change
     assert (
         "Account created for new.person@example.com" in admin.get(response.headers["Location"]).text
     )
-    assert "user.created" in actions(app)
+    assert "user.created" in audit_actions(app)
 
     newcomer = app.test_client()
     landing = log_in(newcomer, email="new.person@example.com", password=GOOD_NEW_PASSWORD)
@@ -306,36 +298,36 @@ def test_creating_a_user_explains_what_to_fix(app, admin, fields, message):
     response = staff_post(admin, "/users/new", data)
     assert response.status_code == 422 and message in response.text
     assert 'aria-invalid="true"' in response.text or "role-error" in response.text
-    assert stored(app, "x@example.com") is None
+    assert stored_user(app, "x@example.com") is None
 
 
 def test_an_admin_deactivates_and_reactivates_a_user(app, admin, target):
     page = f"/users/{target}"
     assert staff_post(admin, f"{page}/deactivate", page_url=page).status_code == 303
-    assert not stored(app, TARGET).active
+    assert not stored_user(app, TARGET).active
     assert "Deactivated" in admin.get(page).text
     assert log_in(app.test_client(), email=TARGET).status_code == 422
     staff_post(admin, f"{page}/reactivate", page_url=page)
     assert log_in(app.test_client(), email=TARGET).status_code == 303
-    assert {"user.deactivated", "user.reactivated"} <= set(actions(app))
+    assert {"user.deactivated", "user.reactivated"} <= set(audit_actions(app))
 
 
 def test_an_admin_cannot_deactivate_their_own_account(app, admin):
-    me = stored(app, ADMIN_EMAIL).id
+    me = stored_user(app, ADMIN_EMAIL).id
     assert "Deactivate" not in admin.get(f"/users/{me}").text
     response = staff_post(admin, f"/users/{me}/deactivate", page_url=f"/users/{me}")
     assert "deactivate your own account" in admin.get(response.headers["Location"]).text
-    assert stored(app, ADMIN_EMAIL).active
+    assert stored_user(app, ADMIN_EMAIL).active
 
 
 def test_an_admin_grants_and_revokes_refunds(app, admin, target):
     page = f"/users/{target}"
     staff_post(admin, f"{page}/refunds/grant", page_url=page)
-    assert refunds.can_refund(stored(app, TARGET))
+    assert refunds.can_refund(stored_user(app, TARGET))
     assert "Take away refund permission" in admin.get(page).text
     staff_post(admin, f"{page}/refunds/revoke", page_url=page)
-    assert not refunds.can_refund(stored(app, TARGET))
-    assert {"user.refunds_granted", "user.refunds_revoked"} <= set(actions(app))
+    assert not refunds.can_refund(stored_user(app, TARGET))
+    assert {"user.refunds_granted", "user.refunds_revoked"} <= set(audit_actions(app))
 
 
 def test_a_temporary_password_clears_the_lock_and_ends_the_users_sessions(app, admin, target):
@@ -350,13 +342,13 @@ def test_a_temporary_password_clears_the_lock_and_ends_the_users_sessions(app, a
     assert weak.status_code == 422 and "commonly used" in weak.text
     response = staff_post(admin, f"{page}/password", {"password": GOOD_NEW_PASSWORD}, page_url=page)
     assert response.status_code == 303
-    user = stored(app, TARGET)
+    user = stored_user(app, TARGET)
     assert user.password_must_change and user.locked_at is None and user.failed_logins == 0
     assert victim.get("/links").status_code == 302
     assert log_in(app.test_client(), email=TARGET, password=GOOD_NEW_PASSWORD).headers[
         "Location"
     ] == ("/account/password")
-    assert "user.password_reset" in actions(app)
+    assert "user.password_reset" in audit_actions(app)
 
 
 def test_the_users_pages_ask_to_re_authenticate_after_five_minutes(app, admin, target):
@@ -376,7 +368,7 @@ def test_the_users_pages_ask_to_re_authenticate_after_five_minutes(app, admin, t
         assert (
             response.status_code == 303 and response.headers["Location"] == f"/reauth?next={page}"
         )
-        assert stored(app, TARGET).failed_logins == 3  # the POST was not carried out
+        assert stored_user(app, TARGET).failed_logins == 3  # the POST was not carried out
         assert "confirm it&#39;s you" in admin.get(response.headers["Location"]).text.lower()
         code = fresh_totp(app, ADMIN_EMAIL, ADMIN_TOTP_SECRET)
         back = admin.post(
@@ -384,7 +376,7 @@ def test_the_users_pages_ask_to_re_authenticate_after_five_minutes(app, admin, t
         )
         assert back.headers["Location"] == page
         assert admin.post(f"{page}/unlock", data={"csrf_token": token}).status_code == 303
-        assert stored(app, TARGET).failed_logins == 0
+        assert stored_user(app, TARGET).failed_logins == 0
 
 
 def test_every_users_post_needs_a_csrf_token(app, admin, target):
@@ -398,7 +390,7 @@ def test_every_users_post_needs_a_csrf_token(app, admin, target):
     ):
         assert admin.post(f"/users/{target}/{action}").status_code == 400
     assert admin.post("/users/new", data={"email": "a@example.com"}).status_code == 400
-    assert stored(app, TARGET).active
+    assert stored_user(app, TARGET).active
 
 
 def test_account_pages_have_no_inline_script_style_or_handlers(app, admin, staff, target):

@@ -1,6 +1,6 @@
 """Fixtures for the integration tests: real local servers and real processes, no test doubles.
 
-* ``tls_cert``: a self-signed certificate for 127.0.0.1, made with the openssl CLI.
+* ``tls_cert``: a certificate for 127.0.0.1 from a throwaway CA (trustme).
 * ``starttls_smtp`` / ``implicit_tls_smtp``: aiosmtpd servers that record what they receive.
 * ``make_payapp``: the real app factory, isolated in a temporary instance folder and database.
 """
@@ -8,10 +8,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import socket
-import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +19,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 import payapp
 from payapp.db import upgrade_schema
 
+from ..support.servers import TlsCertificate, free_port, make_certificate
+
 SMTP_USER = "clinic"
 SMTP_PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway credential for a local test server
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrub_payapp_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,32 +35,10 @@ def scrub_payapp_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- TLS ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TlsCert:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert, self.key)
-        return ctx
-
-
 @pytest.fixture(scope="session")
-def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> TlsCert:
-    """A self-signed certificate valid for IP 127.0.0.1 (the app trusts it via ?cafile=)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [
-            *shlex.split("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return TlsCert(cert, key)
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> TlsCertificate:
+    """A certificate for IP 127.0.0.1; the app trusts its CA (``ca_cert``) via ?cafile=."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 # --- SMTP --------------------------------------------------------------------------------------
@@ -131,7 +100,7 @@ def _run_smtp(controller: Controller, server: SmtpServer) -> Iterator[SmtpServer
 
 
 @pytest.fixture
-def starttls_smtp(tls_cert: TlsCert) -> Iterator[SmtpServer]:
+def starttls_smtp(tls_cert: TlsCertificate) -> Iterator[SmtpServer]:
     """Like a mail provider's port 587: plain connect, STARTTLS required, then AUTH required."""
     handler = RecordingHandler()
     port = free_port()
@@ -146,11 +115,11 @@ def starttls_smtp(tls_cert: TlsCert) -> Iterator[SmtpServer]:
         auth_require_tls=True,
         authenticator=clinic_only_authenticator,
     )
-    yield from _run_smtp(controller, SmtpServer("smtp+starttls", port, tls_cert.cert, handler))
+    yield from _run_smtp(controller, SmtpServer("smtp+starttls", port, tls_cert.ca_cert, handler))
 
 
 @pytest.fixture
-def implicit_tls_smtp(tls_cert: TlsCert) -> Iterator[SmtpServer]:
+def implicit_tls_smtp(tls_cert: TlsCertificate) -> Iterator[SmtpServer]:
     """Like a mail provider's port 465: TLS from the first byte, then AUTH required.
 
     aiosmtpd only counts STARTTLS as "TLS" for auth_require_tls, so it is off here: the whole
@@ -168,7 +137,7 @@ def implicit_tls_smtp(tls_cert: TlsCert) -> Iterator[SmtpServer]:
         auth_require_tls=False,
         authenticator=clinic_only_authenticator,
     )
-    yield from _run_smtp(controller, SmtpServer("smtps", port, tls_cert.cert, handler))
+    yield from _run_smtp(controller, SmtpServer("smtps", port, tls_cert.ca_cert, handler))
 
 
 # --- the app -----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,24 +26,24 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .conftest import free_port
+from ..support.servers import (
+    CLI_TIMEOUT_S,
+    REPO_ROOT,
+    create_link_url,
+    free_port,
+    is_healthy,
+    payapp_env,
+    run_flask,
+    running_gunicorn,
+    stop,
+    tail,
+    wait_until,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent  # the flask and gunicorn of the venv running pytest
 CADDYFILE = REPO_ROOT / "deploy" / "Caddyfile"
 START_TIMEOUT_S = 20
-CLI_TIMEOUT_S = 60
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _request(port, method, path, headers=None, body=None) -> http.client.HTTPResponse:
@@ -58,64 +57,19 @@ def _request(port, method, path, headers=None, body=None) -> http.client.HTTPRes
         conn.close()
 
 
-def _wait_until_up(process: subprocess.Popen, name: str, port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            if _request(port, "GET", "/healthz").status == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        try:
-            process.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} did not answer /healthz in {START_TIMEOUT_S}s:\n{_read(log)}")
-            continue
-        pytest.fail(f"{name} exited with code {process.returncode}:\n{_read(log)}")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(could not read {path}: {exc})"
-
-
 @contextmanager
 def _payapp(workdir: Path, public_url: str) -> Iterator[tuple[int, str]]:
     """payapp under gunicorn on a loopback port (development mode, demo gateway) with one link;
     yields the port and the link's patient URL (on ``public_url``, Caddy's address)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYAPP_", "FLASK_"))}
-    env.update(
-        PAYAPP_INSTANCE_PATH=str(workdir / "instance"),
-        PAYAPP_DATABASE_URL=f"sqlite:///{workdir / 'payapp.db'}",
-        PAYAPP_OUTBOX_DIR=str(workdir / "outbox"),
-        PAYAPP_PUBLIC_BASE_URL=public_url,
-    )
-    flask = [str(VENV_BIN / "flask"), "--app", "payapp"]
-    run = {"cwd": REPO_ROOT, "env": env, "capture_output": True, "text": True, "check": True}
-    subprocess.run([*flask, "init-db"], timeout=CLI_TIMEOUT_S, **run)  # noqa: S603
-    created = subprocess.run(  # noqa: S603
-        [*flask, "create-link", "--amount", "80.00", "--name", "Jane Doe", "--no-send"]
-        + ["--email", "jane@example.com"],
-        timeout=CLI_TIMEOUT_S,
-        **run,
-    ).stdout
-    pay_url = created.strip().splitlines()[-1].strip()
-    assert pay_url.startswith(f"{public_url}/pay/"), created
-    log = workdir / "gunicorn.log"
-    argv = [
-        str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--threads", "4",
-        "--error-logfile", str(log), "--no-control-socket", "wsgi:app",
-    ]  # fmt: skip
-    server = subprocess.Popen(argv, cwd=REPO_ROOT, env=env)  # noqa: S603
-    try:
-        _wait_until_up(server, "gunicorn", port, log)
+    env = payapp_env(workdir, public_url)
+    run_flask(env, "init-db")
+    pay_url = create_link_url(
+        env, public_url,
+        "--amount", "80.00", "--name", "Jane Doe", "--no-send", "--email", "jane@example.com",
+    )  # fmt: skip
+    with running_gunicorn(env, port, workdir / "gunicorn.log", options=("--threads", "4")):
         yield port, pay_url
-    finally:
-        _stop(server)
 
 
 @contextmanager
@@ -152,17 +106,21 @@ def _caddy(workdir: Path, port: int, upstream_port: int, access_log: Path) -> It
             [caddy, "run", "--config", str(config_path)], env=env, stdout=out, stderr=out
         )
     try:
-        _wait_until_up(server, "caddy", port, log)
+        wait_until(
+            lambda: is_healthy(f"http://127.0.0.1:{port}"), server, "caddy", log, START_TIMEOUT_S
+        )
         yield
     finally:
-        _stop(server)
+        stop(server)
 
 
 def _log_lines(access_log: Path, at_least: int) -> list[dict]:
     """Caddy's access-log entries, once it has written ``at_least`` of them."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
-        lines = [json.loads(line) for line in _read(access_log).splitlines() if line.strip()]
+        lines = [
+            json.loads(line) for line in tail(access_log, lines=10_000).splitlines() if line.strip()
+        ]
         if len(lines) >= at_least or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
@@ -206,7 +164,7 @@ def test_caddys_access_log_never_holds_the_payment_token(tmp_path: Path) -> None
         assert again.status == 200
         entries = _log_lines(access_log, at_least=3)
 
-    text = _read(access_log)
+    text = tail(access_log, lines=10_000)
     pay_entries = [e for e in entries if e["request"]["uri"] == "/pay/[token]"]
     assert len(pay_entries) == 3, text  # the requests were logged, with their headers
     headers = pay_entries[1]["request"]["headers"]

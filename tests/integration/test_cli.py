@@ -32,7 +32,7 @@ from payapp.models import PaymentLink, StaffUser, utcnow
 
 from .conftest import scrub_payapp_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_URL = "https://pay.example.test"

@@ -5,7 +5,7 @@ import pytest
 from payapp.db import get_session
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 
-from .conftest import free_port
+from ..support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,18 +32,23 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from .conftest import free_port
+from ..support.servers import (
+    create_link_url,
+    free_port,
+    payapp_env,
+    run_flask,
+    running_gunicorn,
+    stop,
+    tail,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent  # the flask and gunicorn of the venv running pytest
 
 LIMIT = 5
 PAY_VIEW_LIMIT = f"{LIMIT} per hour"  # the window opens at the first hit: no edge mid-test
 REQUESTS = 30  # enough that both workers pass their own 5 when each counts alone
 START_TIMEOUT_S = 20
-CLI_TIMEOUT_S = 60
 PROBE_HEADER = "X-Probe"
 # The probe number, the worker's pid as "<1234>", the status. No path: it holds the link token.
 ACCESS_LOG_FORMAT = f"probe=%({{{PROBE_HEADER.lower()}}}i)s pid=%(p)s status=%(s)s"
@@ -154,23 +157,7 @@ def _pause_unless_exited(process: subprocess.Popen, name: str, log: Path) -> Non
         process.wait(timeout=0.05)
     except subprocess.TimeoutExpired:
         return
-    pytest.fail(f"{name} exited with code {process.returncode}:\n{_read(log)}")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(could not read {path}: {exc})"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    pytest.fail(f"{name} exited with code {process.returncode}:\n{tail(log)}")
 
 
 @contextmanager
@@ -197,31 +184,12 @@ def _redis_server(workdir: Path) -> Iterator[str]:
             except redis.exceptions.ConnectionError:
                 pass  # not listening yet
             if time.monotonic() > deadline:
-                pytest.fail(
-                    f"redis-server did not answer PING in {START_TIMEOUT_S}s:\n{_read(log)}"
-                )
+                pytest.fail(f"redis-server did not answer PING in {START_TIMEOUT_S}s:\n{tail(log)}")
             _pause_unless_exited(server, "redis-server", log)
         client.close()
         yield f"redis://127.0.0.1:{port}"
     finally:
-        _stop(server)
-
-
-def _flask(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [str(VENV_BIN / "flask"), "--app", "payapp", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"`flask --app payapp {' '.join(args)}` exited {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-    )
-    return result.stdout
+        stop(server)
 
 
 @contextmanager
@@ -229,57 +197,28 @@ def _two_workers(workdir: Path, storage_uri: str) -> Iterator[TwoWorkers]:
     """payapp under gunicorn --workers 2 with the given rate-limit storage and one link."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    # The developer's own PAYAPP_*/FLASK_* settings stay out; development mode, temp files.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYAPP_", "FLASK_"))}
-    env.update(
-        PAYAPP_INSTANCE_PATH=str(workdir / "instance"),
-        PAYAPP_DATABASE_URL=f"sqlite:///{workdir / 'payapp.db'}",
-        PAYAPP_OUTBOX_DIR=str(workdir / "outbox"),
-        PAYAPP_PUBLIC_BASE_URL=base_url,
+    env = payapp_env(
+        workdir,
+        base_url,
         PAYAPP_RATELIMIT_STORAGE_URI=storage_uri,
         PAYAPP_RATELIMIT_PAY_VIEW=PAY_VIEW_LIMIT,
     )
-    _flask(env, "init-db")
-    link_out = _flask(
-        env, "create-link", "--amount", "80.00", "--name", "Jane Doe", "--email", "jane@example.com"
+    run_flask(env, "init-db")
+    pay_url = create_link_url(
+        env, base_url, "--amount", "80.00", "--name", "Jane Doe", "--email", "jane@example.com"
     )
-    pay_url = link_out.strip().splitlines()[-1].strip()
-    assert pay_url.startswith(f"{base_url}/pay/"), f"no patient URL last:\n{link_out}"
-
     access_log, error_log = workdir / "access.log", workdir / "gunicorn.log"
-    argv = [
-        str(VENV_BIN / "gunicorn"),
-        "--bind", f"127.0.0.1:{port}",
+    options = (
         "--workers", "2",
         "--worker-class", "sync",
         "--access-logfile", str(access_log),
         "--access-logformat", ACCESS_LOG_FORMAT,
-        "--error-logfile", str(error_log),
-        "--no-control-socket",  # gunicorn 27 would otherwise make ~/.gunicorn/gunicorn.ctl
-        "wsgi:app",
-    ]  # fmt: skip
-    master = subprocess.Popen(argv, cwd=REPO_ROOT, env=env)  # noqa: S603
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(port):
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn not healthy in {START_TIMEOUT_S}s:\n{_read(error_log)}")
-            _pause_unless_exited(master, "gunicorn", error_log)
+    )  # fmt: skip
+    # The health probe is numbered -1, so its access-log line is told apart from the test's.
+    with running_gunicorn(
+        env, port, error_log, options=options, health_headers={PROBE_HEADER: "-1"}
+    ) as master:
         yield TwoWorkers(master, port, pay_url, access_log, error_log)
-    finally:
-        _stop(master)
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/healthz", headers={"Connection": "close", PROBE_HEADER: "-1"})
-        response = conn.getresponse()
-        return response.status == 200 and b'"ok"' in response.read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def _per_worker(answers: list[Answer]) -> dict[int, Counter]:

@@ -21,7 +21,8 @@ from payapp.clinic import Clinic
 from payapp.db import get_session
 from payapp.links import LinkDraft, LinkRules, create_link, link_url
 
-from .conftest import SMTP_PASSWORD, free_port
+from ..support.servers import free_port
+from .conftest import SMTP_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +186,7 @@ def test_a_wrong_smtp_password_marks_the_message_failed_with_a_reason_and_does_n
 def test_an_unreachable_smtp_server_marks_the_message_failed_and_does_not_raise(
     make_payapp, tls_cert
 ):
-    closed = f"smtps://clinic:{SMTP_PASSWORD}@127.0.0.1:{free_port()}?cafile={tls_cert.cert}"
+    closed = f"smtps://clinic:{SMTP_PASSWORD}@127.0.0.1:{free_port()}?cafile={tls_cert.ca_cert}"
     application = make_payapp(**clinic_config(SMTP_URL=closed))
     with application.app_context():
         [message] = send(application, new_link())
@@ -198,7 +199,7 @@ def test_an_unreachable_smtp_server_marks_the_message_failed_and_does_not_raise(
 def test_an_smtp_server_with_an_untrusted_certificate_gets_no_patient_email(
     make_payapp, starttls_smtp
 ):
-    untrusted = starttls_smtp.url().partition("?")[0]  # no ?cafile=: the self-signed cert fails
+    untrusted = starttls_smtp.url().partition("?")[0]  # no ?cafile=: an unknown CA fails
     application = make_payapp(**clinic_config(SMTP_URL=untrusted))
     with application.app_context():
         [message] = send(application, new_link())

@@ -20,18 +20,8 @@ from payapp.gateways import ChargeRequest, ChargeResult, GatewayDeclined, Gatewa
 from payapp.gateways.square import SQUARE_VERSION
 from payapp.models import AuditEvent, Payment, PaymentLink, Refund, WebhookEvent, utcnow
 
-from ..conftest import (
-    ADMIN_EMAIL,
-    SQUARE_WEBHOOK_URL,
-    STAFF_PASSWORD,
-    PayPage,
-    csrf_from,
-    log_in,
-    open_pay_page,
-    running_standin,
-    square_mode,
-    submit_card,
-)
+from ..conftest import PayPage, audit_actions, csrf_from, open_pay_page, submit_card
+from ..support.servers import SQUARE_WEBHOOK_URL, running_standin, square_mode
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +45,6 @@ def standin(request):
 @pytest.fixture
 def config_overrides(standin):
     return square_mode(standin, webhook_key=WEBHOOK_KEY)
-
-
-@pytest.fixture
-def admin(app):
-    c = app.test_client()
-    assert log_in(c, email=ADMIN_EMAIL, password=STAFF_PASSWORD).status_code == 303
-    return c
 
 
 def creates(standin):
@@ -191,11 +174,6 @@ def test_twenty_simultaneous_submits_make_exactly_one_charge_at_square(app, link
 
 
 # --- card testing: the decline cap and patient-caused errors (issue 7 sections 2 and 3) --------
-
-
-def audit_actions(app):
-    with app.app_context():
-        return get_session().scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
 
 
 def test_thirty_two_concurrent_card_testers_reach_square_at_most_five_times(

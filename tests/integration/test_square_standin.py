@@ -27,7 +27,7 @@ from square.utils.webhooks_helper import verify_signature
 
 from tests.support.square_standin import GUESSES, REPO_ROOT, SquareStandin
 
-from .conftest import free_port
+from ..support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -760,6 +760,7 @@ def test_every_guess_is_written_down():
 # --- standalone --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_it_runs_standalone_until_interrupted():
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv

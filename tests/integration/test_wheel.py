@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .conftest import free_port
+from ..support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

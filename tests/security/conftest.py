@@ -8,23 +8,13 @@ from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import inspect, text
-from werkzeug.security import generate_password_hash
 
 from payapp.db import get_session
 from payapp.models import StaffUser
 
-from ..conftest import STAFF_EMAIL, STAFF_PASSWORD, submit_card
+from ..conftest import STAFF_EMAIL, submit_card
 
 CLINIC_PHONE = "(212) 555-0100"  # tests/conftest.py's CLINIC_PHONE
-
-
-def with_a_fast_password_hash(app, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD):
-    """For tests that log in dozens of times about something other than passwords: a one-round
-    hash of the same password, so each login skips scrypt's deliberate cost."""
-    with app.app_context():
-        user = get_session().query(StaffUser).filter_by(email=email).one()
-        user.password_hash = generate_password_hash(password, method="pbkdf2:sha256:1")
-        get_session().commit()
 
 
 def staff_user_id(app, email: str = STAFF_EMAIL) -> int:
@@ -57,12 +47,6 @@ def snapshot(app) -> dict[str, list[tuple]]:
 
 def counts(app) -> dict[str, int]:
     return {table: len(rows) for table, rows in snapshot(app).items()}
-
-
-def audit_actions(app) -> list[str]:
-    with app.app_context():
-        conn = get_session().connection()
-        return [a for (a,) in conn.execute(text("SELECT action FROM audit_event ORDER BY id"))]
 
 
 # --- HTML ---------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from payapp import errors
 from payapp.db import get_session
 from payapp.models import AuditEvent, CspReport, PaymentLink, utcnow
 
-from ..conftest import csrf_from, open_pay_page, submit_card
-from .conftest import CLINIC_PHONE, audit_actions, counts
+from ..conftest import audit_actions, csrf_from, open_pay_page, submit_card
+from .conftest import CLINIC_PHONE, counts
 
 LIMITED = {"RATELIMIT_ENABLED": True, "PROPAGATE_EXCEPTIONS": False}
 TOO_MANY = "Too many attempts"

@@ -21,8 +21,7 @@ from payapp.extensions import talisman
 from payapp.integrity import sri_hash
 from payapp.models import AuditEvent
 
-from ..conftest import csrf_from, submit_card
-from .conftest import audit_actions
+from ..conftest import audit_actions, csrf_from, submit_card
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 

@@ -25,16 +25,14 @@ from payapp.models import PaymentLink, StaffUser
 from ..conftest import (
     ADMIN_EMAIL,
     ADMIN_TOTP_SECRET,
-    SQUARE_WEBHOOK_URL,
     STAFF_EMAIL,
     TEST_SECRET,
+    audit_actions,
     log_in,
-    running_standin,
-    square_mode,
     staff_post,
     submit_card,
 )
-from .conftest import audit_actions
+from ..support.servers import SQUARE_WEBHOOK_URL, running_standin, square_mode
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +185,7 @@ def test_a_days_flows_leave_no_secret_in_any_log_record(app, client, staff, stan
     assert not re.search(r"\b(cnon|ccof|bnon):(?!\[card-token\])", text)
 
 
+@pytest.mark.real_password_hash
 def test_sql_logging_keeps_staff_credentials_out_of_the_logs(app, staff, captured):
     assert log_in(app.test_client(), email=ADMIN_EMAIL).status_code == 303
     assert staff.get("/account/two-step").status_code == 200  # starts enrolment: a new secret

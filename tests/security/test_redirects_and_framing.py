@@ -22,7 +22,7 @@ from ..conftest import (
     staff_post,
     submit_card,
 )
-from .conftest import snapshot, staff_user_id, with_a_fast_password_hash
+from .conftest import snapshot, staff_user_id
 
 EVIL = "evil.example"
 NEXT_ATTEMPTS = [
@@ -98,7 +98,6 @@ def test_the_login_page_keeps_only_local_next_paths(client):
 
 
 def test_logging_in_never_redirects_off_site(app):
-    with_a_fast_password_hash(app)
     client = app.test_client()
     for attempt in NEXT_ATTEMPTS:
         # As a browser would: the next= of the page, and (as a forged form could) the raw value.

@@ -19,8 +19,8 @@ from payapp.db import get_session
 from payapp.models import PaymentLink, WebhookEvent
 from tests.support.square_standin import sign_webhook
 
-from ..conftest import SQUARE_WEBHOOK_URL, running_standin, square_mode, submit_card
-from .conftest import audit_actions
+from ..conftest import audit_actions, submit_card
+from ..support.servers import SQUARE_WEBHOOK_URL, running_standin, square_mode
 
 pytestmark = pytest.mark.integration
 
