@@ -1,4 +1,4 @@
-"""`check-deployment`: is this installation set up the way a payment site must be? (SECURITY.md K2)
+"""`check-deployment`: is this installation set up the way a payment site must be? (requirement K2)
 
 Plain checks over the configuration and the instance folder; each returns a line an IT person
 can act on. Nothing here changes anything.

@@ -1,6 +1,7 @@
 """Payment links: validate and create them, sign and verify their tokens, move them between states.
 
-States (DESIGN.md §2): open -> paid -> (partially_)refunded; open -> expired | cancelled | locked.
+States (docs/developer.md, "Data model"): open -> paid -> (partially_)refunded;
+open -> expired | cancelled | locked.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The data model (see DESIGN.md §2). Money is integer cents; times are timezone-aware UTC."""
+"""The data model (docs/developer.md, "Data model"). Money is integer cents; times are aware UTC."""
 
 from __future__ import annotations
 

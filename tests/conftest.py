@@ -350,7 +350,7 @@ class _Everything(logging.Handler):
 @pytest.fixture(scope="session", autouse=True)
 def logs_never_carry_secrets():
     """Every log record of the whole run (any logger, INFO and up) is checked at the end for
-    tokens, card tokens, access tokens, full emails and phone numbers (SECURITY.md L1)."""
+    tokens, card tokens, access tokens, full emails and phone numbers (requirement L1)."""
     handler = _Everything()
     root = logging.getLogger()
     previous = root.level

@@ -38,7 +38,7 @@ def target(app):
         return create_user(get_session(), TARGET, STAFF_PASSWORD, "staff").id
 
 
-# --- The role × endpoint table (SECURITY.md S5) -------------------------------------------------
+# --- The role × endpoint table (requirement S5) -------------------------------------------------
 
 LOGIN, FORBIDDEN, OK = "redirect to login", "403", "200 or 303"
 # Open to everyone by design: the login steps, the patient page, signed webhooks, CSP reports.

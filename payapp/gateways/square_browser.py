@@ -1,5 +1,5 @@
 """Square's Web Payments SDK as the patient's browser meets it: the script's address and every
-host it talks to, per environment (../shared/square/README.md §3.3).
+host it talks to, per environment (from Square's Web Payments SDK guidance on CSP).
 
 The one source for both the pay page (which loads the script) and the Content-Security-Policy
 (which must admit exactly these hosts); no SDK import, so security.py stays light.

@@ -1,4 +1,4 @@
-"""SECURITY.md A3: rate limits hold across processes when several gunicorn workers run.
+"""requirement A3: rate limits hold across processes when several gunicorn workers run.
 
 Each test starts a real gunicorn with two sync workers serving ``wsgi:app`` (plain HTTP,
 development mode) on a fresh database, creates a payment link with the CLI, then opens the

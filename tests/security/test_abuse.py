@@ -1,5 +1,5 @@
 """Card testing, token scanning, oversized and malformed bodies, decline spikes and the CSP report
-endpoint (SECURITY.md A1, A4, T2, P4; issue 4 "Abuse").
+endpoint (requirement A1, A4, T2, P4; issue 4 "Abuse").
 
 Unhandled exceptions become the app's 500 page here (PROPAGATE_EXCEPTIONS off), so "never a
 500" is checked on the status code a visitor would get.

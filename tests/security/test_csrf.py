@@ -1,4 +1,4 @@
-"""CSRF on every state-changing request (SECURITY.md S4), htmx included.
+"""CSRF on every state-changing request (requirement S4), htmx included.
 
 Every POST route in the app's URL map is in ROUTES below with who posts it, a URL and a body
 that would be accepted with the right token. A new POST route fails the first test until it is

@@ -1,4 +1,4 @@
-"""Payment-page integrity (PCI DSS v4.0 6.4.3 and 11.6.1; SECURITY.md P2, P3).
+"""Payment-page integrity (PCI DSS v4.0 6.4.3 and 11.6.1; requirement P2, P3).
 
 6.4.3: a script whose bytes differ from static/js/inventory.json is not served; every script
 tag carries the inventory's hash as Subresource Integrity; every file in static/js and in the

@@ -1,4 +1,4 @@
-"""Logs keep no secrets (SECURITY.md L1). With the root logger at DEBUG (and SQLAlchemy's
+"""Logs keep no secrets (requirement L1). With the root logger at DEBUG (and SQLAlchemy's
 engine logger turned up, as someone debugging would: every statement with its parameters and
 result rows), a day's flows in Square mode leave no link token, card nonce, access token, secret
 key, webhook key, SMTP password, full email address or phone number in any log record.

@@ -1,5 +1,5 @@
 """Open redirects through next=, clickjacking, session fixation and replay, and role escalation
-by URL (SECURITY.md S3, S5; issue 4: "next= redirects only to local paths")."""
+by URL (requirement S3, S5; issue 4: "next= redirects only to local paths")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Forged, mangled, re-signed and expired payment-link tokens (SECURITY.md T1).
+"""Forged, mangled, re-signed and expired payment-link tokens (requirement T1).
 
 10,000 candidate tokens are made from a real link's token: every character changed, dropped,
 doubled or swapped, truncations and extensions, base64 garbage, the payload re-signed with other

@@ -1,4 +1,4 @@
-"""Forged Square webhooks (SECURITY.md M3): in Square mode against the Square stand-in, with the
+"""Forged Square webhooks (requirement M3): in Square mode against the Square stand-in, with the
 signature scheme Square documents (HMAC-SHA256 over notification URL + raw body, base64).
 
 Unsigned, wrongly keyed, signed for another URL, replayed onto a changed body, in the legacy

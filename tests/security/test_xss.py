@@ -68,7 +68,7 @@ REFUSED = [p for p in PAYLOADS if has_invisible_characters(p)]
 PAYLOADS = [p for p in PAYLOADS if p not in REFUSED]
 SHORT = [p for p in PAYLOADS if len(p) <= 40]  # a statement reference holds 40 characters
 PHONE = "(212) 555-0123"
-NOTE = "staff-only note"  # starts every description: it must never leave payapp (SECURITY.md T4)
+NOTE = "staff-only note"  # starts every description: it must never leave payapp (requirement T4)
 
 
 @pytest.fixture

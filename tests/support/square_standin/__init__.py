@@ -20,16 +20,17 @@ clock, paging), ``wire`` (ids, timestamps, error bodies); ``__main__`` runs it f
 
 Where the behaviour comes from
 ------------------------------
-DOCUMENTED (Square's spec/docs, see /work/shared/square/README.md): paths and bodies; the sandbox
-nonces and their error codes (README 2.2; codes confirmed by third-party test suites); declines
-answer with both ``errors`` and a FAILED ``payment`` (README 1.4); the error category of every
-code (the spec's ``ErrorCode`` ``x-enum-elements``); idempotency (same key + same body replays,
-different body -> IDEMPOTENCY_KEY_REUSED); cancel voids only APPROVED payments; cancel by
-idempotency key succeeds silently when nothing matches (its answer for a COMPLETED payment is
-not documented: a constructor switch, see GUESSES); refunds of an APPROVED payment ->
-REFUND_ERROR_PAYMENT_NEEDS_COMPLETION; refund over the remaining amount -> REFUND_AMOUNT_INVALID;
-``delay_duration`` only with ``autocomplete`` false, default P7D for card-not-present; the
-``main`` location alias; the webhook envelope and its HMAC-SHA256 signature (README 1.7, 4.2).
+DOCUMENTED (Square's API reference and its OpenAPI schema, tests/square/): paths and bodies; the
+sandbox nonces and their error codes (Square's sandbox test values; codes confirmed by third-
+party test suites); declines answer with both ``errors`` and a FAILED ``payment``; the error
+category of every code (the spec's ``ErrorCode`` ``x-enum-elements``); idempotency (same key +
+same body replays, different body -> IDEMPOTENCY_KEY_REUSED); cancel voids only APPROVED
+payments; cancel by idempotency key succeeds silently when nothing matches (its answer for a
+COMPLETED payment is not documented: a constructor switch, see GUESSES); refunds of an APPROVED
+payment -> REFUND_ERROR_PAYMENT_NEEDS_COMPLETION; refund over the remaining amount ->
+REFUND_AMOUNT_INVALID; ``delay_duration`` only with ``autocomplete`` false, default P7D for
+card-not-present; the ``main`` location alias; the webhook envelope and its HMAC-SHA256
+signature (Square's webhook docs).
 
 THIRD-PARTY evidence (forum/issue threads, not contract): an unknown nonce answers HTTP 404
 NOT_FOUND "Card nonce not found" (square/in-app-payments-flutter-plugin#66,
@@ -79,7 +80,8 @@ GUESSES: tuple[str, ...] = (
     "idempotency_key > 45, reason > 192), minLength -> VALUE_TOO_SHORT, wrong JSON type -> "
     "EXPECTED_INTEGER/STRING/BOOLEAN/OBJECT/ARRAY/FLOAT, enum -> INVALID_ENUM_VALUE; the "
     "`field` is the dotted path; detail texts are invented. Only the first error is reported.",
-    "JSON null in a request is treated as an absent field (README 1.3 only says the SDK sends it).",
+    "JSON null in a request is treated as an absent field (Square's SDK notes only say the SDK "
+    "sends it).",
     "A body that is not JSON: 400 INVALID_REQUEST_ERROR/BAD_REQUEST.",
     "Any source_id that is not a known sandbox nonce: 404 INVALID_REQUEST_ERROR/NOT_FOUND "
     "'Card nonce not found' (third-party evidence), field source_id.",

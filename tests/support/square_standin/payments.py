@@ -32,7 +32,7 @@ CARD_STATUS_FOR = {
 }
 
 
-# Square's sandbox nonces (README 2.2) and what each one answers.
+# Square's sandbox test nonces and what each one answers.
 @dataclass(frozen=True)
 class Outcome:
     code: str | None = None  # None: approved

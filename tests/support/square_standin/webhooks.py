@@ -13,7 +13,7 @@ from .state import StandinState
 
 
 def sign_webhook(body: str, *, signature_key: str, notification_url: str) -> str:
-    """The ``x-square-hmacsha256-signature`` value Square sends with ``body`` (README 1.7)."""
+    """The ``x-square-hmacsha256-signature`` value Square sends with ``body``."""
     digest = hmac.new(
         signature_key.encode("utf-8"), (notification_url + body).encode("utf-8"), hashlib.sha256
     ).digest()
