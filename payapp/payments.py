@@ -278,7 +278,7 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     payment.receipt_url = result.receipt_url
     payment.gateway_updated_at = result.updated_at
     payment.completed_at = now
-    card = f"{result.card_brand or 'card'} ending {result.card_last4 or '????'}"
+    card = f"{card_brand_name(result.card_brand)} ending {result.card_last4 or '????'}"
     became_paid = session.execute(
         update(PaymentLink)
         .where(PaymentLink.id == payment.link_id, PaymentLink.status.not_in(LINK_PAID_STATES))

@@ -182,7 +182,7 @@ def test_timeline_records_views_attempts_and_payment(app, staff, client):
         "Payment declined",
         "GENERIC_DECLINE",
         "Payment completed",
-        "VISA ending 1111",
+        "Visa ending 1111",
     ):
         assert entry in html, entry
     assert html.index("Payment declined") < html.index("Payment completed")
