@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import alerts, audit, deployment, integrity, links, notify, payments, refunds, site_surface
+from . import (
+    alerts,
+    audit,
+    deployment,
+    integrity,
+    links,
+    notify,
+    payments,
+    refunds,
+    reminders,
+    site_surface,
+)
 from .accounts import (
     ROLES,
     UserError,
@@ -87,6 +98,23 @@ def run_jobs_command():
     outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
     alerts.check_decline_spike(session, current_app.config)
+    click.echo(send_reminders(session))
+
+
+def send_reminders(session) -> str:
+    """run-jobs' reminder step: claim and send what is due; one line saying what happened."""
+    cfg = current_app.config
+    counts = reminders.send_due_reminders(
+        session,
+        current_app.jinja_env,
+        notify.Transports.from_config(cfg),
+        reminders.Schedule.from_config(cfg),
+        Clinic.from_config(cfg),
+        lambda link: links.link_url(cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]),
+    )
+    if counts["closed"]:
+        return "Reminders: none now, the clinic is closed."
+    return "Reminders: {sent} sent, {failed} could not be delivered.".format(**counts)
 
 
 @click.command("check-integrity")

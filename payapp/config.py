@@ -64,6 +64,15 @@ class Defaults:
     DECLINE_SPIKE_THRESHOLD = 20  # declines across all links within the window -> admin alert
     DECLINE_SPIKE_WINDOW_MINUTES = 15
     RATELIMIT_HEADERS_ENABLED = False
+    RATELIMIT_REMINDER_OPT_OUT = "10 per minute"
+
+    # Reminders (reminders.py, sent by run-jobs): days after the link was sent, days before it
+    # expires, at most this many per link, and only inside the clinic's hours (its time zone).
+    REMINDER_AFTER_SEND_DAYS = 3
+    REMINDER_BEFORE_EXPIRY_DAYS = 2
+    REMINDER_MAX = 2
+    CLINIC_HOURS = "08:00-18:00"
+    CLINIC_DAYS = "Mon-Fri"
 
     MAX_CONTENT_LENGTH = 64 * 1024
     MAX_FORM_PARTS = 50  # no form of ours has more fields; more is an attack, not a patient

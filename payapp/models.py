@@ -94,6 +94,11 @@ class PaymentLink(Base):
     claim_key: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reissued_from_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"))
+    # Reminders (reminders.py): claimed by one conditional UPDATE on these two before sending.
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the patient or staff stopped reminders for this link.
+    reminders_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     created_by: Mapped[StaffUser | None] = relationship()
     payments: Mapped[list[Payment]] = relationship(
@@ -175,6 +180,9 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
     channel: Mapped[str] = mapped_column(String(5))  # email | sms
+    kind: Mapped[str] = mapped_column(
+        String(8), default="link", server_default="link"
+    )  # | reminder
     recipient: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(8), default=MessageStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

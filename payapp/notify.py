@@ -220,3 +220,90 @@ def send_link(
     session.commit()
     session.refresh(link)
     return messages
+
+
+# --- reminders (reminders.py decides when) ------------------------------------------------------
+
+
+def compose_reminder_email(
+    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
+) -> EmailMessage:
+    ctx = message_context(link, url, clinic)
+    message = EmailMessage()
+    subject = f"{clinic.name}: reminder of your payment request"
+    if link.reference:
+        subject += f" for statement {link.reference}"
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = link.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message.set_content(templates.get_template("emails/reminder.txt").render(ctx))
+    message.add_alternative(
+        templates.get_template("emails/reminder.html").render(ctx), subtype="html"
+    )
+    return message
+
+
+def compose_reminder_sms(
+    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic
+) -> str:
+    return templates.get_template("sms/reminder.txt").render(message_context(link, url, clinic))
+
+
+def send_reminder(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    link: PaymentLink,
+    url: str,
+    clinic: Clinic,
+    channels: list[str],
+    *,
+    number: int,
+    now: datetime | None = None,
+) -> list[Message]:
+    """Send reminder ``number`` on ``channels`` (those the link went out on): one Message row
+    (kind "reminder") each and one timeline event; failures are recorded, never raised."""
+    now = now or utcnow()
+    messages, problems = [], []
+    for channel in channels:
+        recipient = link.email if channel == "email" else link.phone
+        if not recipient:
+            continue
+        message = Message(
+            link_id=link.id, channel=channel, recipient=recipient, kind="reminder", created_at=now
+        )
+        session.add(message)
+        session.flush()
+        message.attempts += 1
+        name = f"{now:%Y%m%dT%H%M%S}-{message.id}-reminder-{channel}"
+        try:
+            if channel == "email":
+                transports.mail.send(
+                    compose_reminder_email(templates, link, url, clinic, transports.mail_from), name
+                )
+            else:
+                transports.sms.send(
+                    recipient, compose_reminder_sms(templates, link, url, clinic), name
+                )
+        except Exception as exc:  # noqa: BLE001 - a failed reminder is recorded, the run goes on
+            message.status = MessageStatus.FAILED
+            message.error = delivery_error_text(channel, exc)[:1000]
+            problems.append(message.error)
+        else:
+            message.status = MessageStatus.SENT
+            message.sent_at = now
+        messages.append(message)
+    sent = [m.channel for m in messages if m.status == MessageStatus.SENT]
+    words = " and ".join("email" if c == "email" else "text message" for c in sent)
+    audit.record(
+        session,
+        AuditAction.REMINDER_SENT if sent else AuditAction.REMINDER_FAILED,
+        link_id=link.id,
+        detail=(f"reminder {number} by {words}" if sent else "; ".join(problems))
+        or "the link was sent on no channel that can be reminded",
+        when=now,
+    )
+    session.commit()
+    return messages

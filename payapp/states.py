@@ -142,6 +142,10 @@ class AuditAction(_Labelled):
     RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
     WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
     AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
+    REMINDER_SENT = "reminder.sent", "Reminder sent"
+    REMINDER_FAILED = "reminder.failed", "Reminder could not be sent"
+    REMINDERS_STOPPED = "reminders.stopped", "Reminders stopped by staff"
+    REMINDERS_OPTED_OUT = "reminders.opted_out", "Patient asked for no more reminders"
 
     @property
     def detail_is_code(self) -> bool:
@@ -175,6 +179,8 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.PAYMENT_UNRESOLVED,
         AuditAction.REFUND_REQUESTED,
         AuditAction.REFUND_CREATED,
+        AuditAction.REMINDER_SENT,
+        AuditAction.REMINDER_FAILED,
     }
 )
 

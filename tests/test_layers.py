@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "payapp.payments": 2,
     "payapp.ratelimits": 2,
     "payapp.refunds": 2,
+    "payapp.reminders": 2,
     "payapp.webhook_events": 2,
     # 3 web and command line: blueprints, request hooks, error pages, commands
     "payapp.views": 3,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import alerts, links, payments, ratelimits
+from .. import alerts, links, payments, ratelimits, reminders
 from ..db import get_session
 from ..extensions import limiter
 from ..gateways.square_browser import BROWSER_SDK
@@ -121,3 +121,14 @@ def submit_payment(token: str):
         **result,
     )
     return render("pay/page.html", block="result", **context)
+
+
+@bp.post("/pay/<token>/reminders/stop")
+@limiter.limit(lambda: current_app.config["RATELIMIT_REMINDER_OPT_OUT"])
+@invalid_token_limit
+def stop_reminders(token: str):
+    """The patient's "Don't remind me": no more reminders for this link (CSRF checked app-wide)."""
+    link = resolve_or_404(token)
+    reminders.stop_reminders(get_session(), link, by_patient=True)
+    flash("We won't send you reminders about this payment.", "success")
+    return redirect(url_for("pay.show_pay_page", token=token), code=303)

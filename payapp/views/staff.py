@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import audit, links, notify, payments, refunds
+from .. import audit, links, notify, payments, refunds, reminders
 from ..clinic import Clinic
 from ..db import get_or_404, get_session, page_number, paginate
 from ..errors import render_error
@@ -225,6 +225,17 @@ def resend_link(link_id: int):
         flash(f"Only open links can be sent; this one is {status.replace('_', ' ')}.", "error")
     else:
         send_and_report(link)
+    return redirect(url_for("staff.show_link", link_id=link.id), code=303)
+
+
+@bp.post("/links/<id:link_id>/reminders/stop")
+@login_required
+def stop_reminders(link_id: int):
+    link = get_or_404(PaymentLink, link_id)
+    if reminders.stop_reminders(get_session(), link, by_patient=False, staff_id=g.staff.id):
+        flash("Reminders stopped for this link.", "success")
+    else:
+        flash("Reminders were already stopped for this link.", "info")
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
