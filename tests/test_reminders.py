@@ -364,3 +364,17 @@ def test_two_overlapping_runs_send_exactly_one_reminder_per_due_link(app, send_l
         assert stored(app, link.id).reminders_sent == 1
     assert len(outbox(app)) == 10
     assert sum(int(o.split()[1]) for o in outputs) == 5, outputs
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_REMINDER_OPT_OUT": "2 per minute"}]
+)
+def test_patient_opt_out_is_rate_limited(app, client, send_link):
+    link = send_link()
+    page = open_pay_page(client, link.path)
+    codes = [
+        client.post(f"{link.path}/reminders/stop", data={"csrf_token": page.csrf}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [303, 303, 429]
+    assert audit_actions(app).count("reminders.opted_out") == 1  # recorded once

@@ -110,9 +110,15 @@ ROUTES: dict[str, Route] = {
         ),
         (200,),
     ),
+    "/pay/<token>/reminders/stop": Route(
+        "payer", lambda w: f"{w.paths['open']}/reminders/stop", _const({}), (303,)
+    ),
     "/links/new": Route("staff", _const("/links/new"), _const(NEW_LINK), (303,)),
     "/links/<id:link_id>/resend": Route(
         "staff", lambda w: f"/links/{w.ids['open']}/resend", _const({}), (303,)
+    ),
+    "/links/<id:link_id>/reminders/stop": Route(
+        "staff", lambda w: f"/links/{w.ids['open']}/reminders/stop", _const({}), (303,)
     ),
     "/links/<id:link_id>/cancel": Route(
         "staff", lambda w: f"/links/{w.ids['open']}/cancel", _const({}), (303,)
