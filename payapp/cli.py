@@ -104,11 +104,15 @@ def run_jobs_command():
 def send_reminders(session) -> str:
     """run-jobs' reminder step: claim and send what is due; one line saying what happened."""
     cfg = current_app.config
+    try:
+        schedule = reminders.Schedule.from_config(cfg)
+    except (reminders.ReminderError, ValueError) as exc:
+        raise click.ClickException(f"Reminders not sent: {exc}") from None
     counts = reminders.send_due_reminders(
         session,
         current_app.jinja_env,
         notify.Transports.from_config(cfg),
-        reminders.Schedule.from_config(cfg),
+        schedule,
         Clinic.from_config(cfg),
         lambda link: links.link_url(cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]),
     )

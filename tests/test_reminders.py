@@ -149,13 +149,25 @@ def test_reminders_wait_for_business_hours_then_go(app, send_link):
     assert run(app, at(5, 13)) == "Reminders: 1 sent, 0 could not be delivered."
 
 
-@pytest.mark.parametrize("config_overrides", [{"REMINDER_MAX": 1}])
-def test_never_more_than_reminder_max(app, send_link):
+@pytest.mark.parametrize(
+    ("config_overrides", "expected"), [({"REMINDER_MAX": 1}, 1), ({"REMINDER_MAX": 0}, 0)]
+)
+def test_never_more_than_reminder_max(app, send_link, expected):
     link = send_link()
     for day in range(2, 16):
         for hour in (13, 15, 20):
             run(app, at(day, hour))
-    assert len(reminders_of(app, link.id)) == 1
+    assert len(reminders_of(app, link.id)) == expected
+
+
+@pytest.mark.parametrize("config_overrides", [{"CLINIC_HOURS": "9 to 5"}])
+def test_run_jobs_says_which_reminder_setting_is_wrong(app, runner, send_link):
+    send_link()
+    with time_machine.travel(at(4, 15), tick=False), app.app_context():
+        result = runner.invoke(args=["run-jobs"])
+    assert result.exit_code == 1
+    assert "Reminders not sent: CLINIC_HOURS = '9 to 5' is not valid" in result.output
+    assert "Expired 0 link(s)." in result.output  # the other jobs ran first
 
 
 def test_at_most_two_reminders_by_default_however_often_run_jobs_runs(app, send_link):
