@@ -87,6 +87,14 @@ class MessageStatus(_Labelled):
     FAILED = "failed", "failed"
 
 
+class SurgeKind(_Labelled):
+    """What kind of failure a surge alert counts (alerts.py). Labels are read mid-sentence."""
+
+    PAYMENT = "payment", "card payment failures"
+    MESSAGE = "message", "email and text delivery failures"
+    GATEWAY = "gateway", "payment system set-up errors"
+
+
 class AuditAction(_Labelled):
     """Every action the audit trail records, with the words the link timeline and the audit
     filter show for it."""
@@ -142,6 +150,9 @@ class AuditAction(_Labelled):
     RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
     WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
     AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
+    SURGE_STARTED = "surge.started", "Surge of failures: admins alerted"
+    SURGE_ACKNOWLEDGED = "surge.acknowledged", "Surge of failures acknowledged"
+    SURGE_RECOVERED = "surge.recovered", "Surge of failures over"
 
     @property
     def detail_is_code(self) -> bool:
@@ -188,4 +199,5 @@ def jinja_globals() -> dict[str, object]:
         "RefundStatus": RefundStatus,
         "MessageStatus": MessageStatus,
         "AuditAction": AuditAction,
+        "SurgeKind": SurgeKind,
     }
