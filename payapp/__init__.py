@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
     from .views import account, audit_log, guards, pay, staff, users, webhooks
+    from .views import alerts as alerts_views
 
     load_config(app, test_config)
     proxies = app.config["TRUSTED_PROXIES"]
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(audit_log.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(alerts_views.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)
@@ -64,6 +66,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["card_brand"] = payments.card_brand_name
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
+        surge_incidents=lambda: alerts.banner_incidents(db.get_session()),
+        describe_surge=alerts.describe,
         gateway_hint=gateway_hint,
         clinic=clinic,
         demo_mode=app.config["DEMO_MODE"],

@@ -97,7 +97,8 @@ def run_jobs_command():
     click.echo(f"Expired {links.expire_links(session)} link(s).")
     outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
-    alerts.check_decline_spike(session, current_app.config)
+    for kind, change in alerts.check_surges(session, current_app.config):
+        click.echo(f"Failure surge of {kind.label}: {change}; admins emailed.")
     click.echo(send_reminders(session))
 
 

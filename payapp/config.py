@@ -61,8 +61,14 @@ class Defaults:
     RATELIMIT_PAY_GLOBAL = "300 per minute"  # all addresses together: a card-testing botnet
     RATELIMIT_INVALID_TOKEN = "20 per hour"  # noqa: S105 - bad /pay tokens per address
     RATELIMIT_CSP_REPORT = "30 per minute"
-    DECLINE_SPIKE_THRESHOLD = 20  # declines across all links within the window -> admin alert
-    DECLINE_SPIKE_WINDOW_MINUTES = 15
+    # Failure surges (alerts.py): in the last SURGE_WINDOW_MINUTES, at least the kind's minimum
+    # failures AND a failure rate >= SURGE_RATE_FACTOR x the rate of the SURGE_BASELINE_DAYS before.
+    SURGE_WINDOW_MINUTES = 60
+    SURGE_BASELINE_DAYS = 7
+    SURGE_RATE_FACTOR = 3
+    SURGE_MIN_PAYMENT_FAILURES = 10  # declined or failed card payments
+    SURGE_MIN_MESSAGE_FAILURES = 5  # emails and texts that could not be sent
+    SURGE_MIN_GATEWAY_ERRORS = 3  # payment system set-up errors (gateway.error)
     RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_REMINDER_OPT_OUT = "10 per minute"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, false
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
@@ -247,3 +247,24 @@ class SiteSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FailureSurge(Base):
+    """One incident of a failure surge (alerts.py): open from the check that found it until a
+    check finds the rate back under its threshold. ``open_kind`` is the kind while open and NULL
+    after: its unique constraint lets only one incident per kind be open, however checks race."""
+
+    __tablename__ = "failure_surge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    open_kind: Mapped[str | None] = mapped_column(String(10), unique=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    # The usual failure rate (trailing days) and the rate that counts as a surge (x factor).
+    baseline_rate: Mapped[float] = mapped_column(Float)
+    threshold_rate: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    recovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))

@@ -149,6 +149,18 @@ def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clin
 # --- sending ------------------------------------------------------------------------------------
 
 
+def send_staff_email(transports: Transports, to: str, subject: str, body: str, name: str) -> None:
+    """A plain-text notice to one staff member (surge alerts); raises DeliveryError or OSError."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = transports.mail_from
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=transports.mail_from.rpartition("@")[2] or None)
+    message.set_content(body)
+    transports.mail.send(message, name)
+
+
 def delivery_error_text(channel: str, exc: Exception) -> str:
     """Why a message did not go out, in words staff can act on."""
     if isinstance(exc, DeliveryError | OSError):

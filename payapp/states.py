@@ -87,6 +87,14 @@ class MessageStatus(_Labelled):
     FAILED = "failed", "failed"
 
 
+class SurgeKind(_Labelled):
+    """What kind of failure a surge alert counts (alerts.py). Labels are read mid-sentence."""
+
+    PAYMENT = "payment", "card payment failures"
+    MESSAGE = "message", "email and text delivery failures"
+    GATEWAY = "gateway", "payment system set-up errors"
+
+
 class AuditAction(_Labelled):
     """Every action the audit trail records, with the words the link timeline and the audit
     filter show for it."""
@@ -146,6 +154,9 @@ class AuditAction(_Labelled):
     REMINDER_FAILED = "reminder.failed", "Reminder could not be sent"
     REMINDERS_STOPPED = "reminders.stopped", "Reminders stopped by staff"
     REMINDERS_OPTED_OUT = "reminders.opted_out", "Patient asked for no more reminders"
+    SURGE_STARTED = "surge.started", "Surge of failures: admins alerted"
+    SURGE_ACKNOWLEDGED = "surge.acknowledged", "Surge of failures acknowledged"
+    SURGE_RECOVERED = "surge.recovered", "Surge of failures over"
 
     @property
     def detail_is_code(self) -> bool:
@@ -194,4 +205,5 @@ def jinja_globals() -> dict[str, object]:
         "RefundStatus": RefundStatus,
         "MessageStatus": MessageStatus,
         "AuditAction": AuditAction,
+        "SurgeKind": SurgeKind,
     }

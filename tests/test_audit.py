@@ -3,12 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from payapp import alerts, audit
 from payapp.audit_export import csv_cell
 from payapp.csp_reports import redact_url
-from payapp.models import AuditEvent, Payment, utcnow
+from payapp.models import AuditEvent, utcnow
 
 
 def test_audit_events_cannot_be_changed_or_deleted(session):
@@ -56,47 +55,3 @@ def test_gateway_errors_alert_all_staff_but_integrity_alerts_only_admins(session
     }
     tomorrow = utcnow() + timedelta(days=2)
     assert alerts.active_alerts(session, "admin", now=tomorrow) == []
-
-
-def test_a_decline_spike_raises_one_alert_per_window(session, link_factory, app):
-    link = link_factory()
-    cfg = {"DECLINE_SPIKE_THRESHOLD": 3, "DECLINE_SPIKE_WINDOW_MINUTES": 15}
-    for i in range(3):
-        session.add(
-            Payment(
-                link_id=link.id,
-                idempotency_key=f"k{i}",
-                gateway="demo",
-                status="failed",
-                amount_cents=100,
-                currency="USD",
-                source_id="x",
-            )
-        )
-    session.commit()
-    assert alerts.check_decline_spike(session, cfg) is True
-    assert alerts.check_decline_spike(session, cfg) is False  # already alerted in this window
-    spikes = session.scalars(select(AuditEvent).where(AuditEvent.action == "declines.spike")).all()
-    assert len(spikes) == 1 and "3 declined payments" in spikes[0].detail
-
-
-def test_fewer_declines_raise_no_alert(session, link_factory):
-    link = link_factory()
-    session.add(
-        Payment(
-            link_id=link.id,
-            idempotency_key="k",
-            gateway="demo",
-            status="failed",
-            amount_cents=100,
-            currency="USD",
-            source_id="x",
-        )
-    )
-    session.commit()
-    assert (
-        alerts.check_decline_spike(
-            session, {"DECLINE_SPIKE_THRESHOLD": 3, "DECLINE_SPIKE_WINDOW_MINUTES": 15}
-        )
-        is False
-    )

@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "payapp.webhook_events": 2,
     # 3 web and command line: blueprints, request hooks, error pages, commands
     "payapp.views": 3,
+    "payapp.views.alerts": 3,
     "payapp.security": 3,
     "payapp.errors": 3,
     "payapp.htmx": 3,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from payapp import refunds
 from payapp.accounts import create_user, find_user
 from payapp.db import get_session
-from payapp.models import Payment
+from payapp.models import FailureSurge, Payment
 
 from .conftest import (
     ADMIN_EMAIL,
@@ -134,6 +134,7 @@ TABLE = [
     ("GET", "/audit", FORBIDDEN, None),
     ("GET", "/audit.csv", FORBIDDEN, None),
     ("GET", "/security", FORBIDDEN, None),
+    ("POST", "/alerts/<id:incident_id>/acknowledge", FORBIDDEN, None),
     # Last: it ends the session the rows above use.
     ("POST", "/account/logout-everywhere", OK, None),
 ]
@@ -160,7 +161,16 @@ def world(app, client, link_factory, target):
     assert "Payment received" in submit_card(client, paid.path).text
     with app.app_context():
         payment = get_session().scalar(select(Payment.id))
-    return {"link": link_factory().id, "paid": paid.id, "payment": payment, "target": target}
+        surge = FailureSurge(kind="message", failures=3, total=3, baseline_rate=0, threshold_rate=0)
+        get_session().add(surge)
+        get_session().commit()
+    return {
+        "link": link_factory().id,
+        "paid": paid.id,
+        "payment": payment,
+        "target": target,
+        "surge": surge.id,
+    }
 
 
 @pytest.mark.parametrize("role", ["anonymous", "staff", "admin"])
@@ -174,7 +184,11 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
     wrong = []
     for method, rule, staff_gets, data in TABLE:
         link = world["paid"] if rule.endswith("/refund") else world["link"]
-        path = rule.replace("<id:link_id>", str(link)).replace("<id:user_id>", str(world["target"]))
+        path = (
+            rule.replace("<id:link_id>", str(link))
+            .replace("<id:user_id>", str(world["target"]))
+            .replace("<id:incident_id>", str(world["surge"]))
+        )
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":
             response = client.get(path)

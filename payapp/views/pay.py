@@ -15,9 +15,15 @@ from ..gateways.square_browser import BROWSER_SDK
 from ..htmx import is_htmx_request, render
 from ..money import cents_to_decimal_string
 from ..security import allow_square_scripts
-from ..states import LINK_CLOSED_STATES, LinkStatus
+from ..states import LINK_CLOSED_STATES, LinkStatus, SurgeKind
 
 bp = Blueprint("pay", __name__)
+
+# A failed charge is checked against the surge rules of its kinds (a set-up error is both).
+SURGE_KINDS = {
+    "declined": (SurgeKind.PAYMENT,),
+    "unavailable": (SurgeKind.PAYMENT, SurgeKind.GATEWAY),
+}
 
 
 class PayForm(FlaskForm):
@@ -109,8 +115,8 @@ def submit_payment(token: str):
             )
         except payments.PaymentError as exc:
             result["error"] = exc
-            if exc.kind == "declined":
-                alerts.check_decline_spike(get_session(), current_app.config)
+            if exc.kind in ("declined", "unavailable"):
+                alerts.check_surges(get_session(), current_app.config, kinds=SURGE_KINDS[exc.kind])
         except links.LinkError as exc:
             result["link_error"] = exc
     # For htmx, out-of-band swaps renew the attempt key or retire the form (see pay/page.html).

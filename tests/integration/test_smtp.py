@@ -247,3 +247,33 @@ def test_an_sms_lands_in_the_outbox_short_with_the_link_and_amount_but_no_descri
     assert CLINIC_PHONE in body
     assert "root canal" not in body.lower()
     assert len(body) <= 320, f"{len(body)} characters is over the SMS budget: {body}"
+
+
+def test_a_failure_surge_reaches_every_active_admin_over_real_smtp_once(make_payapp, starttls_smtp):
+    from sqlalchemy import select
+
+    from payapp import alerts
+    from payapp.models import Message, StaffUser
+
+    application = make_payapp(
+        **clinic_config(SMTP_URL=starttls_smtp.url(), SURGE_MIN_MESSAGE_FAILURES=3)
+    )
+    with application.app_context():
+        session = get_session()
+        for email_addr, role in (("owner@example.com", "admin"), ("desk@example.com", "staff")):
+            session.add(StaffUser(email=email_addr, password_hash="x", role=role))
+        session.commit()
+        admins = set(session.scalars(select(StaffUser.email).where(StaffUser.role == "admin")))
+        link = new_link()
+        for _ in range(3):
+            session.add(
+                Message(link_id=link.id, channel="sms", recipient="+12125550100", status="failed")
+            )
+        session.commit()
+        now = datetime.now(UTC)
+        assert alerts.check_surges(session, application.config, now=now) == [("message", "started")]
+        assert alerts.check_surges(session, application.config, now=now) == []  # still open
+    delivered = [parse(r.content) for r in starttls_smtp.received]
+    assert {m["To"] for m in delivered} == admins and len(delivered) == len(admins) >= 1
+    assert delivered[0]["Subject"] == (f"{CLINIC_NAME}: surge of email and text delivery failures")
+    assert "Jane" not in delivered[0].get_content()  # no patient detail in an admin alert

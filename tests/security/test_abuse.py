@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -331,21 +332,23 @@ def test_a_post_that_repeats_a_field_with_another_value_is_refused(
 # --- decline spikes ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config_overrides", [{"DECLINE_SPIKE_THRESHOLD": 3}])
-def test_a_spike_of_declines_raises_one_admin_alert(app, client, admin, staff, link_factory):
+@pytest.mark.parametrize("config_overrides", [{"SURGE_MIN_PAYMENT_FAILURES": 3}])
+def test_a_surge_of_declines_raises_one_admin_alert(app, client, admin, staff, link_factory):
     first, second = link_factory(), link_factory()
     for link in (first, first):
         submit_card(client, link.path, nonce="cnon:card-nonce-declined")
-    assert "declines.spike" not in audit_actions(app)
-    assert "Unusual number of declined cards" not in admin.get("/links").text
+    assert "surge.started" not in audit_actions(app)
+    assert "Surge of card payment failures" not in admin.get("/links").text
     for link in (second, second, first):
         submit_card(client, link.path, nonce="cnon:card-nonce-declined")
-    assert audit_actions(app).count("declines.spike") == 1  # once per window, not per decline
+    assert audit_actions(app).count("surge.started") == 1  # once per incident, not per decline
     with app.app_context():
-        spike = get_session().query(AuditEvent).filter_by(action="declines.spike").one()
-        assert spike.detail.startswith("3 declined payments")
-    assert "Unusual number of declined cards" in admin.get("/links").text
-    assert "Unusual number of declined cards" not in staff.get("/links").text  # admins only
+        surge = get_session().query(AuditEvent).filter_by(action="surge.started").one()
+        assert surge.detail.startswith("3 card payment failures")
+    assert "Surge of card payment failures" in admin.get("/links").text
+    assert "Surge of card payment failures" not in staff.get("/links").text  # admins only
+    outbox = Path(app.config["OUTBOX_DIR"])
+    assert len(list(outbox.glob("surge-*-started-*.eml"))) == 1  # the one active admin
 
 
 # --- the CSP report endpoint ---------------------------------------------------------------------

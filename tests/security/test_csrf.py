@@ -22,7 +22,7 @@ from werkzeug.routing.converters import NumberConverter
 from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import cancel_link
-from payapp.models import Payment, PaymentLink
+from payapp.models import FailureSurge, Payment, PaymentLink
 
 from ..conftest import (
     ADMIN_EMAIL,
@@ -187,11 +187,24 @@ ROUTES: dict[str, Route] = {
     "/users/<id:user_id>/reactivate": Route(
         "admin", lambda w: f"/users/{w.ids['victim']}/reactivate", _const({}), (303,)
     ),
+    "/alerts/<id:incident_id>/acknowledge": Route(
+        "admin", lambda w: f"/alerts/{w.ids['surge']}/acknowledge", _const({}), (303,)
+    ),
     "/account/logout-everywhere": Route(
         "staff", _const("/account/logout-everywhere"), _const({}), (303,)
     ),
     "/logout": Route("staff", _const("/logout"), _const({}), (303,)),
 }
+
+
+def a_surge(session) -> int:
+    """An open failure-surge incident for the acknowledge form to act on."""
+    surge = FailureSurge(
+        kind="payment", open_kind="payment", failures=5, total=5, baseline_rate=0, threshold_rate=0
+    )
+    session.add(surge)
+    session.commit()
+    return surge.id
 
 
 def post_rules(app) -> set[str]:
@@ -261,6 +274,7 @@ def world(app, admin, client, link_factory) -> World:
         cancel_link(session, session.get(PaymentLink, closed.id), staff_id=staff_user_id(app))
         w.ids["payment"] = session.query(Payment).filter_by(link_id=paid.id).one().id
         w.ids["victim"] = create_user(session, "victim@example.com", STAFF_PASSWORD, "staff").id
+        w.ids["surge"] = a_surge(session)
     w.ids.update(open=opened.id, closed=closed.id, paid=paid.id)
     w.paths["open"] = opened.path
     open_pay_page(w.clients["payer"], opened.path)

@@ -1,6 +1,6 @@
 """reminders: per-link reminder counter, last reminder time, opt-out; message kind
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 Create Date: 2027-02-01
 """
@@ -8,7 +8,7 @@ Create Date: 2027-02-01
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
