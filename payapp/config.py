@@ -40,6 +40,7 @@ class Defaults:
     SMTP_URL = None
     SMTP_TIMEOUT = 15
     MAIL_FROM = "payments@clinic.invalid"
+    FRONT_DESK_EMAIL = None  # who is emailed about patients' problem reports; default MAIL_FROM
     OUTBOX_DIR = None  # default: <instance>/outbox
     BACKUP_DIR = None  # default: <instance>/backups (deploy/backup.sh writes there)
 
@@ -61,6 +62,7 @@ class Defaults:
     RATELIMIT_PAY_GLOBAL = "300 per minute"  # all addresses together: a card-testing botnet
     RATELIMIT_INVALID_TOKEN = "20 per hour"  # noqa: S105 - bad /pay tokens per address
     RATELIMIT_CSP_REPORT = "30 per minute"
+    RATELIMIT_PROBLEM_REPORT = "5 per hour"  # "Problem paying?" reports per address
     DECLINE_SPIKE_THRESHOLD = 20  # declines across all links within the window -> admin alert
     DECLINE_SPIKE_WINDOW_MINUTES = 15
     RATELIMIT_HEADERS_ENABLED = False

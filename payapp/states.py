@@ -142,6 +142,12 @@ class AuditAction(_Labelled):
     RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
     WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
     AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
+    PROBLEM_REPORTED = "problem.reported", "Patient reported a problem"
+    PROBLEM_RESOLVED = "problem.resolved", "Problem report resolved"
+    PROBLEM_NOTICE_FAILED = (
+        "problem.notice_failed",
+        "Front desk could not be emailed about a problem report",
+    )
 
     @property
     def detail_is_code(self) -> bool:
@@ -175,8 +181,19 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.PAYMENT_UNRESOLVED,
         AuditAction.REFUND_REQUESTED,
         AuditAction.REFUND_CREATED,
+        AuditAction.PROBLEM_REPORTED,
     }
 )
+
+
+class ProblemCategory(_Labelled):
+    """What a patient says went wrong on the "Problem paying?" form, in the order it lists them.
+    Labels are the patient's own words; staff read the same ones."""
+
+    AMOUNT_WRONG = "amount_wrong", "The amount looks wrong"
+    CARD_DECLINED = "card_declined", "My card was declined"
+    UNEXPECTED_MESSAGE = "unexpected_message", "I didn't expect this message"
+    OTHER = "other", "Something else"
 
 
 def jinja_globals() -> dict[str, object]:
@@ -188,4 +205,5 @@ def jinja_globals() -> dict[str, object]:
         "RefundStatus": RefundStatus,
         "MessageStatus": MessageStatus,
         "AuditAction": AuditAction,
+        "ProblemCategory": ProblemCategory,
     }
