@@ -8,10 +8,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from payapp import refunds
+from payapp import problems, refunds
 from payapp.accounts import create_user, find_user
 from payapp.db import get_session
-from payapp.models import Payment
+from payapp.models import Payment, PaymentLink
 
 from .conftest import (
     ADMIN_EMAIL,
@@ -52,6 +52,9 @@ PUBLIC = {
     ("POST", "/logout"),
     ("GET", "/pay/<token>"),
     ("POST", "/pay/<token>"),
+    ("GET", "/pay/<token>/problem"),
+    ("POST", "/pay/<token>/problem"),
+    ("GET", "/pay/<token>/problem/sent"),
     ("GET", "/static/<path:filename>"),
     ("POST", "/webhooks/square"),
     ("POST", "/csp-report"),
@@ -129,6 +132,8 @@ TABLE = [
     ),
     ("POST", "/users/<id:user_id>/deactivate", FORBIDDEN, None),
     ("POST", "/users/<id:user_id>/reactivate", FORBIDDEN, None),
+    ("GET", "/problems", OK, None),
+    ("POST", "/problems/<id:report_id>/resolve", OK, None),
     ("GET", "/audit", FORBIDDEN, None),
     ("GET", "/audit.csv", FORBIDDEN, None),
     ("GET", "/security", FORBIDDEN, None),
@@ -158,7 +163,17 @@ def world(app, client, link_factory, target):
     assert "Payment received" in submit_card(client, paid.path).text
     with app.app_context():
         payment = get_session().scalar(select(Payment.id))
-    return {"link": link_factory().id, "paid": paid.id, "payment": payment, "target": target}
+        session = get_session()
+        report = problems.create_report(
+            session, session.get(PaymentLink, paid.id), problems.ProblemDraft(category="other")
+        ).id
+    return {
+        "link": link_factory().id,
+        "paid": paid.id,
+        "payment": payment,
+        "target": target,
+        "report": report,
+    }
 
 
 @pytest.mark.parametrize("role", ["anonymous", "staff", "admin"])
@@ -172,7 +187,11 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
     wrong = []
     for method, rule, staff_gets, data in TABLE:
         link = world["paid"] if rule.endswith("/refund") else world["link"]
-        path = rule.replace("<id:link_id>", str(link)).replace("<id:user_id>", str(world["target"]))
+        path = (
+            rule.replace("<id:link_id>", str(link))
+            .replace("<id:user_id>", str(world["target"]))
+            .replace("<id:report_id>", str(world["report"]))
+        )
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":
             response = client.get(path)
