@@ -332,3 +332,12 @@ def test_counts_split_open_and_resolved_within_a_period(app, link_factory):
         assert problems.count_reports(
             session, since=t0 + timedelta(hours=1), until=t0 + timedelta(days=2)
         ) == problems.ProblemCounts(open=1, resolved=0)
+
+
+def test_the_links_history_shows_the_report_with_its_category(app, client, staff, link_factory):
+    link = link_factory()
+    report_problem(client, link, {"category": "card_declined", "text": "secret words"})
+    html = staff.get(f"/links/{link.id}").text
+    assert "Patient reported a problem" in html
+    assert "My card was declined" in html
+    assert "secret words" not in html  # the text stays on the Problems page
