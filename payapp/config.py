@@ -41,6 +41,7 @@ class Defaults:
     SMTP_TIMEOUT = 15
     MAIL_FROM = "payments@clinic.invalid"
     FRONT_DESK_EMAIL = None  # who is emailed about patients' problem reports; default MAIL_FROM
+    PROBLEM_NOTICE_QUIET_MINUTES = 60  # at most one such email per link in this time
     OUTBOX_DIR = None  # default: <instance>/outbox
     BACKUP_DIR = None  # default: <instance>/backups (deploy/backup.sh writes there)
 

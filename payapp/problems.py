@@ -9,7 +9,7 @@ the staff page (behind login), never emailed or written to the audit trail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -130,6 +130,24 @@ def resolve_report(
     )
     session.commit()
     return report
+
+
+def is_first_in_a_while(session: Session, report: ProblemReport, minutes: int) -> bool:
+    """Whether ``report`` is the first on its link for ``minutes``: the front desk is emailed
+    once per link per quiet period, so one patient (or a script) cannot flood its inbox; every
+    report is still stored and listed."""
+    since = report.created_at - timedelta(minutes=minutes)
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(ProblemReport)
+        .where(
+            ProblemReport.link_id == report.link_id,
+            ProblemReport.id != report.id,
+            ProblemReport.created_at > since,
+            ProblemReport.created_at <= report.created_at,
+        )
+    )
+    return not earlier
 
 
 STATES = ("open", "resolved", "all")

@@ -341,3 +341,16 @@ def test_the_links_history_shows_the_report_with_its_category(app, client, staff
     assert "Patient reported a problem" in html
     assert "My card was declined" in html
     assert "secret words" not in html  # the text stays on the Problems page
+
+
+def test_the_front_desk_gets_one_email_per_link_per_quiet_period(app, client, link_factory):
+    first, second = link_factory(), link_factory()
+    start = datetime(2027, 3, 1, 15, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        report_problem(client, first)
+        report_problem(client, first)  # the same link again: stored, not emailed
+        report_problem(client, second)
+    with time_machine.travel(start + timedelta(minutes=61), tick=False):
+        report_problem(client, first)
+    assert len(stored_reports(app)) == 4
+    assert len(outbox_emails(app)) == 3

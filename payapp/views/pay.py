@@ -191,7 +191,10 @@ def submit_problem(token: str):
             status_code=422,
             **page_context(link),
         )
-    notify_front_desk(report)
+    if problems.is_first_in_a_while(
+        get_session(), report, current_app.config["PROBLEM_NOTICE_QUIET_MINUTES"]
+    ):
+        notify_front_desk(report)
     return redirect(url_for("pay.show_problem_sent", token=token), code=303)
 
 
