@@ -40,6 +40,8 @@ class Defaults:
     SMTP_URL = None
     SMTP_TIMEOUT = 15
     MAIL_FROM = "payments@clinic.invalid"
+    FRONT_DESK_EMAIL = None  # who is emailed about patients' problem reports; default MAIL_FROM
+    PROBLEM_NOTICE_QUIET_MINUTES = 60  # at most one such email per link in this time
     OUTBOX_DIR = None  # default: <instance>/outbox
     BACKUP_DIR = None  # default: <instance>/backups (deploy/backup.sh writes there)
 
@@ -69,6 +71,7 @@ class Defaults:
     SURGE_MIN_PAYMENT_FAILURES = 10  # declined or failed card payments
     SURGE_MIN_MESSAGE_FAILURES = 5  # emails and texts that could not be sent
     SURGE_MIN_GATEWAY_ERRORS = 3  # payment system set-up errors (gateway.error)
+    RATELIMIT_PROBLEM_REPORT = "5 per hour"  # "Problem paying?" reports per address
     RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_REMINDER_OPT_OUT = "10 per minute"
 

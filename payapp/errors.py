@@ -58,7 +58,8 @@ STAFF_MESSAGES = {
         "Try again in a minute. If it keeps happening, tell your payapp administrator.",
     ),
 }
-STAFF_AREAS = frozenset({"staff", "audit", "users", "auth"})  # blueprints of the staff side
+# The blueprints of the staff side.
+STAFF_AREAS = frozenset({"staff", "audit", "users", "auth", "problems"})
 
 
 def is_staff_page() -> bool:

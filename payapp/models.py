@@ -198,9 +198,14 @@ class ProblemReport(Base):
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"), index=True)
     category: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(String(1000), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    callback_phone: Mapped[str | None] = mapped_column(String(32))  # E.164, as the patient gave it
+    note: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+
+    link: Mapped[PaymentLink | None] = relationship()
+    resolved_by: Mapped[StaffUser | None] = relationship()
 
 
 class AuditEvent(Base):

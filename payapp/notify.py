@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .clinic import Clinic
-from .models import Message, PaymentLink, utcnow
+from .models import Message, PaymentLink, ProblemReport, utcnow
 from .money import format_cents
-from .states import AuditAction, MessageStatus
+from .states import AuditAction, MessageStatus, ProblemCategory
 
 
 class DeliveryError(Exception):
@@ -257,6 +257,41 @@ def compose_reminder_email(
     return message
 
 
+# --- the front desk -----------------------------------------------------------------------------
+
+
+def compose_problem_notice(
+    templates: jinja2.Environment,
+    report: ProblemReport,
+    reference: str,
+    staff_url: str,
+    clinic: Clinic,
+    mail_from: str,
+    to: str,
+) -> EmailMessage:
+    """The front desk's email about a new problem report: the category, when, the statement
+    number and the staff page. Never the patient's text or number: the text may hold anything
+    (the form asks for no clinical detail, but cannot stop it), and the staff page is behind
+    a login while an email is forwarded, archived and read on phones."""
+    category = ProblemCategory.label_of(report.category)
+    message = EmailMessage()
+    message["Subject"] = f"{clinic.name}: a patient reported a payment problem ({category})"
+    message["From"] = mail_from
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message.set_content(
+        templates.get_template("emails/problem_notice.txt").render(
+            clinic=clinic,
+            category=category,
+            reported_at=clinic.local_time(report.created_at),
+            reference=reference,
+            url=staff_url,
+        )
+    )
+    return message
+
+
 def compose_reminder_sms(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic
 ) -> str:
@@ -319,3 +354,41 @@ def send_reminder(
     )
     session.commit()
     return messages
+
+
+def send_problem_notice(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    report: ProblemReport,
+    to: str,
+    staff_url: str,
+    clinic: Clinic,
+) -> bool:
+    """Email the front desk about ``report``; a failure is audited (admins see it in the audit
+    trail) and returned as False, never raised: the patient's report is stored either way."""
+    link = session.get(PaymentLink, report.link_id) if report.link_id else None
+    name = f"{utcnow():%Y%m%dT%H%M%S}-problem-{report.id}"
+    try:
+        transports.mail.send(
+            compose_problem_notice(
+                templates,
+                report,
+                link.reference if link else "",
+                staff_url,
+                clinic,
+                transports.mail_from,
+                to,
+            ),
+            name,
+        )
+    except Exception as exc:  # noqa: BLE001 - the report is saved; the notice is best effort
+        audit.record(
+            session,
+            AuditAction.PROBLEM_NOTICE_FAILED,
+            link_id=report.link_id,
+            detail=delivery_error_text("email", exc),
+        )
+        session.commit()
+        return False
+    return True

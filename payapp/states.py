@@ -157,6 +157,12 @@ class AuditAction(_Labelled):
     SURGE_STARTED = "surge.started", "Surge of failures: admins alerted"
     SURGE_ACKNOWLEDGED = "surge.acknowledged", "Surge of failures acknowledged"
     SURGE_RECOVERED = "surge.recovered", "Surge of failures over"
+    PROBLEM_REPORTED = "problem.reported", "Patient reported a problem"
+    PROBLEM_RESOLVED = "problem.resolved", "Problem report resolved"
+    PROBLEM_NOTICE_FAILED = (
+        "problem.notice_failed",
+        "Front desk could not be emailed about a problem report",
+    )
 
     @property
     def detail_is_code(self) -> bool:
@@ -192,8 +198,19 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REFUND_CREATED,
         AuditAction.REMINDER_SENT,
         AuditAction.REMINDER_FAILED,
+        AuditAction.PROBLEM_REPORTED,
     }
 )
+
+
+class ProblemCategory(_Labelled):
+    """What a patient says went wrong on the "Problem paying?" form, in the order it lists them.
+    Labels are the patient's own words; staff read the same ones."""
+
+    AMOUNT_WRONG = "amount_wrong", "The amount looks wrong"
+    CARD_DECLINED = "card_declined", "My card was declined"
+    UNEXPECTED_MESSAGE = "unexpected_message", "I didn't expect this message"
+    OTHER = "other", "Something else"
 
 
 def jinja_globals() -> dict[str, object]:
@@ -206,4 +223,5 @@ def jinja_globals() -> dict[str, object]:
         "MessageStatus": MessageStatus,
         "AuditAction": AuditAction,
         "SurgeKind": SurgeKind,
+        "ProblemCategory": ProblemCategory,
     }

@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "payapp.mfa": 2,
     "payapp.notify": 2,
     "payapp.payments": 2,
+    "payapp.problems": 2,
     "payapp.ratelimits": 2,
     "payapp.refunds": 2,
     "payapp.reminders": 2,

@@ -8,10 +8,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from payapp import refunds
+from payapp import problems, refunds
 from payapp.accounts import create_user, find_user
 from payapp.db import get_session
-from payapp.models import FailureSurge, Payment
+from payapp.models import FailureSurge, Payment, PaymentLink
 
 from .conftest import (
     ADMIN_EMAIL,
@@ -53,6 +53,9 @@ PUBLIC = {
     ("GET", "/pay/<token>"),
     ("POST", "/pay/<token>"),
     ("POST", "/pay/<token>/reminders/stop"),
+    ("GET", "/pay/<token>/problem"),
+    ("POST", "/pay/<token>/problem"),
+    ("GET", "/pay/<token>/problem/sent"),
     ("GET", "/static/<path:filename>"),
     ("POST", "/webhooks/square"),
     ("POST", "/csp-report"),
@@ -131,6 +134,8 @@ TABLE = [
     ),
     ("POST", "/users/<id:user_id>/deactivate", FORBIDDEN, None),
     ("POST", "/users/<id:user_id>/reactivate", FORBIDDEN, None),
+    ("GET", "/problems", OK, None),
+    ("POST", "/problems/<id:report_id>/resolve", OK, None),
     ("GET", "/audit", FORBIDDEN, None),
     ("GET", "/audit.csv", FORBIDDEN, None),
     ("GET", "/security", FORBIDDEN, None),
@@ -164,12 +169,17 @@ def world(app, client, link_factory, target):
         surge = FailureSurge(kind="message", failures=3, total=3, baseline_rate=0, threshold_rate=0)
         get_session().add(surge)
         get_session().commit()
+        session = get_session()
+        report = problems.create_report(
+            session, session.get(PaymentLink, paid.id), problems.ProblemDraft(category="other")
+        ).id
     return {
         "link": link_factory().id,
         "paid": paid.id,
         "payment": payment,
         "target": target,
         "surge": surge.id,
+        "report": report,
     }
 
 
@@ -188,6 +198,7 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
             rule.replace("<id:link_id>", str(link))
             .replace("<id:user_id>", str(world["target"]))
             .replace("<id:incident_id>", str(world["surge"]))
+            .replace("<id:report_id>", str(world["report"]))
         )
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":

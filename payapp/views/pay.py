@@ -6,9 +6,11 @@ import secrets
 
 from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_wtf import FlaskForm
-from wtforms import HiddenField
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import Length
 
-from .. import alerts, links, payments, ratelimits, reminders
+from .. import alerts, links, notify, payments, problems, ratelimits, reminders
+from ..clinic import Clinic
 from ..db import get_session
 from ..extensions import limiter
 from ..gateways.square_browser import BROWSER_SDK
@@ -32,6 +34,15 @@ class PayForm(FlaskForm):
     source_id = HiddenField()
     postal_code = HiddenField()
     attempt_key = HiddenField()
+
+
+class ProblemForm(FlaskForm):
+    # Generous bounds only stop oversized posts; problems.clean_draft() gives the real messages.
+    category = StringField("What went wrong?", validators=[Length(max=100)])  # radio buttons
+    text = TextAreaField("Anything else we should know (optional)", validators=[Length(max=4000)])
+    callback_phone = StringField(
+        "A number we can call you back on (optional)", validators=[Length(max=100)]
+    )
 
 
 def new_attempt_key() -> str:
@@ -138,3 +149,75 @@ def stop_reminders(token: str):
     reminders.stop_reminders(get_session(), link, by_patient=True)
     flash("We won't send you reminders about this payment.", "success")
     return redirect(url_for("pay.show_pay_page", token=token), code=303)
+
+
+# --- "Problem paying?" ---------------------------------------------------------------------------
+
+
+def notify_front_desk(report) -> None:
+    cfg = current_app.config
+    notify.send_problem_notice(
+        get_session(),
+        current_app.jinja_env,
+        notify.Transports.from_config(cfg),
+        report,
+        to=str(cfg["FRONT_DESK_EMAIL"] or cfg["MAIL_FROM"]),
+        staff_url=cfg["PUBLIC_BASE_URL"]
+        + url_for("problems.list_problems", state="open", _anchor=f"problem-{report.id}"),
+        clinic=Clinic.from_config(cfg),
+    )
+
+
+@bp.get("/pay/<token>/problem")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+@invalid_token_limit
+def show_problem_form(token: str):
+    link = resolve_or_404(token)
+    return render("pay/problem.html", form=ProblemForm(), errors={}, **page_context(link))
+
+
+@bp.post("/pay/<token>/problem")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PROBLEM_REPORT"])
+@invalid_token_limit
+def submit_problem(token: str):
+    link = resolve_or_404(token)
+    form = ProblemForm()
+    if not form.validate():
+        errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
+        errors.setdefault("form", "Something in the form was too long. Shorten it and try again.")
+        return render(
+            "pay/problem.html", form=form, errors=errors, status_code=422, **page_context(link)
+        )
+    draft = problems.ProblemDraft(
+        category=form.category.data or "",
+        text=form.text.data or "",
+        callback_phone=form.callback_phone.data or "",
+    )
+    try:
+        report = problems.create_report(
+            get_session(),
+            link,
+            draft,
+            phone_region=str(current_app.config["DEFAULT_PHONE_REGION"]),
+        )
+    except problems.ProblemError as exc:
+        return render(
+            "pay/problem.html",
+            form=form,
+            errors=exc.errors,
+            status_code=422,
+            **page_context(link),
+        )
+    if problems.is_first_in_a_while(
+        get_session(), report, current_app.config["PROBLEM_NOTICE_QUIET_MINUTES"]
+    ):
+        notify_front_desk(report)
+    return redirect(url_for("pay.show_problem_sent", token=token), code=303)
+
+
+@bp.get("/pay/<token>/problem/sent")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+@invalid_token_limit
+def show_problem_sent(token: str):
+    link = resolve_or_404(token)
+    return render("pay/problem_sent.html", **page_context(link))

@@ -19,6 +19,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.routing.converters import NumberConverter
 
+from payapp import problems
 from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import cancel_link
@@ -113,7 +114,13 @@ ROUTES: dict[str, Route] = {
     "/pay/<token>/reminders/stop": Route(
         "payer", lambda w: f"{w.paths['open']}/reminders/stop", _const({}), (303,)
     ),
+    "/pay/<token>/problem": Route(
+        "payer", lambda w: w.paths["open"] + "/problem", _const({"category": "other"}), (303,)
+    ),
     "/links/new": Route("staff", _const("/links/new"), _const(NEW_LINK), (303,)),
+    "/problems/<id:report_id>/resolve": Route(
+        "staff", lambda w: f"/problems/{w.ids['problem']}/resolve", _const({}), (303,)
+    ),
     "/links/<id:link_id>/resend": Route(
         "staff", lambda w: f"/links/{w.ids['open']}/resend", _const({}), (303,)
     ),
@@ -275,6 +282,9 @@ def world(app, admin, client, link_factory) -> World:
         w.ids["payment"] = session.query(Payment).filter_by(link_id=paid.id).one().id
         w.ids["victim"] = create_user(session, "victim@example.com", STAFF_PASSWORD, "staff").id
         w.ids["surge"] = a_surge(session)
+        w.ids["problem"] = problems.create_report(
+            session, session.get(PaymentLink, opened.id), problems.ProblemDraft(category="other")
+        ).id
     w.ids.update(open=opened.id, closed=closed.id, paid=paid.id)
     w.paths["open"] = opened.path
     open_pay_page(w.clients["payer"], opened.path)
