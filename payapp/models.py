@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, false
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
@@ -72,6 +72,19 @@ class StaffUser(Base):
 
 class PaymentLink(Base):
     __tablename__ = "payment_link"
+    # The dashboard's filters (metrics.py, migration 0006).
+    __table_args__ = (
+        Index(
+            "ix_payment_link_created_funnel",
+            "created_at",
+            "status",
+            "sent_at",
+            "first_viewed_at",
+            "paid_at",
+        ),
+        Index("ix_payment_link_paid_at", "paid_at"),
+        Index("ix_payment_link_expires_at", "expires_at", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -113,6 +126,11 @@ class PaymentLink(Base):
 
 class Payment(Base):
     __tablename__ = "payment"
+    __table_args__ = (
+        Index("ix_payment_status_completed", "status", "completed_at", "amount_cents"),
+        Index("ix_payment_status_created", "status", "created_at", "error_code"),
+        Index("ix_payment_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
@@ -152,6 +170,7 @@ class Payment(Base):
 
 class Refund(Base):
     __tablename__ = "refund"
+    __table_args__ = (Index("ix_refund_created_at", "created_at", "status", "amount_cents"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
@@ -171,6 +190,7 @@ class Refund(Base):
 
 class Message(Base):
     __tablename__ = "message"
+    __table_args__ = (Index("ix_message_link_sent", "link_id", "status", "sent_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
@@ -185,6 +205,7 @@ class Message(Base):
 
 class ProblemReport(Base):
     __tablename__ = "problem_report"
+    __table_args__ = (Index("ix_problem_report_resolved_at", "resolved_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"), index=True)

@@ -1,0 +1,39 @@
+"""dashboard indexes: what payapp/metrics.py filters and sums on, so its aggregates read indexes
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-30
+"""
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+INDEXES = (
+    (
+        "ix_payment_link_created_funnel",
+        "payment_link",
+        ["created_at", "status", "sent_at", "first_viewed_at", "paid_at"],
+    ),
+    ("ix_payment_link_paid_at", "payment_link", ["paid_at"]),
+    ("ix_payment_link_expires_at", "payment_link", ["expires_at", "status"]),
+    ("ix_payment_status_completed", "payment", ["status", "completed_at", "amount_cents"]),
+    ("ix_payment_status_created", "payment", ["status", "created_at", "error_code"]),
+    ("ix_payment_created_at", "payment", ["created_at"]),
+    ("ix_refund_created_at", "refund", ["created_at", "status", "amount_cents"]),
+    ("ix_message_link_sent", "message", ["link_id", "status", "sent_at"]),
+    ("ix_problem_report_resolved_at", "problem_report", ["resolved_at"]),
+)
+
+
+def upgrade() -> None:
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns)
+
+
+def downgrade() -> None:
+    for name, table, _ in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
