@@ -263,3 +263,17 @@ def test_median_of_an_even_count_is_the_lower_middle(history):
     assert metrics.time_to_pay(history, period) == (1, 4200, 4200)
     later = metrics.period_for("custom", NOW, TZ, "2026-11-01", "2026-11-01")[1]
     assert metrics.time_to_pay(history, later) == (2, 14400, 117000)
+
+
+def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
+    from sqlalchemy import func, select
+
+    from payapp.cli import seed_demo
+
+    assert seed_demo(db_session, 3000, NOW) == 3000
+    states = set(db_session.scalars(select(PaymentLink.status).distinct()))
+    assert states == set(LinkStatus)
+    assert db_session.scalar(select(func.count()).select_from(ProblemReport)) > 0
+    d = metrics.dashboard(db_session, metrics.period_for("90", NOW, TZ)[1], NOW)
+    assert d.funnel.created == 3000 and d.paid_cents > d.refunded_cents > 0
+    assert d.declines and d.unknown_outcomes > 0 and d.expired_unpaid > 0
