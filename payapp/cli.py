@@ -289,6 +289,7 @@ def _demo_rows(rng, link_id: int, now: datetime, days: int):
         "created_by_id": None,
         "created_at": created,
         "sent_at": None,
+        "first_sent_at": None,
         "first_viewed_at": None,
         "paid_at": None,
         "decline_count": 0,
@@ -300,7 +301,7 @@ def _demo_rows(rng, link_id: int, now: datetime, days: int):
     roll = rng.random()
     sent = roll < 0.95
     if sent:
-        link["sent_at"] = created + timedelta(seconds=5)
+        link["sent_at"] = link["first_sent_at"] = created + timedelta(seconds=5)
         messages.append((created + timedelta(seconds=5), MessageStatus.SENT))
         if rng.random() < 0.03:
             messages.append((created + timedelta(seconds=2), MessageStatus.FAILED))

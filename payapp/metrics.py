@@ -20,6 +20,7 @@ What each figure counts:
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,8 +30,8 @@ from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from .decline_reasons import describe_code
-from .models import Message, Payment, PaymentLink, ProblemReport, Refund
-from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
+from .models import Payment, PaymentLink, ProblemReport, Refund
+from .states import LinkStatus, PaymentStatus, RefundStatus
 
 PRESETS = {"today": 1, "7": 7, "30": 30, "90": 90}
 MAX_DAYS = 366
@@ -194,25 +195,22 @@ def _seconds_between(session: Session, later, earlier):
 def time_to_pay(session: Session, period: Period) -> tuple[int, int | None, int | None]:
     """(n, median, p90) seconds from a link's first sent message to its payment, for the links
     paid in the period; percentiles by nearest rank, found with ORDER BY ... LIMIT 1 OFFSET."""
-    first_sent = (
-        select(func.min(Message.sent_at))
-        .where(Message.link_id == PaymentLink.id, Message.status == MessageStatus.SENT)
-        .correlate(PaymentLink)
-        .scalar_subquery()
+    link = PaymentLink
+    secs = _seconds_between(session, link.paid_at, link.first_sent_at)
+    known = (
+        _in(link.paid_at, period),
+        link.first_sent_at.is_not(None),
+        link.first_sent_at <= link.paid_at,
     )
-    waits = (
-        select(_seconds_between(session, PaymentLink.paid_at, first_sent).label("secs"))
-        .where(_in(PaymentLink.paid_at, period))
-        .subquery()
-    )
-    known = select(waits.c.secs).where(waits.c.secs.is_not(None), waits.c.secs >= 0)
-    n = session.scalar(select(func.count()).select_from(known.subquery())) or 0
+    n = session.scalar(select(func.count()).where(*known)) or 0
     if n == 0:
         return 0, None, None
 
     def nearest_rank(p: float) -> int:
         offset = max(math.ceil(p * n) - 1, 0)
-        return int(session.scalar(known.order_by(waits.c.secs).limit(1).offset(offset)))
+        return int(
+            session.scalar(select(secs).where(*known).order_by(secs).limit(1).offset(offset))
+        )
 
     return n, nearest_rank(0.5), nearest_rank(0.9)
 
@@ -249,23 +247,43 @@ def declines_by_reason(session: Session, period: Period) -> list[tuple[str, int]
 
 
 def daily_paid(session: Session, period: Period) -> list[DayTotal]:
-    """Completed payments per clinic-local day of the period (count, cents)."""
+    """Completed payments per clinic-local day of the period (count, cents).
+
+    Summed per UTC hour in SQL (at most 24 a day), then each hour goes to its local day: every
+    local midnight of a zone with whole-hour offsets (all US zones) starts a UTC hour. Other
+    zones are bucketed by a CASE over the day boundaries instead."""
     days = period.days
-    # Each payment falls in the last day whose local midnight it is not before.
-    bucket = case(
-        *[
-            (Payment.completed_at >= period.midnight(d), literal(i))
-            for i, d in reversed(list(enumerate(days)))
-        ],
-        else_=literal(-1),
-    ).label("day")
-    rows = session.execute(
-        select(bucket, func.count(), func.sum(Payment.amount_cents))
-        .where(Payment.status == PaymentStatus.COMPLETED, _in(Payment.completed_at, period))
-        .group_by(bucket)
-    ).all()
-    found = {int(i): (n, int(cents or 0)) for i, n, cents in rows}
-    return [DayTotal(d, *found.get(i, (0, 0))) for i, d in enumerate(days)]
+    where = (Payment.status == PaymentStatus.COMPLETED, _in(Payment.completed_at, period))
+    midnights = [period.midnight(d) for d in days]
+    totals = [[0, 0] for _ in days]
+    if all(m.minute == 0 and m.second == 0 for m in midnights):
+        if session.get_bind().dialect.name == "sqlite":
+            hour = func.substr(Payment.completed_at, 1, 13)
+        else:
+            hour = func.to_char(Payment.completed_at, "YYYY-MM-DD HH24")
+        rows = session.execute(
+            select(hour, func.count(), func.sum(Payment.amount_cents)).where(*where).group_by(hour)
+        ).all()
+        for text, n, cents in rows:
+            start = datetime.strptime(str(text)[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+            i = bisect.bisect_right(midnights, start) - 1
+            totals[i][0] += n
+            totals[i][1] += int(cents or 0)
+    else:
+        bucket = case(
+            *[
+                (Payment.completed_at >= m, literal(i))
+                for i, m in reversed(list(enumerate(midnights)))
+            ],
+            else_=literal(-1),
+        )
+        for i, n, cents in session.execute(
+            select(bucket, func.count(), func.sum(Payment.amount_cents))
+            .where(*where)
+            .group_by(bucket)
+        ).all():
+            totals[int(i)] = [n, int(cents or 0)]
+    return [DayTotal(d, n, cents) for d, (n, cents) in zip(days, totals, strict=True)]
 
 
 def dashboard(session: Session, period: Period, now: datetime) -> Dashboard:

@@ -82,7 +82,7 @@ class PaymentLink(Base):
             "first_viewed_at",
             "paid_at",
         ),
-        Index("ix_payment_link_paid_at", "paid_at"),
+        Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
     )
 
@@ -100,6 +100,8 @@ class PaymentLink(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The first time a message went out (sent_at is the latest): the dashboard's time to pay.
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decline_count: Mapped[int] = mapped_column(Integer, default=0)

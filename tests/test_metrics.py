@@ -64,6 +64,7 @@ def add_link(
         )
         if state == MessageStatus.SENT:
             link.sent_at = when
+            link.first_sent_at = link.first_sent_at or when
     return link
 
 

@@ -1,10 +1,11 @@
-"""dashboard indexes: what payapp/metrics.py filters and sums on, so its aggregates read indexes
+"""dashboard: payment_link.first_sent_at, and indexes on what payapp/metrics.py filters and sums on
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
@@ -18,7 +19,7 @@ INDEXES = (
         "payment_link",
         ["created_at", "status", "sent_at", "first_viewed_at", "paid_at"],
     ),
-    ("ix_payment_link_paid_at", "payment_link", ["paid_at"]),
+    ("ix_payment_link_paid_at", "payment_link", ["paid_at", "first_sent_at"]),
     ("ix_payment_link_expires_at", "payment_link", ["expires_at", "status"]),
     ("ix_payment_status_completed", "payment", ["status", "completed_at", "amount_cents"]),
     ("ix_payment_status_created", "payment", ["status", "created_at", "error_code"]),
@@ -30,6 +31,14 @@ INDEXES = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("payment_link") as batch:
+        batch.add_column(sa.Column("first_sent_at", sa.DateTime(), nullable=True))
+    op.execute(
+        sa.text(
+            "UPDATE payment_link SET first_sent_at = (SELECT min(message.sent_at) FROM message"
+            " WHERE message.link_id = payment_link.id AND message.status = 'sent')"
+        )
+    )
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns)
 
@@ -37,3 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name, table, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table)
+    with op.batch_alter_table("payment_link") as batch:
+        batch.drop_column("first_sent_at")
