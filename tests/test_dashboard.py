@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import time_machine
 from sqlalchemy import update
 
 from payapp.db import get_session
@@ -80,3 +81,18 @@ def test_a_reversed_custom_period_is_explained(staff):
     response = staff.get("/dashboard?period=custom&from=2026-11-02&to=2026-11-01")
     assert response.status_code == 422
     assert "The first day must not be after the last." in response.text
+
+
+def test_resending_keeps_the_first_send_for_time_to_pay(app, staff, link_factory):
+    from tests.conftest import staff_post
+
+    link = link_factory()
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    with time_machine.travel(first, tick=False):
+        staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    with time_machine.travel(first + timedelta(minutes=5), tick=False):
+        staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    with app.app_context():
+        stored = get_session().get(PaymentLink, link.id)
+        assert stored.first_sent_at == first
+        assert stored.sent_at == first + timedelta(minutes=5)
