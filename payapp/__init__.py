@@ -34,7 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .gateways.factory import make_gateway
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
-    from .views import account, audit_log, guards, pay, problems, staff, users, webhooks
+    from .views import account, audit_log, dashboard, guards, pay, problems, staff, users, webhooks
     from .views import alerts as alerts_views
 
     load_config(app, test_config)
@@ -57,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(users.bp)
     app.register_blueprint(alerts_views.bp)
     app.register_blueprint(problems.bp)
+    app.register_blueprint(dashboard.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import click
 from flask import current_app
 
@@ -31,7 +33,7 @@ from .db import get_session, upgrade_schema
 from .gateways import GatewayError, GatewayUnknown
 from .gateways.square_troubleshooting import gateway_hint
 from .models import StaffUser
-from .states import AuditAction
+from .states import AuditAction, LinkStatus, MessageStatus, PaymentStatus, RefundStatus
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_FRONT_DESK = "frontdesk@example.com"
@@ -294,6 +296,209 @@ def reset_mfa_command(email):
     click.echo(f"Two-step verification removed for {user.email}; they set it up at next login.")
 
 
+# --- Demo data -------------------------------------------------------------------------------
+
+DEMO_DECLINES = ("GENERIC_DECLINE", "INSUFFICIENT_FUNDS", "CVV_FAILURE", "CARD_EXPIRED")
+DEMO_PROBLEMS = ("amount_wrong", "card_declined", "unexpected_message", "other")
+SEED_BATCH = 5000
+
+
+def _demo_rows(rng, link_id: int, now: datetime, days: int):
+    """One link's rows (link, payments, refunds, messages) in a believable state."""
+    created = now - timedelta(seconds=rng.randrange(days * 86400))
+    cents = rng.choice((2500, 4000, 7550, 12000, 18500, 25000, 60000)) + rng.randrange(100)
+    link = {
+        "id": link_id,
+        "public_id": f"demo{link_id:012d}",
+        "patient_name": "Demo Patient",
+        "email": "patient@example.com",
+        "phone": None,
+        "amount_cents": cents,
+        "currency": "USD",
+        "reference": f"INV-{link_id}",
+        "description": "",
+        "status": LinkStatus.OPEN,
+        "expires_at": created + timedelta(days=14),
+        "created_by_id": None,
+        "created_at": created,
+        "sent_at": None,
+        "first_sent_at": None,
+        "first_viewed_at": None,
+        "paid_at": None,
+        "decline_count": 0,
+        "claim_key": None,
+        "claimed_at": None,
+        "reissued_from_id": None,
+    }
+    payments, refunds, messages = [], [], []
+    roll = rng.random()
+    sent = roll < 0.95
+    if sent:
+        link["sent_at"] = link["first_sent_at"] = created + timedelta(seconds=5)
+        messages.append((created + timedelta(seconds=5), MessageStatus.SENT))
+        if rng.random() < 0.03:
+            messages.append((created + timedelta(seconds=2), MessageStatus.FAILED))
+    wait = timedelta(minutes=rng.choice((3, 20, 90, 300, 1440, 4320)) + rng.randrange(60))
+    when = created + wait
+
+    def attempt(status, at, code=None, completed=None):
+        payments.append((status, at, code, completed))
+
+    if roll < 0.55 and when < now:
+        link["first_viewed_at"] = when - timedelta(minutes=2)
+        if rng.random() < 0.12:
+            attempt(PaymentStatus.FAILED, when - timedelta(minutes=1), rng.choice(DEMO_DECLINES))
+            link["decline_count"] = 1
+        attempt(PaymentStatus.COMPLETED, when, completed=when)
+        link.update(status=LinkStatus.PAID, paid_at=when)
+        r = rng.random()
+        if r < 0.08:
+            part = cents if r < 0.04 else cents // 3
+            link["status"] = LinkStatus.REFUNDED if part == cents else LinkStatus.PARTIALLY_REFUNDED
+            later = min(when + timedelta(days=rng.randrange(1, 10)), now)
+            refunds.append((part, later, RefundStatus.COMPLETED if r > 0.005 else "pending"))
+    elif roll < 0.70:
+        if rng.random() < 0.5 and when < now:
+            link["first_viewed_at"] = when
+    elif roll < 0.80:
+        link["expires_at"] = created + timedelta(days=rng.randrange(1, 8))
+        if link["expires_at"] < now:
+            link["status"] = LinkStatus.EXPIRED
+    elif roll < 0.85:
+        link["status"] = LinkStatus.CANCELLED
+    elif roll < 0.88 and when < now:
+        link.update(first_viewed_at=when, status=LinkStatus.LOCKED, decline_count=3)
+        for i in range(3):
+            attempt(PaymentStatus.FAILED, when + timedelta(minutes=i), rng.choice(DEMO_DECLINES))
+    elif roll < 0.885 and when < now:
+        link["first_viewed_at"] = when
+        attempt(PaymentStatus.UNKNOWN, when)
+    return link, payments, refunds, messages
+
+
+def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, progress=None):
+    """Insert ``n`` demo links with their payments, refunds, messages and problem reports,
+    spread over the ``days`` before ``now``, in batches of core executemany inserts."""
+    from random import Random
+
+    from sqlalchemy import func, insert, select
+
+    from .models import Message, Payment, PaymentLink, ProblemReport, Refund
+
+    rng = Random(seed)  # noqa: S311 - demo data, not secrets
+    next_link = (session.scalar(select(func.max(PaymentLink.id))) or 0) + 1
+    next_payment = (session.scalar(select(func.max(Payment.id))) or 0) + 1
+    done = 0
+    while done < n:
+        size = min(SEED_BATCH, n - done)
+        links, payments, refunds, messages, problems = [], [], [], [], []
+        for _ in range(size):
+            link, pays, refs, msgs = _demo_rows(rng, next_link, now, days)
+            links.append(link)
+            for status, at, code, completed in pays:
+                payments.append(
+                    {
+                        "id": next_payment,
+                        "link_id": next_link,
+                        "idempotency_key": f"demo{next_payment:020d}",
+                        "gateway": "demo",
+                        "gateway_payment_id": None,
+                        "status": status,
+                        "amount_cents": link["amount_cents"],
+                        "currency": "USD",
+                        "source_id": "demo",
+                        "postal_code": "",
+                        "card_brand": "VISA",
+                        "card_last4": "1111",
+                        "avs_status": None,
+                        "cvv_status": None,
+                        "error_code": code,
+                        "receipt_number": None,
+                        "receipt_url": None,
+                        "refunded_cents": 0,
+                        "gateway_updated_at": None,
+                        "created_at": at,
+                        "completed_at": completed,
+                    }
+                )
+                if status == PaymentStatus.COMPLETED:
+                    for cents, at_r, r_status in refs:
+                        payments[-1]["refunded_cents"] = cents
+                        refunds.append(
+                            {
+                                "payment_id": next_payment,
+                                "idempotency_key": f"demor{next_payment:019d}",
+                                "gateway_refund_id": None,
+                                "amount_cents": cents,
+                                "reason": "Demo",
+                                "status": r_status,
+                                "created_by_id": None,
+                                "gateway_updated_at": None,
+                                "created_at": at_r,
+                            }
+                        )
+                next_payment += 1
+            for at, status in msgs:
+                messages.append(
+                    {
+                        "link_id": next_link,
+                        "channel": "email",
+                        "recipient": "patient@example.com",
+                        "status": status,
+                        "attempts": 1,
+                        "error": None if status == MessageStatus.SENT else "Demo",
+                        "created_at": at,
+                        "sent_at": at if status == MessageStatus.SENT else None,
+                    }
+                )
+            if rng.random() < 0.005:
+                problems.append(
+                    {
+                        "link_id": next_link,
+                        "category": rng.choice(DEMO_PROBLEMS),
+                        "text": "",
+                        "created_at": link["created_at"] + timedelta(hours=1),
+                        "resolved_at": None if rng.random() < 0.4 else now,
+                        "resolved_by_id": None,
+                    }
+                )
+            next_link += 1
+        for model, rows in (
+            (PaymentLink, links),
+            (Payment, payments),
+            (Refund, refunds),
+            (Message, messages),
+            (ProblemReport, problems),
+        ):
+            if rows:
+                session.execute(insert(model.__table__), rows)
+        session.commit()
+        done += size
+        if progress is not None:
+            progress(size)
+    return done
+
+
+@click.command("seed-demo")
+@click.option(
+    "--links",
+    "count",
+    type=click.IntRange(1, 5_000_000),
+    default=2000,
+    show_default=True,
+    help="How many payment links to make.",
+)
+@click.option("--days", type=click.IntRange(1, 365), default=90, show_default=True)
+def seed_demo_command(count, days):
+    """Fill a demo database with a believable history for the dashboard (demo mode only)."""
+    if current_app.config["PRODUCTION"]:
+        raise click.ClickException("seed-demo is for development mode only.")
+    now = datetime.now(UTC)
+    with click.progressbar(length=count, label="Making demo links") as bar:
+        seed_demo(get_session(), count, now, days=days, progress=bar.update)
+    click.echo(f"Made {count} demo links over the last {days} days.")
+
+
 def init_app(app) -> None:
     for command in (
         create_link_command,
@@ -308,5 +513,6 @@ def init_app(app) -> None:
         allow_refunds_command,
         unlock_user_command,
         reset_mfa_command,
+        seed_demo_command,
     ):
         app.cli.add_command(command)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator, false
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
@@ -72,6 +82,19 @@ class StaffUser(Base):
 
 class PaymentLink(Base):
     __tablename__ = "payment_link"
+    # The dashboard's filters (metrics.py, migration 0006).
+    __table_args__ = (
+        Index(
+            "ix_payment_link_created_funnel",
+            "created_at",
+            "status",
+            "sent_at",
+            "first_viewed_at",
+            "paid_at",
+        ),
+        Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
+        Index("ix_payment_link_expires_at", "expires_at", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -87,6 +110,8 @@ class PaymentLink(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The first time a message went out (sent_at is the latest): the dashboard's time to pay.
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decline_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -118,6 +143,11 @@ class PaymentLink(Base):
 
 class Payment(Base):
     __tablename__ = "payment"
+    __table_args__ = (
+        Index("ix_payment_status_completed", "status", "completed_at", "amount_cents"),
+        Index("ix_payment_status_created", "status", "created_at", "error_code"),
+        Index("ix_payment_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
@@ -157,6 +187,7 @@ class Payment(Base):
 
 class Refund(Base):
     __tablename__ = "refund"
+    __table_args__ = (Index("ix_refund_created_at", "created_at", "status", "amount_cents"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
@@ -176,6 +207,7 @@ class Refund(Base):
 
 class Message(Base):
     __tablename__ = "message"
+    __table_args__ = (Index("ix_message_link_sent", "link_id", "status", "sent_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -228,7 +228,11 @@ def send_link(
             )
         messages.append(message)
     if any(m.status == MessageStatus.SENT for m in messages):
-        session.execute(update(PaymentLink).where(PaymentLink.id == link.id).values(sent_at=now))
+        session.execute(
+            update(PaymentLink)
+            .where(PaymentLink.id == link.id)
+            .values(sent_at=now, first_sent_at=func.coalesce(PaymentLink.first_sent_at, now))
+        )
     session.commit()
     session.refresh(link)
     return messages

@@ -52,9 +52,9 @@ def test_login_page_has_labelled_email_and_password_fields(client):
     assert 'autocomplete="current-password"' in html
 
 
-def test_good_credentials_log_in_and_land_on_the_links(client):
+def test_good_credentials_log_in_and_land_on_the_dashboard(client):
     response = log_in(client)
-    assert response.status_code == 303 and response.headers["Location"] == "/links"
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
     assert "Payment links" in client.get("/links").text
 
 
@@ -118,7 +118,7 @@ def test_next_never_leaves_the_site(client, target):
             "next": target,
         },
     )
-    assert response.headers["Location"] == "/links"
+    assert response.headers["Location"] == "/dashboard"
 
 
 def test_login_without_csrf_token_is_refused(client):
@@ -157,7 +157,7 @@ def test_logging_out_ends_copies_of_the_session_and_the_users_other_sessions(app
 def test_next_refuses_control_characters(client, target):
     """Browsers drop tabs: "/<tab>/evil.example" would land on //evil.example."""
     assert safe_next(target) is None
-    assert log_in(client, next_url=target).headers["Location"] == "/links"
+    assert log_in(client, next_url=target).headers["Location"] == "/dashboard"
 
 
 def test_next_keeps_a_local_path_with_its_query():

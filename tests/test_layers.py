@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "payapp.extensions": 0,
     "payapp.logs": 0,
     "payapp.db": 0,
+    "payapp.charts": 0,
     # 1 card gateways: the interface, its implementations, Square's browser hosts and advice
     "payapp.gateways": 1,
     # 2 domain: plain values in, plain results or named errors out
@@ -43,6 +44,7 @@ LAYERS: dict[str, int] = {
     "payapp.deployment": 2,
     "payapp.integrity": 2,
     "payapp.links": 2,
+    "payapp.metrics": 2,
     "payapp.mfa": 2,
     "payapp.notify": 2,
     "payapp.payments": 2,

@@ -149,7 +149,7 @@ def test_after_enrolling_login_takes_a_password_then_a_code(app, staff):
     wrong = submit_code(browser, "000000")
     assert wrong.status_code == 422 and "That code did not work" in wrong.text
     good = submit_code(browser, fresh_totp(app, STAFF_EMAIL, secret))
-    assert good.status_code == 303 and good.headers["Location"] == "/links"
+    assert good.status_code == 303 and good.headers["Location"] == "/dashboard"
     assert browser.get("/links").status_code == 200
 
 
@@ -275,7 +275,7 @@ def test_an_admin_reset_removes_two_step_and_ends_the_users_sessions(app, staff,
     user = stored_user(app, STAFF_EMAIL)
     assert not user.mfa_enabled and user.totp_secret is None and user.recovery_codes == ""
     assert staff.get("/links").status_code == 302
-    assert log_in(app.test_client()).headers["Location"] == "/links"  # staff: password only now
+    assert log_in(app.test_client()).headers["Location"] == "/dashboard"  # staff: password only now
     assert "user.mfa_reset" in audit_actions(app)
 
 

@@ -134,6 +134,7 @@ TABLE = [
     ),
     ("POST", "/users/<id:user_id>/deactivate", FORBIDDEN, None),
     ("POST", "/users/<id:user_id>/reactivate", FORBIDDEN, None),
+    ("GET", "/dashboard", OK, None),
     ("GET", "/problems", OK, None),
     ("POST", "/problems/<id:report_id>/resolve", OK, None),
     ("GET", "/audit", FORBIDDEN, None),

@@ -81,7 +81,7 @@ def after_login_target(user: StaffUser, wanted: str | None) -> str:
     if setup:
         session["after_setup"] = safe_next(wanted) or ""
         return url_for(setup)
-    return safe_next(wanted) or url_for("staff.list_links")
+    return safe_next(wanted) or url_for("dashboard.show_dashboard")
 
 
 login_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_LOGIN"], scope="login")

@@ -74,7 +74,7 @@ def send_and_report(link: PaymentLink) -> None:
 
 @bp.get("/")
 def index():
-    return redirect(url_for("staff.list_links"))
+    return redirect(url_for("dashboard.show_dashboard"))
 
 
 @bp.get("/links")

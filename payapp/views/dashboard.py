@@ -1,0 +1,74 @@
+"""The dashboard (`/dashboard`): how collection goes over a period staff choose; the page staff
+land on after logging in. Figures come from metrics.py; this only reads the period and renders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, request
+
+from .. import metrics
+from ..charts import bars
+from ..db import get_session
+from ..htmx import render
+from ..money import format_cents
+from .guards import login_required
+
+bp = Blueprint("dashboard", __name__)
+
+CHOICES = (("today", "Today"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"))
+
+
+def _duration(seconds: int | None) -> str:
+    """'2 d 3 h', '5 h 10 min', '12 min' — how long patients took to pay."""
+    if seconds is None:
+        return "—"
+    minutes = seconds // 60
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min"
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+@bp.get("/dashboard")
+@login_required
+def show_dashboard():
+    args = request.args
+    tz = current_app.config["CLINIC_TIMEZONE"]
+    now = datetime.now(UTC)
+    error = None
+    try:
+        choice, period = metrics.period_for(
+            args.get("period", "30", type=str)[:10],
+            now,
+            tz,
+            args.get("from", "", type=str)[:10],
+            args.get("to", "", type=str)[:10],
+        )
+    except metrics.PeriodError as exc:
+        error = str(exc)
+        choice, period = metrics.period_for("30", now, tz)
+    figures = metrics.dashboard(get_session(), period, now)
+    chart = bars([(f"{d.day:%b} {d.day.day}", d.cents) for d in figures.trend])
+    return render(
+        "dashboard/index.html",
+        "panels",
+        status_code=422 if error else 200,
+        figures=figures,
+        chart=chart,
+        choice=choice,
+        choices=CHOICES,
+        period=period,
+        error=error,
+        custom_from=args.get("from", "", type=str)[:10],
+        custom_to=args.get("to", "", type=str)[:10],
+        duration=_duration,
+        percent=_percent,
+        money=format_cents,
+    )

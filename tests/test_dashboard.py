@@ -1,0 +1,98 @@
+"""The dashboard page: staff only, the landing page after login, the period form with and
+without htmx, and the figures of a small history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import time_machine
+from sqlalchemy import update
+
+from payapp.db import get_session
+from payapp.models import Payment, PaymentLink, ProblemReport
+from payapp.states import LinkStatus, PaymentStatus
+
+
+def test_dashboard_needs_a_login(client):
+    response = client.get("/dashboard")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_root_leads_staff_to_the_dashboard(staff):
+    assert staff.get("/").headers["Location"] == "/dashboard"
+    assert 'href="/dashboard"' in staff.get("/links").text
+
+
+def test_dashboard_shows_the_periods_figures(app, staff, link_factory):
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    day = now.astimezone(ZoneInfo("America/New_York")).date()
+    paid = link_factory(amount="125.50")
+    link_factory(amount="10.00")
+    with app.app_context():
+        session = get_session()
+        session.add(
+            Payment(
+                link_id=paid.id,
+                idempotency_key="k1",
+                gateway="demo",
+                amount_cents=12550,
+                currency="USD",
+                source_id="t",
+                status=PaymentStatus.COMPLETED,
+                completed_at=now,
+            )
+        )
+        session.execute(
+            update(PaymentLink)
+            .where(PaymentLink.id == paid.id)
+            .values(status=LinkStatus.PAID, paid_at=now)
+        )
+        session.add(ProblemReport(category="other"))
+        session.commit()
+    html = staff.get("/dashboard?period=7").text
+    assert '<p class="dash-figure" id="dash-collected">$125.50</p>' in html
+    assert '<p class="dash-figure" id="dash-outstanding">$10.00</p>' in html
+    assert '<p class="dash-figure" id="dash-completion">50.0%</p>' in html
+    assert '<span id="dash-problems">1</span>' in html
+    cells = '<td class="num">1</td><td class="num">$125.50</td>'
+    row = f'<th scope="row">{day.isoformat()}</th>{cells}'
+    assert row in html
+    assert f"<title>{day:%b} {day.day}: $125.50</title>" in html
+    assert '<option value="7" selected>' in html
+
+
+def test_htmx_gets_only_the_panels(staff):
+    response = staff.get("/dashboard?period=90", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert 'id="dash-collected"' in response.text
+    assert "<form" not in response.text and "<html" not in response.text
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_plain_form_get_works_without_htmx(staff):
+    response = staff.get("/dashboard?period=custom&from=2026-10-31&to=2026-11-01")
+    assert response.status_code == 200
+    assert "October 31, 2026 – November 1, 2026 (America/New_York)" in response.text
+    assert "<form" in response.text
+
+
+def test_a_reversed_custom_period_is_explained(staff):
+    response = staff.get("/dashboard?period=custom&from=2026-11-02&to=2026-11-01")
+    assert response.status_code == 422
+    assert "The first day must not be after the last." in response.text
+
+
+def test_resending_keeps_the_first_send_for_time_to_pay(app, staff, link_factory):
+    from tests.conftest import staff_post
+
+    link = link_factory()
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    with time_machine.travel(first, tick=False):
+        staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    with time_machine.travel(first + timedelta(minutes=5), tick=False):
+        staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    with app.app_context():
+        stored = get_session().get(PaymentLink, link.id)
+        assert stored.first_sent_at == first
+        assert stored.sent_at == first + timedelta(minutes=5)
