@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from . import alerts, audit, deployment, integrity, links, notify, payments, refunds, site_surface
+from . import (
+    alerts,
+    audit,
+    deployment,
+    integrity,
+    links,
+    notify,
+    payments,
+    refunds,
+    site_surface,
+    texting,
+)
 from .accounts import (
     ROLES,
     UserError,
@@ -87,6 +98,16 @@ def run_jobs_command():
     outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
     alerts.check_decline_spike(session, current_app.config)
+    texts = texting.send_queued_texts(
+        session,
+        current_app.jinja_env,
+        notify.Transports.from_config(current_app.config),
+        Clinic.from_config(current_app.config),
+        lambda link: links.link_url(
+            current_app.config["PUBLIC_BASE_URL"], link, current_app.config["SECRET_KEY"]
+        ),
+    )
+    click.echo(f"Sent {texts} queued text message(s).")
 
 
 @click.command("check-integrity")

@@ -85,6 +85,7 @@ class MessageStatus(_Labelled):
     QUEUED = "queued", "queued"
     SENT = "sent", "sent"
     FAILED = "failed", "failed"
+    SENDING = "sending", "being sent"  # claimed by run-jobs, in Twilio's hands in a moment
 
 
 class AuditAction(_Labelled):
@@ -142,6 +143,12 @@ class AuditAction(_Labelled):
     RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
     WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
     AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
+    SMS_QUEUED = "sms.queued", "Text message waiting for clinic hours"
+    SMS_DELIVERED = "sms.delivered", "Text message delivered"
+    SMS_UNDELIVERED = "sms.undelivered", "Text message not delivered by the phone carrier"
+    SMS_OPTED_OUT = "sms.opted_out", "Patient replied STOP: no more texts"
+    SMS_OPTED_IN = "sms.opted_in", "Patient replied START: texts allowed again"
+    SMS_HELP = "sms.help", "Patient replied HELP"
 
     @property
     def detail_is_code(self) -> bool:
@@ -175,6 +182,7 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.PAYMENT_UNRESOLVED,
         AuditAction.REFUND_REQUESTED,
         AuditAction.REFUND_CREATED,
+        AuditAction.SMS_UNDELIVERED,
     }
 )
 

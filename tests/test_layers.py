@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "payapp.db": 0,
     # 1 card gateways: the interface, its implementations, Square's browser hosts and advice
     "payapp.gateways": 1,
+    "payapp.sms": 1,  # the Twilio transport, beside the card gateways
     # 2 domain: plain values in, plain results or named errors out
     "payapp.audit": 2,
     "payapp.audit_export": 2,
@@ -49,6 +50,7 @@ LAYERS: dict[str, int] = {
     "payapp.ratelimits": 2,
     "payapp.refunds": 2,
     "payapp.webhook_events": 2,
+    "payapp.texting": 2,
     # 3 web and command line: blueprints, request hooks, error pages, commands
     "payapp.views": 3,
     "payapp.security": 3,
