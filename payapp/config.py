@@ -207,6 +207,13 @@ def check_config(cfg) -> None:
             "PAYAPP_TRUSTED_PROXIES must be a whole number of reverse proxies in front of payapp: "
             "0 when browsers reach gunicorn directly, 1 behind the documented Caddy."
         )
+    twilio = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    if any(cfg.get(k) for k in twilio) and not cfg.get("TWILIO_ENABLED"):
+        # Half a Twilio set-up would silently leave texts in the outbox folder.
+        raise ConfigError(
+            "Set PAYAPP_TWILIO_ACCOUNT_SID, PAYAPP_TWILIO_AUTH_TOKEN and PAYAPP_TWILIO_FROM (or "
+            "PAYAPP_TWILIO_MESSAGING_SERVICE_SID) together, or none of them."
+        )
     try:
         parse_text_hours(cfg["TEXT_HOURS"], cfg["TEXT_DAYS"])
     except ValueError as exc:

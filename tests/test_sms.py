@@ -113,6 +113,21 @@ def test_bad_texting_hours_refuse_to_start(hours, days, tmp_path, monkeypatch):
         create_app({"TESTING": True, "TEXT_HOURS": hours, "TEXT_DAYS": days})
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32},  # no sender
+        {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_FROM": "+15005550006"},  # no token
+    ],
+)
+def test_half_a_twilio_setup_refuses_to_start(settings, tmp_path, monkeypatch):
+    from payapp import create_app
+
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="PAYAPP_TWILIO_AUTH_TOKEN and PAYAPP_TWILIO_FROM"):
+        create_app({"TESTING": True, **settings})
+
+
 def test_carrier_errors_in_words_staff_can_act_on():
     assert "possible spam" in carrier_error_text("30007")
     assert "switched off" in carrier_error_text("30003")

@@ -3,6 +3,7 @@ signed webhook Twilio calls back with delivery statuses and the patient's STOP/S
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -299,3 +300,36 @@ def test_a_queued_text_for_a_link_cancelled_meanwhile_is_not_sent(app, twilio, l
         [message] = session.scalars(select(Message)).all()
         assert message.status == "failed" and "cancelled" in message.error
     assert twilio.sent == []
+
+
+def test_two_overlapping_run_jobs_send_each_queued_text_once(app, twilio, link_factory):
+    app.config.update(TEXT_HOURS="08:00-18:00", TEXT_DAYS="Mon-Fri")
+    for _ in range(6):
+        send(app, text_link(link_factory).id, now=SATURDAY_NOON)
+    start = threading.Barrier(2)
+    counts = []
+
+    def run_jobs_pass():
+        with app.extensions["payapp.sessionmaker"]() as session:
+            start.wait()
+            counts.append(
+                texting.send_queued_texts(
+                    session,
+                    app.jinja_env,
+                    notify.Transports.from_config(app.config),
+                    Clinic.from_config(app.config),
+                    lambda link: f"{SITE}/pay/token",
+                    now=MONDAY_NINE,
+                )
+            )
+
+    threads = [threading.Thread(target=run_jobs_pass) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sum(counts) == 6 and len(twilio.sent) == 6
+    with app.app_context():
+        statuses = get_session().scalars(select(Message.status)).all()
+    assert statuses == ["sent"] * 6
