@@ -34,7 +34,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .gateways.factory import make_gateway
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
-    from .views import account, audit_log, dashboard, guards, pay, problems, staff, users, webhooks
+    from .views import (
+        account,
+        audit_log,
+        dashboard,
+        guards,
+        pay,
+        problems,
+        staff,
+        twilio,
+        users,
+        webhooks,
+    )
     from .views import alerts as alerts_views
 
     load_config(app, test_config)
@@ -53,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pay.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(twilio.bp)
     app.register_blueprint(audit_log.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(alerts_views.bp)

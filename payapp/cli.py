@@ -18,6 +18,7 @@ from . import (
     refunds,
     reminders,
     site_surface,
+    texting,
 )
 from .accounts import (
     ROLES,
@@ -101,6 +102,16 @@ def run_jobs_command():
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
     for kind, change in alerts.check_surges(session, current_app.config):
         click.echo(f"Failure surge of {kind.label}: {change}; admins emailed.")
+    texts = texting.send_queued_texts(
+        session,
+        current_app.jinja_env,
+        notify.Transports.from_config(current_app.config),
+        Clinic.from_config(current_app.config),
+        lambda link: links.link_url(
+            current_app.config["PUBLIC_BASE_URL"], link, current_app.config["SECRET_KEY"]
+        ),
+    )
+    click.echo(f"Sent {texts} queued text message(s).")
     click.echo(send_reminders(session))
 
 

@@ -54,6 +54,20 @@ class Defaults:
     SQUARE_WEBHOOK_SIGNATURE_KEY = None
     SQUARE_WEBHOOK_URL = None  # the exact notification URL registered with Square
 
+    # Texts through Twilio when the account, token and a sender (number or messaging service)
+    # are set; the outbox folder otherwise.
+    TWILIO_ACCOUNT_SID = None
+    TWILIO_AUTH_TOKEN = None
+    TWILIO_FROM = None  # the sending number, E.164 (+15551234567)
+    TWILIO_MESSAGING_SERVICE_SID = None  # MG...: used instead of TWILIO_FROM when set
+    TWILIO_BASE_URL = None  # overrides https://api.twilio.com (tests and the local stand-in)
+    TWILIO_TIMEOUT = 15
+    TWILIO_WEBHOOK_URL = None  # default: PUBLIC_BASE_URL + /webhooks/twilio
+    # Texts go out only within these clinic-local hours on these days; outside them they wait
+    # for run-jobs. "" for any time.
+    TEXT_HOURS = "08:00-18:00"
+    TEXT_DAYS = "Mon-Fri"
+
     RATELIMIT_STORAGE_URI = "memory://"
     # If Redis is unreachable, keep limiting per process instead of failing every request.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
@@ -137,6 +151,16 @@ def load_config(app, test_config: dict | None = None) -> None:
     if not cfg["BACKUP_DIR"]:
         cfg["BACKUP_DIR"] = os.path.join(app.instance_path, "backups")
     cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"]).rstrip("/")
+    for key in ("TWILIO_FROM", "TWILIO_AUTH_TOKEN"):
+        if cfg[key]:
+            cfg[key] = str(cfg[key])
+    if not cfg["TWILIO_WEBHOOK_URL"]:
+        cfg["TWILIO_WEBHOOK_URL"] = cfg["PUBLIC_BASE_URL"] + "/webhooks/twilio"
+    cfg["TWILIO_ENABLED"] = bool(
+        cfg["TWILIO_ACCOUNT_SID"]
+        and cfg["TWILIO_AUTH_TOKEN"]
+        and (cfg["TWILIO_FROM"] or cfg["TWILIO_MESSAGING_SERVICE_SID"])
+    )
     cfg["PRODUCTION"] = cfg["ENV"] == "production"
     cfg["SESSION_COOKIE_SECURE"] = cfg["PRODUCTION"]
     cfg["DEMO_MODE"] = not all(
@@ -201,6 +225,17 @@ def check_config(cfg) -> None:
             "PAYAPP_TRUSTED_PROXIES must be a whole number of reverse proxies in front of payapp: "
             "0 when browsers reach gunicorn directly, 1 behind the documented Caddy."
         )
+    twilio = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    if any(cfg.get(k) for k in twilio) and not cfg.get("TWILIO_ENABLED"):
+        # Half a Twilio set-up would silently leave texts in the outbox folder.
+        raise ConfigError(
+            "Set PAYAPP_TWILIO_ACCOUNT_SID, PAYAPP_TWILIO_AUTH_TOKEN and PAYAPP_TWILIO_FROM (or "
+            "PAYAPP_TWILIO_MESSAGING_SERVICE_SID) together, or none of them."
+        )
+    try:
+        parse_text_hours(cfg["TEXT_HOURS"], cfg["TEXT_DAYS"])
+    except ValueError as exc:
+        raise ConfigError(f"PAYAPP_TEXT_HOURS / PAYAPP_TEXT_DAYS: {exc}") from None
     if not 0 < cfg["AMOUNT_MIN_CENTS"] <= cfg["AMOUNT_MAX_CENTS"]:
         raise ConfigError("AMOUNT_MIN_CENTS must be positive and not above AMOUNT_MAX_CENTS.")
 
@@ -235,3 +270,30 @@ def check_square_config(cfg) -> None:
             "Set both PAYAPP_SQUARE_WEBHOOK_SIGNATURE_KEY and PAYAPP_SQUARE_WEBHOOK_URL "
             "(the exact notification URL registered in the Square Developer Console), or neither."
         )
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_text_hours(hours, days) -> tuple[int, int, frozenset[int]] | None:
+    """'08:00-18:00' and 'Mon-Fri' (or 'Mon,Wed,Sat') -> (start minute, end minute, weekdays);
+    None when hours is empty: texts may go out at any time."""
+    if not hours:
+        return None
+    try:
+        start, end = (
+            int(h) * 60 + int(m)
+            for h, m in (part.strip().split(":") for part in str(hours).split("-"))
+        )
+    except ValueError:
+        raise ValueError(f"hours must look like 08:00-18:00, not {hours!r}") from None
+    if not 0 <= start < end <= 24 * 60:
+        raise ValueError(f"{hours!r}: the start must come before the end, within one day")
+    weekdays: set[int] = set()
+    for part in str(days or "Mon-Sun").lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            raise ValueError(f"days must look like Mon-Fri or Mon,Wed,Sat, not {days!r}")
+        a, b = DAY_NAMES.index(first), DAY_NAMES.index(last or first)
+        weekdays.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return start, end, frozenset(weekdays)

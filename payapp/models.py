@@ -216,11 +216,26 @@ class Message(Base):
         String(8), default="link", server_default="link"
     )  # | reminder
     recipient: Mapped[str] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(8), default=MessageStatus.QUEUED.value)
+    status: Mapped[str] = mapped_column(String(8), default=MessageStatus.QUEUED.value, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Texts sent through Twilio: its message id (SM...), what its status callbacks last said
+    # (sent, delivered, undelivered, failed) and the error code they gave.
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(8))
+
+
+class SmsOptOut(Base):
+    """A mobile number (E.164) that replied STOP: nothing is texted to it until it replies START."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone: Mapped[str] = mapped_column(String(16), primary_key=True)
+    keyword: Mapped[str] = mapped_column(String(16))
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ProblemReport(Base):

@@ -1,4 +1,6 @@
-"""Sending payment links: email (SMTP, or .eml files in an outbox folder) and SMS (outbox for now).
+"""Sending payment links: email (SMTP, or .eml files in an outbox folder) and SMS (Twilio, or
+.txt files in the outbox folder). Texts go only to numbers that have not replied STOP, and only
+in the clinic's texting hours (outside them the message waits, queued, for run-jobs).
 
 Every message is a row with its status and error. Nothing clinical goes out: messages carry the
 clinic, amount, reference, expiry and link, never the link's description.
@@ -19,9 +21,9 @@ import jinja2
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, sms
 from .clinic import Clinic
-from .models import Message, PaymentLink, ProblemReport, utcnow
+from .models import Message, PaymentLink, ProblemReport, SmsOptOut, utcnow
 from .money import format_cents
 from .states import AuditAction, MessageStatus, ProblemCategory
 
@@ -80,7 +82,7 @@ class SmtpMail:
 
 
 class OutboxSms:
-    """Writes each text message as a .txt file (an SMS provider comes later, same interface)."""
+    """Writes each text message as a .txt file: the default when Twilio is not configured."""
 
     def __init__(self, folder: str):
         self.folder = Path(folder)
@@ -93,8 +95,10 @@ class OutboxSms:
 @dataclass
 class Transports:
     mail: OutboxMail | SmtpMail
-    sms: OutboxSms
+    sms: OutboxSms | sms.TwilioSms
     mail_from: str
+    text_hours: str = ""  # "" or "08:00-18:00", clinic-local (config.parse_text_hours)
+    text_days: str = ""
 
     @classmethod
     def from_config(cls, cfg) -> Transports:
@@ -104,7 +108,14 @@ class Transports:
             if cfg["SMTP_URL"]
             else OutboxMail(outbox)
         )
-        return cls(mail=mail, sms=OutboxSms(outbox), mail_from=str(cfg["MAIL_FROM"]))
+        texts = sms.TwilioSms.from_config(cfg) if cfg.get("TWILIO_ENABLED") else OutboxSms(outbox)
+        return cls(
+            mail=mail,
+            sms=texts,
+            mail_from=str(cfg["MAIL_FROM"]),
+            text_hours=cfg.get("TEXT_HOURS") or "",
+            text_days=cfg.get("TEXT_DAYS") or "",
+        )
 
 
 # --- composing ----------------------------------------------------------------------------------
@@ -163,7 +174,7 @@ def send_staff_email(transports: Transports, to: str, subject: str, body: str, n
 
 def delivery_error_text(channel: str, exc: Exception) -> str:
     """Why a message did not go out, in words staff can act on."""
-    if isinstance(exc, DeliveryError | OSError):
+    if isinstance(exc, DeliveryError | OSError | sms.SmsError):
         return str(exc)
     what = "email" if channel == "email" else "text message"
     return (
@@ -193,14 +204,17 @@ def send_link(
         session.add(message)
         session.flush()
         name = f"{now:%Y%m%dT%H%M%S}-{message.id}-{channel}"
+        if channel == "sms":
+            deliver_text(
+                session, templates, transports, message, link, url, clinic, staff_id, now=now
+            )
+            messages.append(message)
+            continue
         message.attempts += 1
         try:
-            if channel == "email":
-                transports.mail.send(
-                    compose_email(templates, link, url, clinic, transports.mail_from), name
-                )
-            else:
-                transports.sms.send(recipient, compose_sms(templates, link, url, clinic), name)
+            transports.mail.send(
+                compose_email(templates, link, url, clinic, transports.mail_from), name
+            )
         except Exception as exc:  # noqa: BLE001 - any failure is the message's, never the request's
             # A header the email library refuses, an SMTP error, an outbox it cannot write: the
             # link exists either way, so record why on the message (staff see it, Resend retries).
@@ -329,6 +343,14 @@ def send_reminder(
         session.flush()
         message.attempts += 1
         name = f"{now:%Y%m%dT%H%M%S}-{message.id}-reminder-{channel}"
+        stopped = opted_out_since(session, recipient) if channel == "sms" else None
+        if stopped is not None:  # replied STOP: no text of any kind goes to this number
+            message.status = MessageStatus.FAILED
+            when = clinic.local_time(stopped, "date")
+            message.error = f"Not sent: this number replied STOP on {when}."
+            problems.append(message.error)
+            messages.append(message)
+            continue
         try:
             if channel == "email":
                 transports.mail.send(
@@ -395,4 +417,93 @@ def send_problem_notice(
         )
         session.commit()
         return False
+    return True
+
+
+# --- texts --------------------------------------------------------------------------------------
+
+MAX_TEXT_ATTEMPTS = 3  # tries of a text Twilio asked us to retry (429, outage) before giving up
+
+
+def opted_out_since(session: Session, phone: str) -> datetime | None:
+    """When this number replied STOP, if it has not replied START since."""
+    row = session.get(SmsOptOut, phone)
+    return row.opted_out_at if row else None
+
+
+def deliver_text(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    message: Message,
+    link: PaymentLink,
+    url: str,
+    clinic: Clinic,
+    staff_id: int | None = None,
+    *,
+    now: datetime,
+) -> None:
+    """Send one text message row now, queue it for clinic hours, or refuse it (opted out);
+    the row and the audit trail say which. Never raises."""
+    actor = "staff" if staff_id else "system"
+
+    def record(status: MessageStatus, detail: str = "") -> None:
+        audit.record(
+            session,
+            AuditAction.SMS_QUEUED
+            if status == MessageStatus.QUEUED
+            else AuditAction.message("sms", status),
+            staff_id=staff_id,
+            link_id=link.id,
+            actor=actor,
+            detail=detail,
+            when=now,
+        )
+
+    stopped = opted_out_since(session, message.recipient)
+    if stopped is not None:
+        message.status = MessageStatus.FAILED
+        message.error = (
+            f"Not sent: this number replied STOP on {clinic.local_time(stopped, 'date')}. "
+            "It gets texts again only after the patient texts START; send the link by email."
+        )
+        record(MessageStatus.FAILED, message.error)
+        return
+    if not sms.within_text_hours(now, clinic.timezone, transports.text_hours, transports.text_days):
+        if message.status != MessageStatus.QUEUED or not message.error:
+            message.status = MessageStatus.QUEUED
+            message.error = "Waiting for clinic hours; it goes out then."
+            record(MessageStatus.QUEUED)
+        return
+    message.attempts += 1
+    name = f"{now:%Y%m%dT%H%M%S}-{message.id}-sms"
+    try:
+        provider_id = transports.sms.send(
+            message.recipient, compose_sms(templates, link, url, clinic), name
+        )
+    except Exception as exc:  # noqa: BLE001 - a text's failure is the message's, never the request's
+        message.error = delivery_error_text("sms", exc)[:1000]
+        if isinstance(exc, sms.SmsError):
+            message.error_code = exc.code or None
+            if exc.opted_out:
+                record_opt_out(session, message.recipient, "21610", now=now)
+            if exc.retry_later and message.attempts < MAX_TEXT_ATTEMPTS:
+                message.status = MessageStatus.QUEUED  # run-jobs tries again
+                return
+        message.status = MessageStatus.FAILED
+        record(MessageStatus.FAILED, message.error)
+    else:
+        message.status = MessageStatus.SENT
+        message.error = None
+        message.sent_at = now
+        message.provider_id = provider_id or None
+        record(MessageStatus.SENT)
+
+
+def record_opt_out(session: Session, phone: str, keyword: str, *, now: datetime) -> bool:
+    """Remember that ``phone`` must not be texted; False if it already was."""
+    if session.get(SmsOptOut, phone) is not None:
+        return False
+    session.add(SmsOptOut(phone=phone, keyword=keyword[:16], opted_out_at=now))
+    session.flush()
     return True

@@ -85,6 +85,7 @@ class MessageStatus(_Labelled):
     QUEUED = "queued", "queued"
     SENT = "sent", "sent"
     FAILED = "failed", "failed"
+    SENDING = "sending", "being sent"  # claimed by run-jobs, in Twilio's hands in a moment
 
 
 class SurgeKind(_Labelled):
@@ -163,6 +164,12 @@ class AuditAction(_Labelled):
         "problem.notice_failed",
         "Front desk could not be emailed about a problem report",
     )
+    SMS_QUEUED = "sms.queued", "Text message waiting for clinic hours"
+    SMS_DELIVERED = "sms.delivered", "Text message delivered"
+    SMS_UNDELIVERED = "sms.undelivered", "Text message not delivered by the phone carrier"
+    SMS_OPTED_OUT = "sms.opted_out", "Patient replied STOP: no more texts"
+    SMS_OPTED_IN = "sms.opted_in", "Patient replied START: texts allowed again"
+    SMS_HELP = "sms.help", "Patient replied HELP"
 
     @property
     def detail_is_code(self) -> bool:
@@ -199,6 +206,7 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REMINDER_SENT,
         AuditAction.REMINDER_FAILED,
         AuditAction.PROBLEM_REPORTED,
+        AuditAction.SMS_UNDELIVERED,
     }
 )
 

@@ -149,6 +149,7 @@ def app(tmp_path, monkeypatch, config_overrides, template_database, password_has
         "CLINIC_NAME": "Bright Smile Dental",
         "CLINIC_PHONE": "(212) 555-0100",
         "RATELIMIT_ENABLED": False,
+        "TEXT_HOURS": "",  # texts at any hour; tests of clinic hours set their own
     }
     settings.update(config_overrides)
     application = create_app(settings)

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "payapp.charts": 0,
     # 1 card gateways: the interface, its implementations, Square's browser hosts and advice
     "payapp.gateways": 1,
+    "payapp.sms": 1,  # the Twilio transport, beside the card gateways
     # 2 domain: plain values in, plain results or named errors out
     "payapp.audit": 2,
     "payapp.audit_export": 2,
@@ -53,6 +54,7 @@ LAYERS: dict[str, int] = {
     "payapp.refunds": 2,
     "payapp.reminders": 2,
     "payapp.webhook_events": 2,
+    "payapp.texting": 2,
     # 3 web and command line: blueprints, request hooks, error pages, commands
     "payapp.views": 3,
     "payapp.views.alerts": 3,

@@ -58,6 +58,7 @@ PUBLIC = {
     ("GET", "/pay/<token>/problem/sent"),
     ("GET", "/static/<path:filename>"),
     ("POST", "/webhooks/square"),
+    ("POST", "/webhooks/twilio"),
     ("POST", "/csp-report"),
 }
 

@@ -68,6 +68,8 @@ def send_and_report(link: PaymentLink) -> None:
         where = "email" if m.channel == "email" else "text message"
         if m.status == MessageStatus.SENT:
             flash(f"Sent by {where} to {m.recipient}.", "success")
+        elif m.status == MessageStatus.QUEUED:
+            flash(f"The {where} to {m.recipient} goes out in clinic hours: {m.error}", "info")
         else:
             flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
 

@@ -161,6 +161,7 @@ def make_payapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
             "DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
             "OUTBOX_DIR": str(tmp_path / "outbox"),
             "SMTP_TIMEOUT": 5,
+            "TEXT_HOURS": "",  # texts at any hour: these tests run at any hour
             **overrides,
         }
         application = payapp.create_app(config)

@@ -40,6 +40,8 @@ CSRF_REFUSED = "This form expired or came from somewhere else"
 # CSRF-exempt by design, each checked another way (test_webhook_forgeries.py, test_abuse.py).
 EXEMPT = {
     "/webhooks/square": "Square cannot send a CSRF token: the HMAC signature over URL and body",
+    "/webhooks/twilio": "Twilio cannot send a CSRF token: its signature over URL and fields "
+    "(tests/integration/test_twilio.py)",
     "/csp-report": "browsers send reports without cookies: JSON-only, size- and rate-limited",
 }
 

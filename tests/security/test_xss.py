@@ -236,7 +236,8 @@ def test_emails_and_text_messages_carry_payloads_as_text(app, corpus):
     plains = [m.get_body(preferencelist=("plain",)).get_content() for m in emails]
     assert any(s.endswith("for statement {{7*7}}") for s in subjects)  # as typed, not 49
     assert any("for statement {{7*7}}" in p for p in plains)
-    assert any("(statement {{7*7}})" in t for t in texts)
+    # Texts carry no staff-typed field at all (issue 9: clinic, amount, link, STOP).
+    assert all(t.rstrip().endswith("Reply STOP to opt out") for t in texts)
     for text in texts:
         assert "1787569" not in text and NOTE not in text
 
