@@ -33,6 +33,10 @@ from .states import (
 log = logging.getLogger(__name__)
 
 REASON_MAX = 192  # Square's RefundPaymentRequest.reason limit
+# session.info key: refunds the gateway accepted in this session, for notify to tell the patient
+# about once committed.
+NOTICES_DUE = "payapp.refund_notices_due"
+ACCEPTED = (RefundStatus.PENDING, RefundStatus.COMPLETED)
 
 
 class RefundError(Exception):
@@ -170,6 +174,8 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
         detail=f"{format_cents(refund.amount_cents, payment.currency)}, {result.status.lower()}",
     )
     session.commit()
+    if refund.status in ACCEPTED:
+        session.info.setdefault(NOTICES_DUE, []).append(refund.id)
     return refund
 
 
@@ -222,6 +228,8 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
     """Bring local state up to date with the gateway's view of a refund (webhooks). A refund
     made in Square's own dashboard appears here for the first time."""
     refund = session.scalar(select(Refund).where(Refund.gateway_refund_id == result.refund_id))
+    # The patient hears of a refund once: when Square first tells us it was accepted.
+    unannounced = refund is None or refund.status == RefundStatus.UNKNOWN
     if refund is None:
         payment = session.scalar(
             select(Payment).where(Payment.gateway_payment_id == result.payment_id)
@@ -255,6 +263,8 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
         return "stale"
     _apply_result(session, refund, result)
     session.commit()
+    if unannounced and refund.status in ACCEPTED:
+        session.info.setdefault(NOTICES_DUE, []).append(refund.id)
     return "updated"
 
 

@@ -142,6 +142,11 @@ class AuditAction(_Labelled):
     RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
     WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
     AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
+    RECEIPT_SENT = "receipt.sent", "Receipt sent to the patient"
+    RECEIPT_FAILED = "receipt.failed", "Receipt could not be sent"
+    REFUND_NOTICE_SENT = "refund_notice.sent", "Refund notice sent to the patient"
+    REFUND_NOTICE_FAILED = "refund_notice.failed", "Refund notice could not be sent"
+    EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
 
     @property
     def detail_is_code(self) -> bool:
@@ -175,6 +180,10 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.PAYMENT_UNRESOLVED,
         AuditAction.REFUND_REQUESTED,
         AuditAction.REFUND_CREATED,
+        AuditAction.RECEIPT_SENT,
+        AuditAction.RECEIPT_FAILED,
+        AuditAction.REFUND_NOTICE_SENT,
+        AuditAction.REFUND_NOTICE_FAILED,
     }
 )
 

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import alerts, links, payments, ratelimits
+from .. import alerts, links, notify, payments, ratelimits
 from ..db import get_session
 from ..extensions import limiter
 from ..gateways.square_browser import BROWSER_SDK
@@ -113,6 +113,8 @@ def submit_payment(token: str):
                 alerts.check_decline_spike(get_session(), current_app.config)
         except links.LinkError as exc:
             result["link_error"] = exc
+        # After the payment's commit; a failed receipt is recorded, never the patient's problem.
+        notify.send_due_notices_for(current_app, get_session())
     # For htmx, out-of-band swaps renew the attempt key or retire the form (see pay/page.html).
     context = page_context(
         link,
