@@ -34,7 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .gateways.factory import make_gateway
     from .gateways.square_troubleshooting import gateway_hint
     from .money import format_cents
-    from .views import account, audit_log, guards, pay, staff, users, webhooks
+    from .views import account, audit_log, exports, guards, pay, staff, users, webhooks
 
     load_config(app, test_config)
     proxies = app.config["TRUSTED_PROXIES"]
@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(audit_log.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(exports.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "payapp.links": 2,
     "payapp.mfa": 2,
     "payapp.notify": 2,
+    "payapp.exports": 2,
     "payapp.payments": 2,
     "payapp.ratelimits": 2,
     "payapp.refunds": 2,
