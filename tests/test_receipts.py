@@ -4,6 +4,7 @@ touches the payment."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -12,10 +13,10 @@ from pathlib import Path
 import time_machine
 from sqlalchemy import select
 
-from payapp import notify, payments
+from payapp import notify, payments, refunds
 from payapp.clinic import Clinic
 from payapp.db import get_session
-from payapp.gateways import GatewayUnknown
+from payapp.gateways import GatewayUnknown, RefundResult
 from payapp.gateways.demo import DemoGateway
 from payapp.models import Message, Payment, PaymentLink
 
@@ -211,3 +212,59 @@ def test_a_payment_marks_its_receipt_due_only_once_committed(app, link_factory):
         )
         assert session.info[payments.RECEIPTS_DUE] == [session.scalar(select(Payment.id))]
         assert not session.new and not session.dirty, "due before the payment was committed"
+
+
+class PendingRefunds(DemoGateway):
+    """Square's usual answer: the refund is PENDING, and completes later (a webhook says so)."""
+
+    def refund(self, request):
+        return dataclasses.replace(super().refund(request), status="PENDING")
+
+
+def send_due(app, session):
+    return notify.send_due_notices_for(app, session)
+
+
+def test_a_refund_pending_at_square_is_announced_once_when_it_completes(
+    app, client, link_factory, tmp_path
+):
+    app.extensions["payapp.gateway"] = gateway = PendingRefunds()
+    link = link_factory()
+    submit_card(client, link.path)
+    with app.app_context():
+        session = get_session()
+        payment = session.scalar(select(Payment))
+        pending = refunds.refund_payment(
+            session, gateway, payment, amount_cents=2500, reason="x", staff_id=1, request_key="r1"
+        )
+        assert pending.status == "pending" and send_due(app, session) == 0
+        done = RefundResult(
+            pending.gateway_refund_id,
+            payment.gateway_payment_id,
+            "COMPLETED",
+            2500,
+            updated_at="2099-01-01T00:00:00Z",
+        )
+        assert refunds.apply_gateway_refund(session, done) == "updated"
+        assert send_due(app, session) == 1
+        again = dataclasses.replace(done, updated_at="2099-01-02T00:00:00Z")
+        refunds.apply_gateway_refund(session, again)  # Square repeats itself
+        assert send_due(app, session) == 0
+    assert len(outbox(tmp_path, "*-refund-email.eml")) == 1
+    assert audit_actions(app).count("refund_notice.sent") == 1
+
+
+def test_a_payment_a_square_webhook_confirms_gets_one_receipt(app, client, link_factory, tmp_path):
+    app.extensions["payapp.gateway"] = DroppedAfterCharge()
+    link = link_factory()
+    submit_card(client, link.path)  # the answer was lost: outcome unknown, no receipt
+    gateway = app.extensions["payapp.gateway"]
+    with app.app_context():
+        session = get_session()
+        attempt = session.scalar(select(Payment))
+        result = gateway.create_payment(payments.charge_request(attempt))  # what Square holds
+        assert payments.apply_gateway_payment(session, result) == "completed"
+        assert payments.apply_gateway_payment(session, result) != "completed"
+        assert send_due(app, session) == 1
+        assert send_due(app, session) == 0
+    assert len(receipts(tmp_path)) == 1
