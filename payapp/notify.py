@@ -414,31 +414,47 @@ def send_refund_notice(
     )
 
 
-def send_due_notices(
-    session: Session, templates: jinja2.Environment, transports: Transports, clinic: Clinic
-) -> int:
-    """Send the receipts and refund notices this session's committed work made due
-    (payments.RECEIPTS_DUE, refunds.NOTICES_DUE). Called by the view or job after the
-    payment or refund is committed; never raises. Returns how many were handled."""
-    due = [(send_receipt, Payment, pid) for pid in session.info.pop(payments.RECEIPTS_DUE, [])] + [
-        (send_refund_notice, Refund, rid) for rid in session.info.pop(refunds.NOTICES_DUE, [])
+def take_due(session: Session) -> list[tuple[str, int]]:
+    """Take the receipts and refund notices this session's committed work made due
+    (``payments.RECEIPTS_DUE``, ``refunds.NOTICES_DUE``) as ("receipt" | "refund", id) pairs."""
+    return [("receipt", pid) for pid in session.info.pop(payments.RECEIPTS_DUE, [])] + [
+        ("refund", rid) for rid in session.info.pop(refunds.NOTICES_DUE, [])
     ]
-    for send, model, row_id in due:
+
+
+def send_due_notices(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    clinic: Clinic,
+    due: list[tuple[str, int]],
+) -> int:
+    """Send receipts and refund notices for ``due`` (from ``take_due``), after the payment or
+    refund was committed; never raises. Returns how many were handled."""
+    for kind, row_id in due:
         try:
-            send(session, templates, transports, session.get(model, row_id), clinic)
+            if kind == "receipt":
+                send_receipt(session, templates, transports, session.get(Payment, row_id), clinic)
+            else:
+                send_refund_notice(
+                    session, templates, transports, session.get(Refund, row_id), clinic
+                )
         except Exception:  # noqa: BLE001 - e.g. the database is busy: log it, keep the payment
             session.rollback()
-            log.exception("could not send the %s for %s %s", send.__name__, model.__name__, row_id)
+            log.exception("could not send the %s notice for %s", kind, row_id)
     return len(due)
 
 
-def send_due_notices_for(app, session: Session) -> int:
-    """``send_due_notices`` with the app's templates, transports and clinic."""
-    if not session.info.get(payments.RECEIPTS_DUE) and not session.info.get(refunds.NOTICES_DUE):
+def send_due_notices_for(app, session: Session, due: list[tuple[str, int]] | None = None) -> int:
+    """Send what is due (by default: what ``session`` made due) with the app's templates,
+    transports and clinic."""
+    due = take_due(session) if due is None else due
+    if not due:
         return 0
     return send_due_notices(
         session,
         app.jinja_env,
         Transports.from_config(app.config),
         Clinic.from_config(app.config),
+        due,
     )

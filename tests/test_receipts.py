@@ -20,8 +20,17 @@ from payapp.gateways import GatewayUnknown, RefundResult
 from payapp.gateways.demo import DemoGateway
 from payapp.models import Message, Payment, PaymentLink
 
-from .conftest import audit_actions, open_pay_page, staff_post, submit_card
+from .conftest import audit_actions, open_pay_page, staff_post
+from .conftest import submit_card as post_card
 from .support.servers import free_port
+
+
+def submit_card(client, path, **kwargs):
+    """Pay like a browser through a WSGI server, which closes each response once it is sent:
+    the receipt goes out then (views/pay.py), after the patient has the answer."""
+    response = post_card(client, path, **kwargs)
+    response.close()
+    return response
 
 
 def outbox(tmp_path: Path, pattern: str) -> list[Path]:
@@ -268,3 +277,13 @@ def test_a_payment_a_square_webhook_confirms_gets_one_receipt(app, client, link_
         assert send_due(app, session) == 1
         assert send_due(app, session) == 0
     assert len(receipts(tmp_path)) == 1
+
+
+def test_the_receipt_waits_until_the_patient_has_the_answer(app, client, link_factory, tmp_path):
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # a mail server that is down
+    link = link_factory()
+    response = post_card(client, link.path)
+    assert "Payment received" in response.text
+    assert messages(app) == [], "the answer waited for the mail server"
+    response.close()  # the server finished sending the answer
+    assert messages(app) == [("email", "failed")]

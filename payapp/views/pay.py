@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from functools import partial
 
 from flask import Blueprint, abort, current_app
 from flask_wtf import FlaskForm
@@ -18,6 +20,7 @@ from ..security import allow_square_scripts
 from ..states import LINK_CLOSED_STATES, LinkStatus
 
 bp = Blueprint("pay", __name__)
+log = logging.getLogger(__name__)
 
 
 class PayForm(FlaskForm):
@@ -113,8 +116,6 @@ def submit_payment(token: str):
                 alerts.check_decline_spike(get_session(), current_app.config)
         except links.LinkError as exc:
             result["link_error"] = exc
-        # After the payment's commit; a failed receipt is recorded, never the patient's problem.
-        notify.send_due_notices_for(current_app, get_session())
     # For htmx, out-of-band swaps renew the attempt key or retire the form (see pay/page.html).
     context = page_context(
         link,
@@ -122,4 +123,18 @@ def submit_payment(token: str):
         oob=is_htmx_request(),
         **result,
     )
-    return render("pay/page.html", block="result", **context)
+    response = render("pay/page.html", block="result", **context)
+    due = notify.take_due(get_session())
+    if due:
+        # The receipt goes once the patient has the answer: a slow mail server never holds it up.
+        response.call_on_close(partial(send_after_response, current_app._get_current_object(), due))
+    return response
+
+
+def send_after_response(app, due) -> None:
+    """Runs after the response was sent, outside the request: its own app context and session."""
+    try:
+        with app.app_context():
+            notify.send_due_notices_for(app, get_session(), due)
+    except Exception:  # noqa: BLE001 - nothing may escape into the WSGI server
+        log.exception("could not send receipts after a payment")
