@@ -297,7 +297,7 @@ def _already_noticed(session: Session, link_id: int, actions, tag: str) -> bool:
             select(AuditEvent.id).where(
                 AuditEvent.link_id == link_id,
                 AuditEvent.action.in_(actions),
-                AuditEvent.detail.startswith(tag),
+                AuditEvent.detail.startswith(f"{tag} by "),  # "refund 1" is not "refund 12"
             )
         )
         is not None
