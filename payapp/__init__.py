@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         account,
         audit_log,
         dashboard,
+        exports,
         guards,
         pay,
         problems,
@@ -70,6 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(alerts_views.bp)
     app.register_blueprint(problems.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(exports.bp)
     app.extensions["payapp.gateway"] = make_gateway(app.config)
 
     clinic = Clinic.from_config(app.config)

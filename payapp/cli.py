@@ -97,6 +97,7 @@ def run_jobs_command():
         "{still_unknown} still waiting for the payment processor.".format(**settled)
     )
     click.echo(f"Unknown refunds settled: {refunds.reconcile_unknown_refunds(session, gateway)}.")
+    click.echo(f"Receipts and refund notices: {notify.send_due_notices_for(current_app, session)}.")
     click.echo(f"Expired {links.expire_links(session)} link(s).")
     outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))

@@ -36,6 +36,7 @@ class Defaults:
     LINK_EXPIRY_DAYS_MAX = 90
     MAX_DECLINES = 5
     LINKS_PER_PAGE = 25
+    EXPORT_BATCH_SIZE = 500  # rows per query while a CSV export streams
 
     SMTP_URL = None
     SMTP_TIMEOUT = 15

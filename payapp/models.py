@@ -214,7 +214,7 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(5))  # email | sms
     kind: Mapped[str] = mapped_column(
         String(8), default="link", server_default="link"
-    )  # | reminder
+    )  # link | reminder | receipt | refund
     recipient: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(8), default=MessageStatus.QUEUED.value, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,7 @@
-"""Sending payment links: email (SMTP, or .eml files in an outbox folder) and SMS (Twilio, or
-.txt files in the outbox folder). Texts go only to numbers that have not replied STOP, and only
-in the clinic's texting hours (outside them the message waits, queued, for run-jobs).
+"""Sending payment links, receipts and refund notices: email (SMTP, or .eml files in an outbox
+folder) and SMS (Twilio, or .txt files in the outbox folder). Texts go only to numbers that have
+not replied STOP, and only in the clinic's texting hours (outside them the message waits, queued,
+for run-jobs).
 
 Every message is a row with its status and error. Nothing clinical goes out: messages carry the
 clinic, amount, reference, expiry and link, never the link's description.
@@ -8,6 +9,7 @@ clinic, amount, reference, expiry and link, never the link's description.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -18,14 +20,26 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, sms
+from . import audit, payments, refunds, sms
 from .clinic import Clinic
-from .models import Message, PaymentLink, ProblemReport, SmsOptOut, utcnow
+from .models import (
+    AuditEvent,
+    Message,
+    Payment,
+    PaymentLink,
+    ProblemReport,
+    Refund,
+    SmsOptOut,
+    utcnow,
+)
 from .money import format_cents
+from .payments import card_brand_name
 from .states import AuditAction, MessageStatus, ProblemCategory
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
@@ -507,3 +521,249 @@ def record_opt_out(session: Session, phone: str, keyword: str, *, now: datetime)
     session.add(SmsOptOut(phone=phone, keyword=keyword[:16], opted_out_at=now))
     session.flush()
     return True
+
+
+# --- receipts and refund notices (sent after the payment's or refund's transaction) ------------
+
+
+def receipt_number(payment: Payment) -> str:
+    """The gateway's receipt number, or our own payment number when it gave none."""
+    return payment.receipt_number or f"P{payment.id:06d}"
+
+
+def _card(payment: Payment) -> str:
+    return f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4 or '????'}"
+
+
+def receipt_context(payment: Payment, clinic: Clinic) -> dict:
+    """Everything a receipt may say: no description, nothing clinical."""
+    link = payment.link
+    return {
+        "clinic": clinic,
+        "first_name": link.first_name,
+        "amount": format_cents(payment.amount_cents, payment.currency),
+        "paid_on": clinic.local_date(payment.completed_at or utcnow()),
+        "card": _card(payment),
+        "receipt_number": receipt_number(payment),
+        "reference": link.reference,
+    }
+
+
+def refund_context(refund: Refund, clinic: Clinic) -> dict:
+    payment = refund.payment
+    return {
+        **receipt_context(payment, clinic),
+        "refunded": format_cents(refund.amount_cents, payment.currency),
+        "refunded_on": clinic.local_date(refund.created_at or utcnow()),
+        "paid": format_cents(payment.amount_cents, payment.currency),
+        "remaining": format_cents(payment.amount_cents - payment.refunded_cents, payment.currency),
+    }
+
+
+def _compose_notice(templates, name: str, subject: str, ctx: dict, to: str, mail_from: str):
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message.set_content(templates.get_template(f"emails/{name}.txt").render(ctx))
+    message.add_alternative(
+        templates.get_template(f"emails/{name}.html").render(ctx), subtype="html"
+    )
+    return message
+
+
+def _was_texted(session: Session, link: PaymentLink) -> bool:
+    return (
+        session.scalar(
+            select(Message.id).where(
+                Message.link_id == link.id,
+                Message.kind == "link",
+                Message.channel == "sms",
+                Message.status == MessageStatus.SENT,
+            )
+        )
+        is not None
+    )
+
+
+def _already_noticed(session: Session, link_id: int, actions, tag: str) -> bool:
+    return (
+        session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.link_id == link_id,
+                AuditEvent.action.in_(actions),
+                AuditEvent.detail.startswith(f"{tag} by "),  # "refund 1" is not "refund 12"
+            )
+        )
+        is not None
+    )
+
+
+def _send_notice(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    link: PaymentLink,
+    *,
+    kind: str,
+    tag: str,
+    subject: str,
+    ctx: dict,
+    actions: tuple[AuditAction, AuditAction],
+    now: datetime,
+) -> list[Message]:
+    """Email (when the link has one) and text (when the link was texted): one Message row and
+    one audit event (detail starting with ``tag``) each; failures recorded, never raised."""
+    sent_action, failed_action = actions
+    if _already_noticed(session, link.id, actions, tag):
+        return []
+    channels = [("email", link.email)] if link.email else []
+    if link.phone and _was_texted(session, link):
+        channels.append(("sms", link.phone))
+    messages = []
+    for channel, recipient in channels:
+        message = Message(
+            link_id=link.id, channel=channel, recipient=recipient, kind=kind, created_at=now
+        )
+        session.add(message)
+        session.flush()
+        message.attempts += 1
+        name = f"{now:%Y%m%dT%H%M%S}-{message.id}-{kind}-{channel}"
+        stopped = opted_out_since(session, recipient) if channel == "sms" else None
+        if stopped is not None:  # replied STOP: no text of any kind goes to this number
+            message.status = MessageStatus.FAILED
+            when = ctx["clinic"].local_time(stopped, "date")
+            message.error = f"Not sent: this number replied STOP on {when}."
+            audit.record(
+                session, failed_action, link_id=link.id, detail=f"{tag} by sms: {message.error}"
+            )
+            messages.append(message)
+            continue
+        try:
+            if channel == "email":
+                transports.mail.send(
+                    _compose_notice(templates, kind, subject, ctx, recipient, transports.mail_from),
+                    name,
+                )
+            else:
+                body = templates.get_template(f"sms/{kind}.txt").render(ctx).strip()
+                transports.sms.send(recipient, body, name)
+        except Exception as exc:  # noqa: BLE001 - a failed notice never touches the money
+            message.status = MessageStatus.FAILED
+            message.error = delivery_error_text(channel, exc)[:1000]
+            audit.record(
+                session,
+                failed_action,
+                link_id=link.id,
+                detail=f"{tag} by {channel}: {message.error}",
+                when=now,
+            )
+        else:
+            message.status = MessageStatus.SENT
+            message.sent_at = now
+            audit.record(
+                session, sent_action, link_id=link.id, detail=f"{tag} by {channel}", when=now
+            )
+        messages.append(message)
+    session.commit()
+    return messages
+
+
+def send_receipt(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    payment: Payment,
+    clinic: Clinic,
+    *,
+    now: datetime | None = None,
+) -> list[Message]:
+    """The patient's receipt for a completed payment, once per payment (a second call for the
+    same payment sends nothing): by email, and by text if the link was texted."""
+    ctx = receipt_context(payment, clinic)
+    return _send_notice(
+        session,
+        templates,
+        transports,
+        payment.link,
+        kind="receipt",
+        tag=f"receipt {ctx['receipt_number']}",
+        subject=f"{clinic.name}: receipt for your payment of {ctx['amount']}",
+        ctx=ctx,
+        actions=(AuditAction.RECEIPT_SENT, AuditAction.RECEIPT_FAILED),
+        now=now or utcnow(),
+    )
+
+
+def send_refund_notice(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    refund: Refund,
+    clinic: Clinic,
+    *,
+    now: datetime | None = None,
+) -> list[Message]:
+    """Tell the patient a refund was made (amount, what remains paid, when it shows on the
+    card), once per refund."""
+    ctx = refund_context(refund, clinic)
+    return _send_notice(
+        session,
+        templates,
+        transports,
+        refund.payment.link,
+        kind="refund",
+        tag=f"refund {refund.id}",
+        subject=f"{clinic.name}: refund of {ctx['refunded']}",
+        ctx=ctx,
+        actions=(AuditAction.REFUND_NOTICE_SENT, AuditAction.REFUND_NOTICE_FAILED),
+        now=now or utcnow(),
+    )
+
+
+def take_due(session: Session) -> list[tuple[str, int]]:
+    """Take the receipts and refund notices this session's committed work made due
+    (``payments.RECEIPTS_DUE``, ``refunds.NOTICES_DUE``) as ("receipt" | "refund", id) pairs."""
+    return [("receipt", pid) for pid in session.info.pop(payments.RECEIPTS_DUE, [])] + [
+        ("refund", rid) for rid in session.info.pop(refunds.NOTICES_DUE, [])
+    ]
+
+
+def send_due_notices(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    clinic: Clinic,
+    due: list[tuple[str, int]],
+) -> int:
+    """Send receipts and refund notices for ``due`` (from ``take_due``), after the payment or
+    refund was committed; never raises. Returns how many were handled."""
+    for kind, row_id in due:
+        try:
+            if kind == "receipt":
+                send_receipt(session, templates, transports, session.get(Payment, row_id), clinic)
+            else:
+                send_refund_notice(
+                    session, templates, transports, session.get(Refund, row_id), clinic
+                )
+        except Exception:  # noqa: BLE001 - e.g. the database is busy: log it, keep the payment
+            session.rollback()
+            log.exception("could not send the %s notice for %s", kind, row_id)
+    return len(due)
+
+
+def send_due_notices_for(app, session: Session, due: list[tuple[str, int]] | None = None) -> int:
+    """Send what is due (by default: what ``session`` made due) with the app's templates,
+    transports and clinic."""
+    due = take_due(session) if due is None else due
+    if not due:
+        return 0
+    return send_due_notices(
+        session,
+        app.jinja_env,
+        Transports.from_config(app.config),
+        Clinic.from_config(app.config),
+        due,
+    )

@@ -27,6 +27,10 @@ from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus
 
 log = logging.getLogger(__name__)
 
+# session.info key: payments whose link this session marked paid, for notify to send receipts
+# for once the transaction is committed (never inside it; a failed send cannot touch the money).
+RECEIPTS_DUE = "payapp.receipts_due"
+
 ATTEMPT_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 POSTAL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,10}$")
 
@@ -310,6 +314,8 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
         )
         log.error("link %s was paid twice (payment %s)", payment.link_id, payment.id)
     session.commit()
+    if became_paid:  # the one completion that paid the link: exactly one receipt
+        session.info.setdefault(RECEIPTS_DUE, []).append(payment.id)
     session.refresh(payment.link)
 
 

@@ -33,6 +33,9 @@ from .states import (
 log = logging.getLogger(__name__)
 
 REASON_MAX = 192  # Square's RefundPaymentRequest.reason limit
+# session.info key: refunds that completed in this session, for notify to tell the patient about
+# once committed (a pending refund may still be rejected: the patient hears when it is done).
+NOTICES_DUE = "payapp.refund_notices_due"
 
 
 class RefundError(Exception):
@@ -170,6 +173,8 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
         detail=f"{format_cents(refund.amount_cents, payment.currency)}, {result.status.lower()}",
     )
     session.commit()
+    if refund.status == RefundStatus.COMPLETED:
+        session.info.setdefault(NOTICES_DUE, []).append(refund.id)
     return refund
 
 
@@ -222,6 +227,8 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
     """Bring local state up to date with the gateway's view of a refund (webhooks). A refund
     made in Square's own dashboard appears here for the first time."""
     refund = session.scalar(select(Refund).where(Refund.gateway_refund_id == result.refund_id))
+    # The patient hears of a refund once: when Square first tells us it completed.
+    was_completed = refund is not None and refund.status == RefundStatus.COMPLETED
     if refund is None:
         payment = session.scalar(
             select(Payment).where(Payment.gateway_payment_id == result.payment_id)
@@ -255,6 +262,8 @@ def apply_gateway_refund(session: Session, result: RefundResult) -> str:
         return "stale"
     _apply_result(session, refund, result)
     session.commit()
+    if not was_completed and refund.status == RefundStatus.COMPLETED:
+        session.info.setdefault(NOTICES_DUE, []).append(refund.id)
     return "updated"
 
 

@@ -170,6 +170,11 @@ class AuditAction(_Labelled):
     SMS_OPTED_OUT = "sms.opted_out", "Patient replied STOP: no more texts"
     SMS_OPTED_IN = "sms.opted_in", "Patient replied START: texts allowed again"
     SMS_HELP = "sms.help", "Patient replied HELP"
+    RECEIPT_SENT = "receipt.sent", "Receipt sent to the patient"
+    RECEIPT_FAILED = "receipt.failed", "Receipt could not be sent"
+    REFUND_NOTICE_SENT = "refund_notice.sent", "Refund notice sent to the patient"
+    REFUND_NOTICE_FAILED = "refund_notice.failed", "Refund notice could not be sent"
+    EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
 
     @property
     def detail_is_code(self) -> bool:
@@ -207,6 +212,10 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REMINDER_FAILED,
         AuditAction.PROBLEM_REPORTED,
         AuditAction.SMS_UNDELIVERED,
+        AuditAction.RECEIPT_SENT,
+        AuditAction.RECEIPT_FAILED,
+        AuditAction.REFUND_NOTICE_SENT,
+        AuditAction.REFUND_NOTICE_FAILED,
     }
 )
 

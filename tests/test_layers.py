@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "payapp.metrics": 2,
     "payapp.mfa": 2,
     "payapp.notify": 2,
+    "payapp.exports": 2,
     "payapp.payments": 2,
     "payapp.problems": 2,
     "payapp.ratelimits": 2,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from functools import partial
 
 from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_wtf import FlaskForm
@@ -20,6 +22,7 @@ from ..security import allow_square_scripts
 from ..states import LINK_CLOSED_STATES, LinkStatus, SurgeKind
 
 bp = Blueprint("pay", __name__)
+log = logging.getLogger(__name__)
 
 # A failed charge is checked against the surge rules of its kinds (a set-up error is both).
 SURGE_KINDS = {
@@ -137,7 +140,21 @@ def submit_payment(token: str):
         oob=is_htmx_request(),
         **result,
     )
-    return render("pay/page.html", block="result", **context)
+    response = render("pay/page.html", block="result", **context)
+    due = notify.take_due(get_session())
+    if due:
+        # The receipt goes once the patient has the answer: a slow mail server never holds it up.
+        response.call_on_close(partial(send_after_response, current_app._get_current_object(), due))
+    return response
+
+
+def send_after_response(app, due) -> None:
+    """Runs after the response was sent, outside the request: its own app context and session."""
+    try:
+        with app.app_context():
+            notify.send_due_notices_for(app, get_session(), due)
+    except Exception:  # noqa: BLE001 - nothing may escape into the WSGI server
+        log.exception("could not send receipts after a payment")
 
 
 @bp.post("/pay/<token>/reminders/stop")

@@ -186,6 +186,7 @@ def refund_link(link_id: int):
     except refunds.RefundError as exc:
         flash(f"Refund not made: {exc.message}", "error")
     else:
+        notify.send_due_notices_for(current_app, get_session())
         flash(
             f"Refund of {format_cents(refund.amount_cents, payment.currency)} "
             f"{'made' if refund.status == RefundStatus.COMPLETED else 'sent to Square'}.",

@@ -7,7 +7,7 @@ import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .. import webhook_events
+from .. import notify, webhook_events
 from ..db import get_session
 from ..extensions import csrf, limiter
 from ..gateways import GatewayError, GatewayUnknown
@@ -45,4 +45,5 @@ def receive_square_webhook():
         )
     except (GatewayError, GatewayUnknown):
         return jsonify(status="retry"), 503
+    notify.send_due_notices_for(current_app, get_session())
     return jsonify(status=outcome)
