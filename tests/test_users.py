@@ -40,6 +40,7 @@ def target(app):
 
 # --- The role × endpoint table (requirement S5) -------------------------------------------------
 
+EXPORT_RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
 LOGIN, FORBIDDEN, OK = "redirect to login", "403", "200 or 303"
 # Open to everyone by design: the login steps, the patient page, signed webhooks, CSP reports.
 PUBLIC = {
@@ -136,6 +137,9 @@ TABLE = [
     ("POST", "/users/<id:user_id>/deactivate", FORBIDDEN, None),
     ("POST", "/users/<id:user_id>/reactivate", FORBIDDEN, None),
     ("GET", "/dashboard", OK, None),
+    ("GET", "/exports", OK, None),
+    ("GET", "/exports/links.csv", OK, lambda w, c: EXPORT_RANGE),
+    ("GET", "/exports/payments.csv", OK, lambda w, c: EXPORT_RANGE),
     ("GET", "/problems", OK, None),
     ("POST", "/problems/<id:report_id>/resolve", OK, None),
     ("GET", "/audit", FORBIDDEN, None),
@@ -204,7 +208,9 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
         )
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":
-            response = client.get(path)
+            query = data(world, client) if data and role != "anonymous" else None
+            response = client.get(path, query_string=query)
+            response.get_data()  # a streamed export must be read to its end
         else:
             token = csrf_from(client.get("/login" if role == "anonymous" else "/account").text)
             form = data(world, client) if data and role != "anonymous" else {}
