@@ -321,7 +321,7 @@ def submit_mfa_setup():
 def _continue_after_setup() -> str:
     if pending_setup(g.staff):
         return url_for(pending_setup(g.staff))
-    return safe_next(session.pop("after_setup", "")) or url_for("staff.list_links")
+    return safe_next(session.pop("after_setup", "")) or url_for("dashboard.show_dashboard")
 
 
 @bp.post("/account/recovery-codes")

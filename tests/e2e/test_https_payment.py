@@ -104,8 +104,8 @@ def test_staff_logs_in_over_https_with_a_secure_httponly_session_cookie(
 
     # Landing here means the CSRF token (kept in the Secure session cookie) came back with each
     # POST and the HTTPS-only Referer check passed; either failing gives a 400 instead.
-    expect(page).to_have_url(re.compile(r"/links/?(\?.*)?$"))
-    expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/dashboard(\?.*)?$"))
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
     session_cookies = [c for c in page.context.cookies() if "session" in c["name"].lower()]
     assert session_cookies, f"no session cookie after logging in: {page.context.cookies()}"
@@ -122,7 +122,7 @@ def test_staff_logs_in_over_https_with_a_secure_httponly_session_cookie(
     expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     page.get_by_label("Authentication code").fill(pyotp.TOTP(secret).at(time.time() + 30))
     page.get_by_role("button", name="Verify and log in").click()
-    expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
     assert browser_problems == []
 
