@@ -147,24 +147,31 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
     }
 
 
+def compose_html_email(
+    templates: jinja2.Environment, name: str, subject: str, ctx: dict, to: str, mail_from: str
+) -> EmailMessage:
+    """An email from the ``emails/<name>.txt`` and ``.html`` twins, with the usual headers."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message.set_content(templates.get_template(f"emails/{name}.txt").render(ctx))
+    message.add_alternative(
+        templates.get_template(f"emails/{name}.html").render(ctx), subtype="html"
+    )
+    return message
+
+
 def compose_email(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
 ) -> EmailMessage:
-    ctx = message_context(link, url, clinic)
-    message = EmailMessage()
     subject = f"{clinic.name}: payment request"
     if link.reference:
         subject += f" for statement {link.reference}"
-    message["Subject"] = subject
-    message["From"] = mail_from
-    message["To"] = link.email
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
-    message.set_content(templates.get_template("emails/payment_link.txt").render(ctx))
-    message.add_alternative(
-        templates.get_template("emails/payment_link.html").render(ctx), subtype="html"
-    )
-    return message
+    ctx = message_context(link, url, clinic)
+    return compose_html_email(templates, "payment_link", subject, ctx, link.email, mail_from)
 
 
 def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic) -> str:
@@ -272,21 +279,11 @@ def send_link(
 def compose_reminder_email(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
 ) -> EmailMessage:
-    ctx = message_context(link, url, clinic)
-    message = EmailMessage()
     subject = f"{clinic.name}: reminder of your payment request"
     if link.reference:
         subject += f" for statement {link.reference}"
-    message["Subject"] = subject
-    message["From"] = mail_from
-    message["To"] = link.email
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
-    message.set_content(templates.get_template("emails/reminder.txt").render(ctx))
-    message.add_alternative(
-        templates.get_template("emails/reminder.html").render(ctx), subtype="html"
-    )
-    return message
+    ctx = message_context(link, url, clinic)
+    return compose_html_email(templates, "reminder", subject, ctx, link.email, mail_from)
 
 
 # --- the front desk -----------------------------------------------------------------------------
@@ -560,20 +557,6 @@ def refund_context(refund: Refund, clinic: Clinic) -> dict:
     }
 
 
-def _compose_notice(templates, name: str, subject: str, ctx: dict, to: str, mail_from: str):
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = mail_from
-    message["To"] = to
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
-    message.set_content(templates.get_template(f"emails/{name}.txt").render(ctx))
-    message.add_alternative(
-        templates.get_template(f"emails/{name}.html").render(ctx), subtype="html"
-    )
-    return message
-
-
 def _was_texted(session: Session, link: PaymentLink) -> bool:
     return (
         session.scalar(
@@ -644,7 +627,9 @@ def _send_notice(
         try:
             if channel == "email":
                 transports.mail.send(
-                    _compose_notice(templates, kind, subject, ctx, recipient, transports.mail_from),
+                    compose_html_email(
+                        templates, kind, subject, ctx, recipient, transports.mail_from
+                    ),
                     name,
                 )
             else:

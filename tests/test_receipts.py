@@ -128,7 +128,7 @@ def test_a_receipt_the_template_cannot_make_is_recorded_and_the_payment_stays_pa
     def broken(*_args, **_kwargs):
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr(notify, "_compose_notice", broken)
+    monkeypatch.setattr(notify, "compose_html_email", broken)
     link = link_factory()
     assert "Payment received" in submit_card(client, link.path).text
     with app.app_context():
