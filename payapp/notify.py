@@ -164,14 +164,19 @@ def compose_html_email(
     return message
 
 
-def compose_email(
-    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
-) -> EmailMessage:
-    subject = f"{clinic.name}: payment request"
+def _link_email(templates, name: str, what: str, link, url: str, clinic: Clinic, mail_from: str):
+    """A link's email (the request or a reminder): '<clinic>: <what> for statement <ref>'."""
+    subject = f"{clinic.name}: {what}"
     if link.reference:
         subject += f" for statement {link.reference}"
     ctx = message_context(link, url, clinic)
-    return compose_html_email(templates, "payment_link", subject, ctx, link.email, mail_from)
+    return compose_html_email(templates, name, subject, ctx, link.email, mail_from)
+
+
+def compose_email(
+    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
+) -> EmailMessage:
+    return _link_email(templates, "payment_link", "payment request", link, url, clinic, mail_from)
 
 
 def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic) -> str:
@@ -279,11 +284,9 @@ def send_link(
 def compose_reminder_email(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
 ) -> EmailMessage:
-    subject = f"{clinic.name}: reminder of your payment request"
-    if link.reference:
-        subject += f" for statement {link.reference}"
-    ctx = message_context(link, url, clinic)
-    return compose_html_email(templates, "reminder", subject, ctx, link.email, mail_from)
+    return _link_email(
+        templates, "reminder", "reminder of your payment request", link, url, clinic, mail_from
+    )
 
 
 # --- the front desk -----------------------------------------------------------------------------
