@@ -241,6 +241,10 @@ def test_staff_pages_have_no_serious_accessibility_problems(
     a11y_server.create_link(reference="A11Y-DETAIL", amount="48.50", name="James Chen")
     detail_id = link_id(a11y_server, "A11Y-DETAIL")
     open_surges(a11y_server)
+    with database(a11y_server) as conn:
+        admin_id = conn.execute(
+            "SELECT id FROM staff_user WHERE email = ?", (a11y_server.staff_email,)
+        ).fetchone()[0]
     base = a11y_server.base_url
 
     page.goto(f"{base}/login")
@@ -269,6 +273,7 @@ def test_staff_pages_have_no_serious_accessibility_problems(
         ("exports", "/exports"),
         ("users", "/users"),
         ("new user", "/users/new"),
+        ("user detail", f"/users/{admin_id}"),
         ("your account", "/account"),
         ("change password", "/account/password"),
         ("audit log", "/audit"),
@@ -290,7 +295,7 @@ def test_staff_pages_have_no_serious_accessibility_problems(
     audit.check("login, second step")
 
     audit.assert_clean()
-    assert len(audit.checked) == 18
+    assert len(audit.checked) == 19
     assert browser_problems == []
 
 
