@@ -312,6 +312,11 @@ def reset_mfa_command(email):
 
 DEMO_DECLINES = ("GENERIC_DECLINE", "INSUFFICIENT_FUNDS", "CVV_FAILURE", "CARD_EXPIRED")
 DEMO_PROBLEMS = ("amount_wrong", "card_declined", "unexpected_message", "other")
+# Picked by link id, not by the seeded random stream, so the history stays the same.
+DEMO_NAMES = (
+    "Maria Lopez", "James Chen", "Aisha Khan", "Tom Becker", "Grace Okafor", "Daniel Kim",
+    "Sofia Rossi", "Liam O'Brien", "Priya Patel", "Noah Williams", "Emma Schmidt", "Omar Haddad",
+)  # fmt: skip
 SEED_BATCH = 5000
 
 
@@ -322,7 +327,7 @@ def _demo_rows(rng, link_id: int, now: datetime, days: int):
     link = {
         "id": link_id,
         "public_id": f"demo{link_id:012d}",
-        "patient_name": "Demo Patient",
+        "patient_name": DEMO_NAMES[link_id % len(DEMO_NAMES)],
         "email": "patient@example.com",
         "phone": None,
         "amount_cents": cents,

@@ -279,3 +279,6 @@ def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
     # 90 local days start at a midnight: the oldest hours of the 90 x 24 h spread fall before.
     assert 2900 < d.funnel.created <= 3000 and d.paid_cents > d.refunded_cents > 0
     assert d.declines and d.unknown_outcomes > 0 and d.expired_unpaid > 0
+    # Screenshots and demos show a list of different patients, not one name repeated.
+    names = set(db_session.scalars(select(PaymentLink.patient_name).distinct()))
+    assert len(names) >= 10 and "Demo Patient" not in names
