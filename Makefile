@@ -1,5 +1,5 @@
 # The few commands people type; each is a script under scripts/ so nothing depends on make.
-.PHONY: run test e2e fast bench observatory
+.PHONY: run test e2e fast bench page-weight observatory
 run:   ## set up and run the demo on http://127.0.0.1:5000
 	scripts/run
 test:  ## set up and run lint plus every test (what CI runs)
@@ -12,3 +12,5 @@ observatory:  ## grade the production site (HTTPS gunicorn) with MDN HTTP Observ
 	scripts/observatory
 bench: ## requests/second of the patient page vs /healthz under gunicorn
 	.venv/bin/python bench/pay_page.py
+page-weight: ## the patient page's own requests, bytes and Pay-usable time on slow 3G (Chromium, Caddy)
+	.venv/bin/python bench/page_weight.py
