@@ -1,5 +1,5 @@
 # The few commands people type; each is a script under scripts/ so nothing depends on make.
-.PHONY: run test e2e fast bench observatory screenshots
+.PHONY: run test e2e fast bench page-weight observatory screenshots
 run:   ## set up and run the demo on http://127.0.0.1:5000
 	scripts/run
 test:  ## set up and run lint plus every test (what CI runs)
@@ -14,3 +14,5 @@ bench: ## requests/second of the patient page vs /healthz under gunicorn
 	.venv/bin/python bench/pay_page.py
 screenshots: ## retake docs/screenshots/*.png from a fresh, seeded demo (Chromium)
 	scripts/screenshots
+page-weight: ## the patient page's own requests, bytes and Pay-usable time on slow 3G (Chromium, Caddy)
+	.venv/bin/python bench/page_weight.py

@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, cli, db, errors, links, payments, security, states
+    from . import alerts, assets, cli, db, errors, links, payments, security, states
     from .clinic import Clinic
     from .config import load_config
     from .decline_reasons import describe_code
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
+    assets.init_app(app)
     guards.init_app(app)
     cli.init_app(app)
     errors.init_app(app)

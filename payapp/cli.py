@@ -179,11 +179,17 @@ def record_security_review_command(by):
 
 @click.command("script-hashes")
 def script_hashes_command():
-    """Print the SHA-384 of every script under static/js (to update static/js/inventory.json)."""
+    """Print the SHA-384 of every script under static/js and of every bundle the inventory
+    lists, joined from those files as served (to update static/js/inventory.json)."""
     from pathlib import Path
 
-    for path in sorted(Path(current_app.static_folder, "js").glob("*.js")):
+    folder = current_app.static_folder
+    for path in sorted(Path(folder, "js").glob("*.js")):
         click.echo(f"js/{path.name} {integrity.sri_hash(path.read_bytes())}")
+    inventory = current_app.extensions["payapp.inventory"]
+    for file, entry in inventory.bundles.items():
+        data = integrity.join_parts([Path(folder, p).read_bytes() for p in entry["parts"]])
+        click.echo(f"{file} {integrity.sri_hash(data)} (bundle: {' + '.join(entry['parts'])})")
 
 
 @click.command("check-square")

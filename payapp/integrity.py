@@ -41,6 +41,12 @@ _SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 ALERT_ACTIONS = (AuditAction.INTEGRITY_ALERT, AuditAction.INTEGRITY_BASELINE)
 
 
+def join_parts(parts: list[bytes]) -> bytes:
+    """One script from several: a line with a lone semicolon between them, so no part's last
+    statement can run on into the next part's first."""
+    return b"\n;\n".join(parts)
+
+
 def sri_hash(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
@@ -52,6 +58,8 @@ class Inventory:
     path: Path
     scripts: dict[str, dict] = field(default_factory=dict)  # "js/pay.js" -> entry
     external: list[dict] = field(default_factory=list)
+    # "js/pay-demo.js" -> entry with "parts": inventoried scripts served as one file, in order
+    bundles: dict[str, dict] = field(default_factory=dict)
     _verified: dict[str, tuple[float, int, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,10 +67,25 @@ class Inventory:
     def load(cls, static_folder: str) -> Inventory:
         path = Path(static_folder) / "js" / "inventory.json"
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(path, {s["file"]: s for s in data["scripts"]}, data.get("external", []))
+        return cls(
+            path,
+            {s["file"]: s for s in data["scripts"]},
+            data.get("external", []),
+            {b["file"]: b for b in data.get("bundles", [])},
+        )
 
     def sri(self, file: str) -> str:
-        return self.scripts[file]["sha384"]
+        entry = self.scripts.get(file) or self.bundles[file]
+        return entry["sha384"]
+
+    def bundle_bytes(self, static_folder: str, file: str) -> bytes | None:
+        """A bundle's bytes: its parts, each intact, joined; None unless the result is the
+        inventoried bundle too (so the bytes served are always bytes someone approved)."""
+        entry = self.bundles.get(file)
+        if entry is None or not all(self.is_intact(static_folder, p) for p in entry["parts"]):
+            return None
+        data = join_parts([(Path(static_folder) / p).read_bytes() for p in entry["parts"]])
+        return data if sri_hash(data) == entry["sha384"] else None
 
     def is_intact(self, static_folder: str, file: str) -> bool:
         """Whether the file on disk is the inventoried one (cached until the file changes)."""

@@ -129,8 +129,9 @@ def refuse_repeated_fields():
 def add_security_headers(response):
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    # Pages carry patient data or a payment token: no cache may keep them.
-    if not request.path.startswith("/static/"):
+    # Pages carry patient data or a payment token: no cache may keep them. (/assets/ sets its
+    # own: fingerprinted files, public and immutable.)
+    if not request.path.startswith(("/static/", "/assets/")):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     return response

@@ -60,6 +60,7 @@ LAYERS: dict[str, int] = {
     "payapp.views": 3,
     "payapp.views.alerts": 3,
     "payapp.security": 3,
+    "payapp.assets": 3,
     "payapp.errors": 3,
     "payapp.htmx": 3,
     "payapp.cli": 3,

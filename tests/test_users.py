@@ -58,6 +58,7 @@ PUBLIC = {
     ("POST", "/pay/<token>/problem"),
     ("GET", "/pay/<token>/problem/sent"),
     ("GET", "/static/<path:filename>"),
+    ("GET", "/assets/<path:filename>"),
     ("POST", "/webhooks/square"),
     ("POST", "/webhooks/twilio"),
     ("POST", "/csp-report"),

@@ -54,6 +54,7 @@ def counts(app) -> dict[str, int]:
 # Where our pages may load scripts from: our static files, and Square's SDK on the pay page.
 SCRIPT_SOURCES = (
     "/static/js/",
+    "/assets/js/",
     "https://sandbox.web.squarecdn.com/",
     "https://web.squarecdn.com/",
 )

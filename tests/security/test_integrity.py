@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from jinja2 import ChoiceLoader, DictLoader
 
+from payapp.assets import split_url
 from payapp.db import get_session
 from payapp.extensions import talisman
-from payapp.integrity import sri_hash
+from payapp.integrity import join_parts, sri_hash
 from payapp.models import AuditEvent
 
 from ..conftest import audit_actions, csrf_from, submit_card
@@ -32,6 +33,12 @@ SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 
 def inventory(app):
     return app.extensions["payapp.inventory"]
+
+
+def script_name(src: str) -> str:
+    """The inventory's name for a script tag's src: /assets/js/x.<fingerprint>.js -> js/x.js."""
+    split = split_url(src)
+    return split[0] if split else src.removeprefix("/static/")
 
 
 def test_a_script_whose_bytes_differ_from_the_inventory_is_not_served(app, client, monkeypatch):
@@ -110,11 +117,12 @@ def test_every_script_tag_on_every_page_type_carries_the_inventory_hash(
         for tag in SCRIPT_TAG.findall(response.text):
             src = re.search(r'src="([^"]+)"', tag)
             assert src, f"{name}: inline script {tag}"
-            file = src[1].removeprefix("/static/")
-            assert file in inv.scripts, f"{name}: {src[1]} is not in the inventory"
+            file = script_name(src[1])
+            assert file in inv.scripts or file in inv.bundles, f"{name}: {src[1]} not inventoried"
             integrity = re.search(r'integrity="([^"]+)"', tag)
             assert integrity and integrity[1] == inv.sri(file), f"{name}: {tag}"
-            seen.add(file)
+            assert client.get(src[1]).status_code == 200, src[1]
+            seen.update(inv.bundles[file]["parts"] if file in inv.bundles else [file])
     assert seen == set(inv.scripts)  # every inventoried script is used somewhere
 
 
@@ -135,10 +143,12 @@ def test_in_square_mode_the_pay_page_loads_only_inventoried_scripts(app, client,
     external = {e["url"] for e in inv.external}
     page = client.get(link_factory().path)
     sources = [re.search(r'src="([^"]+)"', t)[1] for t in SCRIPT_TAG.findall(page.text)]
-    assert "https://sandbox.web.squarecdn.com/v1/square.js" in sources
-    for src in sources:
-        assert src in external or src.removeprefix("/static/") in inv.scripts, src
-    assert "js/demo-card.js" not in " ".join(sources)
+    assert sources[0] == "https://sandbox.web.squarecdn.com/v1/square.js"  # before pay.js
+    own = [script_name(src) for src in sources[1:]]
+    assert own == ["js/pay-square.js"]
+    assert all(src in external for src in sources[:1])
+    assert "js/demo-card.js" not in inv.bundles["js/pay-square.js"]["parts"]
+    assert "js/pay.js" in inv.bundles["js/pay-square.js"]["parts"]
 
 
 def test_every_script_file_is_inventoried_with_its_true_hash(app):
@@ -151,6 +161,38 @@ def test_every_script_file_is_inventoried_with_its_true_hash(app):
             assert entry.get(key), (file, key)
 
 
+def test_every_bundle_is_inventoried_scripts_joined_with_its_true_hash(app):
+    inv = inventory(app)
+    assert {"js/pay-demo.js", "js/pay-square.js"} <= set(inv.bundles)
+    for file, entry in inv.bundles.items():
+        assert not (ROOT / "static" / file).exists(), file  # joined when served, never on disk
+        assert entry["parts"] and set(entry["parts"]) <= set(inv.scripts), file
+        joined = join_parts([(ROOT / "static" / p).read_bytes() for p in entry["parts"]])
+        assert entry["sha384"] == sri_hash(joined), file
+        for key in ("name", "version", "source", "purpose", "approved_by", "approved_on"):
+            assert entry.get(key), (file, key)
+
+
+def test_a_bundle_with_a_changed_part_is_not_served(app, client, link_factory, tmp_path):
+    page = client.get(link_factory().path).text
+    src = re.search(r'src="(/assets/js/pay-demo\.[^"]+)"', page)[1]
+    assert client.get(src).status_code == 200
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "static", static)
+    (static / "js" / "pay.js").write_bytes((JS / "pay.js").read_bytes() + b"\nfetch('//evil');\n")
+    app.static_folder = str(static)
+    inventory(app)._verified.clear()
+    assert client.get(src).status_code == 404
+    assert client.get(script_url(client, "js/app.js")).status_code == 200
+
+
+def script_url(client, file: str) -> str:
+    """Where the login page loads ``file`` from."""
+    stem = Path(file).stem.replace(".", "\\.")
+    login = client.get("/login").text
+    return re.search(rf'src="(/assets/js/{stem}\.[0-9a-f]{{16}}\.js)"', login)[1]
+
+
 def test_the_script_inventory_document_names_every_script(app):
     assert SCRIPTS_DOC.is_file(), f"{SCRIPTS_DOC.relative_to(ROOT)} is missing (PCI DSS 6.4.3)"
     doc = SCRIPTS_DOC.read_text(encoding="utf-8")
@@ -158,6 +200,8 @@ def test_the_script_inventory_document_names_every_script(app):
     for file, entry in inv.scripts.items():
         assert Path(file).name in doc, file
         assert entry["sha384"] in doc or entry["version"] in doc, file
+    for file, entry in inv.bundles.items():
+        assert Path(file).name in doc and entry["sha384"] in doc, file
     for entry in inv.external:
         assert entry["url"] in doc, entry["url"]
 
@@ -198,8 +242,8 @@ def test_a_script_added_to_the_pay_page_makes_check_integrity_alert(app, monkeyp
     assert check(app).exit_code == 0
     source, _, _ = app.jinja_loader.get_source(app.jinja_env, "pay/page.html")
     tampered = source.replace(
-        "{% block head_scripts %}",
-        '{% block head_scripts %}<script src="https://evil.example/skim.js"></script>',
+        "{% block scripts %}",
+        '{% block scripts %}<script src="https://evil.example/skim.js"></script>',
         1,
     )
     assert tampered != source
