@@ -130,6 +130,9 @@ def send_reminders(session) -> str:
         schedule,
         Clinic.from_config(cfg),
         lambda link: links.link_url(cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]),
+        opt_out_url_for=lambda link: reminders.opt_out_url(
+            cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]
+        ),
     )
     if counts["closed"]:
         return "Reminders: none now, the clinic is closed."

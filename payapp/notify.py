@@ -164,12 +164,21 @@ def compose_html_email(
     return message
 
 
-def _link_email(templates, name: str, what: str, link, url: str, clinic: Clinic, mail_from: str):
+def _link_email(
+    templates,
+    name: str,
+    what: str,
+    link,
+    url: str,
+    clinic: Clinic,
+    mail_from: str,
+    **extra,
+):
     """A link's email (the request or a reminder): '<clinic>: <what> for statement <ref>'."""
     subject = f"{clinic.name}: {what}"
     if link.reference:
         subject += f" for statement {link.reference}"
-    ctx = message_context(link, url, clinic)
+    ctx = {**message_context(link, url, clinic), **extra}
     return compose_html_email(templates, name, subject, ctx, link.email, mail_from)
 
 
@@ -282,10 +291,23 @@ def send_link(
 
 
 def compose_reminder_email(
-    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
+    templates: jinja2.Environment,
+    link: PaymentLink,
+    url: str,
+    clinic: Clinic,
+    mail_from: str,
+    opt_out_url: str = "",
 ) -> EmailMessage:
+    """A reminder email; with ``opt_out_url`` it carries the signed "stop reminders" link."""
     return _link_email(
-        templates, "reminder", "reminder of your payment request", link, url, clinic, mail_from
+        templates,
+        "reminder",
+        "reminder of your payment request",
+        link,
+        url,
+        clinic,
+        mail_from,
+        opt_out_url=opt_out_url,
     )
 
 
@@ -340,10 +362,12 @@ def send_reminder(
     channels: list[str],
     *,
     number: int,
+    opt_out_url: str = "",
     now: datetime | None = None,
 ) -> list[Message]:
     """Send reminder ``number`` on ``channels`` (those the link went out on): one Message row
-    (kind "reminder") each and one timeline event; failures are recorded, never raised."""
+    (kind "reminder") each and one timeline event; failures are recorded, never raised. The
+    email carries ``opt_out_url``; a text has no room for it (its STOP reply stops texts)."""
     now = now or utcnow()
     messages, problems = [], []
     for channel in channels:
@@ -368,7 +392,10 @@ def send_reminder(
         try:
             if channel == "email":
                 transports.mail.send(
-                    compose_reminder_email(templates, link, url, clinic, transports.mail_from), name
+                    compose_reminder_email(
+                        templates, link, url, clinic, transports.mail_from, opt_out_url
+                    ),
+                    name,
                 )
             else:
                 transports.sms.send(
