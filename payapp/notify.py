@@ -715,6 +715,10 @@ def _deliver_notice(
     except Exception as exc:  # noqa: BLE001 - a failed notice never touches the money
         message.status = MessageStatus.FAILED
         message.error = delivery_error_text(message.channel, exc)[:1000]
+        if isinstance(exc, sms.SmsError):
+            message.error_code = exc.code or None
+            if exc.opted_out:
+                record_opt_out(session, message.recipient, "21610", now=now)
         retry = message.attempts <= len(RETRY_DELAYS) and _worth_retrying(message.channel, exc)
         message.retry_at = now + RETRY_DELAYS[message.attempts - 1] if retry else None
         audit.record(
