@@ -812,6 +812,21 @@ def send_refund_notice(
     )
 
 
+def due_notices(session: Session, now: datetime) -> list[int]:
+    """Ids of the receipt and refund notice messages that failed and whose retry time has come."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.kind.in_(("receipt", "refund")),
+                Message.status == MessageStatus.FAILED,
+                Message.retry_at <= now,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
 def retry_failed_notices(
     session: Session,
     templates: jinja2.Environment,
@@ -826,15 +841,7 @@ def retry_failed_notices(
     counts: sent, failed (again), skipped (another run had it)."""
     now = now or utcnow()
     counts = {"sent": 0, "failed": 0, "skipped": 0}
-    due = session.scalars(
-        select(Message.id)
-        .where(
-            Message.kind.in_(("receipt", "refund")),
-            Message.status == MessageStatus.FAILED,
-            Message.retry_at <= now,
-        )
-        .order_by(Message.id)
-    ).all()
+    due = due_notices(session, now)
     session.commit()  # end the read: each claim is its own write transaction
     for message_id in due:
         claimed = session.execute(

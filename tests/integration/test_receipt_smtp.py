@@ -170,17 +170,26 @@ def test_a_receipt_the_server_was_down_for_is_sent_once_by_run_jobs(make_payapp,
     assert sent_detail.endswith("by email (try 2 of 4)")
 
 
-def test_two_overlapping_run_jobs_send_a_failed_receipt_once(make_payapp, later_smtp):
+def test_two_overlapping_run_jobs_send_a_failed_receipt_once(make_payapp, later_smtp, monkeypatch):
+    """Both runs find the failed receipt due before either claims it (the barrier), each in its
+    own session on the SQLite file; the conditional UPDATE lets exactly one send it."""
     application = make_payapp(SMTP_URL=later_smtp.url())
     paid_while_the_server_was_down(application)
     later_smtp.controller.start()
-    start = threading.Barrier(2)
+    both_found = threading.Barrier(2)
+    original = notify.due_notices
+
+    def due_then_wait(*args, **kwargs):
+        found = original(*args, **kwargs)
+        both_found.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(notify, "due_notices", due_then_wait)
     counts = []
 
     def retry() -> None:
         with application.app_context():
             session = get_session()
-            start.wait()
             counts.append(
                 notify.retry_failed_notices(
                     session,
@@ -196,7 +205,7 @@ def test_two_overlapping_run_jobs_send_a_failed_receipt_once(make_payapp, later_
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert sorted(c["sent"] for c in counts) == [0, 1], counts
+    assert sorted((c["sent"], c["skipped"]) for c in counts) == [(0, 1), (1, 0)], counts
     assert len(later_smtp.received) == 1
     assert [action for action, _ in receipt_events(application)] == [
         "receipt.failed",
