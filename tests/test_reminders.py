@@ -232,7 +232,7 @@ def test_expiry_stops_reminders(app, send_link):
     assert reminders_of(app, link.id) == []
 
 
-def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, send_link):
+def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, staff, send_link):
     link = send_link()
     page = open_pay_page(client, link.path)
     assert "Don't remind me about this payment" in page.html
@@ -243,6 +243,8 @@ def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, send_link)
     run(app, at(4, 15))
     assert reminders_of(app, link.id) == []
     assert audit_actions(app).count("reminders.opted_out") == 1
+    timeline = staff.get(f"/links/{link.id}").text
+    assert "Patient asked for no more reminders: on the payment page" in timeline
 
 
 def test_patient_opt_out_needs_the_csrf_token_and_a_real_link(app, client, send_link):
@@ -407,7 +409,9 @@ def opt_out_link(app) -> str:
     return url.removeprefix(app.config["PUBLIC_BASE_URL"])
 
 
-def test_a_reminder_email_carries_a_link_whose_button_stops_reminders(app, client, send_link):
+def test_a_reminder_email_carries_a_link_whose_button_stops_reminders(
+    app, client, staff, send_link
+):
     link = send_link(phone="(212) 555-0123")
     run(app, at(4, 15))
     path = opt_out_link(app)
@@ -440,6 +444,8 @@ def test_a_reminder_email_carries_a_link_whose_button_stops_reminders(app, clien
             if e.action == "reminders.opted_out"
         ]
         assert (event.actor, event.detail) == ("patient", "from the link in a reminder")
+    timeline = staff.get(f"/links/{link.id}").text
+    assert "Patient asked for no more reminders: from the link in a reminder" in timeline
 
 
 def test_the_reminder_text_has_no_room_for_the_link_and_keeps_to_its_length(app, send_link):

@@ -163,7 +163,7 @@ def send_after_response(app, due) -> None:
 def stop_reminders(token: str):
     """The patient's "Don't remind me": no more reminders for this link (CSRF checked app-wide)."""
     link = resolve_or_404(token)
-    reminders.stop_reminders(get_session(), link, by_patient=True)
+    reminders.stop_reminders(get_session(), link, by_patient=True, detail="on the payment page")
     flash("We won't send you reminders about this payment.", "success")
     return redirect(url_for("pay.show_pay_page", token=token), code=303)
 
