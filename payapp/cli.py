@@ -98,6 +98,15 @@ def run_jobs_command():
     )
     click.echo(f"Unknown refunds settled: {refunds.reconcile_unknown_refunds(session, gateway)}.")
     click.echo(f"Receipts and refund notices: {notify.send_due_notices_for(current_app, session)}.")
+    retried = notify.retry_failed_notices(
+        session,
+        current_app.jinja_env,
+        notify.Transports.from_config(current_app.config),
+        Clinic.from_config(current_app.config),
+    )
+    click.echo(
+        "Receipts and refund notices tried again: {sent} sent, {failed} failed.".format(**retried)
+    )
     click.echo(f"Expired {links.expire_links(session)} link(s).")
     outcome, changes = integrity.check_integrity(session, site_surface.collect(current_app))
     click.echo(f"Integrity: {outcome}." + "".join(f"\n  ALERT: {c}" for c in changes))
@@ -130,6 +139,9 @@ def send_reminders(session) -> str:
         schedule,
         Clinic.from_config(cfg),
         lambda link: links.link_url(cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]),
+        opt_out_url_for=lambda link: reminders.opt_out_url(
+            cfg["PUBLIC_BASE_URL"], link, cfg["SECRET_KEY"]
+        ),
     )
     if counts["closed"]:
         return "Reminders: none now, the clinic is closed."

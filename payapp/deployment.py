@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from .config import DEV_SECRET_KEY, bind_addresses
+from .config import DEV_SECRET_KEY, bind_addresses, parse_text_hours
 from .models import SiteSetting, utcnow
 
 REVIEW_KEY = "security.last_review"
@@ -90,10 +91,129 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
             else "not sent: written to the outbox folder (set PAYAPP_SMTP_URL)",
         )
     )
+    checks.extend(twilio_checks(cfg))
     checks.append(proxy_check(cfg))
     checks.append(_backup_check(Path(cfg["BACKUP_DIR"]), now))
     checks.append(_review_check(session, now))
     return checks
+
+
+TWILIO_SETTINGS = (
+    "PAYAPP_TWILIO_ACCOUNT_SID, PAYAPP_TWILIO_AUTH_TOKEN and PAYAPP_TWILIO_FROM "
+    "(or PAYAPP_TWILIO_MESSAGING_SERVICE_SID)"
+)
+# US quiet hours for marketing-like texts (TCPA): nothing before 08:00 or after 21:00 local time.
+QUIET_BEFORE, QUIET_AFTER = 8 * 60, 21 * 60
+
+
+def twilio_checks(cfg) -> list[Check]:
+    """The Twilio settings: complete, well-formed, an https webhook address (Twilio signs the
+    exact URL it posts to), and texting hours a patient would accept. One line each."""
+    sid = str(cfg.get("TWILIO_ACCOUNT_SID") or "")
+    token = str(cfg.get("TWILIO_AUTH_TOKEN") or "")
+    sender = str(cfg.get("TWILIO_FROM") or "")
+    service = str(cfg.get("TWILIO_MESSAGING_SERVICE_SID") or "")
+    if not (sid or token or sender or service):
+        return [
+            Check(
+                True,
+                "Texts",
+                f"not sent: written to the outbox folder (optional; set {TWILIO_SETTINGS})",
+            )
+        ]
+    if not (sid and token and (sender or service)):
+        missing = [
+            name
+            for name, value in (
+                ("PAYAPP_TWILIO_ACCOUNT_SID", sid),
+                ("PAYAPP_TWILIO_AUTH_TOKEN", token),
+                ("PAYAPP_TWILIO_FROM or PAYAPP_TWILIO_MESSAGING_SERVICE_SID", sender or service),
+            )
+            if not value
+        ]
+        return [
+            Check(
+                False,
+                "Twilio settings",
+                f"incomplete: {', '.join(missing)} not set; set {TWILIO_SETTINGS} together, "
+                "or none of them",
+            )
+        ]
+    checks = [
+        Check(
+            bool(re.fullmatch(r"AC[0-9a-f]{32}", sid)),
+            "Twilio account SID",
+            "well-formed (AC + 32 hex characters)"
+            if re.fullmatch(r"AC[0-9a-f]{32}", sid)
+            else "PAYAPP_TWILIO_ACCOUNT_SID must be AC followed by 32 hex characters (Twilio "
+            "console, Account Info); an SK... API key SID is not the account SID",
+        )
+    ]
+    if service:
+        good = bool(re.fullmatch(r"MG[0-9a-f]{32}", service))
+        checks.append(
+            Check(
+                good,
+                "Twilio sender",
+                f"messaging service {service}"
+                if good
+                else "PAYAPP_TWILIO_MESSAGING_SERVICE_SID must be MG followed by 32 hex "
+                "characters (Twilio console, Messaging, Services)",
+            )
+        )
+    else:
+        good = bool(re.fullmatch(r"\+[1-9][0-9]{7,14}", sender))
+        checks.append(
+            Check(
+                good,
+                "Twilio sender",
+                f"number {sender}"
+                if good
+                else f"PAYAPP_TWILIO_FROM = {sender!r} is not in E.164 form: write it as "
+                "+15551234567 (a plus, the country code, the number, no spaces)",
+            )
+        )
+    webhook = str(cfg.get("TWILIO_WEBHOOK_URL") or "")
+    https = webhook.startswith("https://")
+    checks.append(
+        Check(
+            https,
+            "Twilio webhook",
+            f"in the Twilio console, set {webhook} as the number's (or messaging service's) "
+            '"A message comes in" webhook (HTTP POST); payapp asks for delivery status there too'
+            if https
+            else f"{webhook or 'the webhook address'} is not https://: Twilio signs the exact "
+            "URL it posts to, so set an https:// PAYAPP_PUBLIC_BASE_URL (or "
+            "PAYAPP_TWILIO_WEBHOOK_URL), then enter it in the Twilio console",
+        )
+    )
+    checks.append(text_hours_check(cfg))
+    return checks
+
+
+def text_hours_check(cfg) -> Check:
+    hours, days = cfg.get("TEXT_HOURS") or "", cfg.get("TEXT_DAYS") or ""
+    try:
+        parsed = parse_text_hours(hours, days)
+    except ValueError as exc:
+        return Check(False, "Texting hours", f"PAYAPP_TEXT_HOURS / PAYAPP_TEXT_DAYS: {exc}")
+    if parsed is None:
+        return Check(
+            False,
+            "Texting hours",
+            'PAYAPP_TEXT_HOURS is empty, so texts go out at any hour: set e.g. "08:00-18:00"',
+        )
+    start, end, weekdays = parsed
+    if start < QUIET_BEFORE or end > QUIET_AFTER:
+        return Check(
+            False,
+            "Texting hours",
+            f"PAYAPP_TEXT_HOURS = {hours!r} texts patients before 08:00 or after 21:00: keep "
+            'them inside 08:00-21:00, e.g. "08:00-18:00"',
+        )
+    if not weekdays:
+        return Check(False, "Texting hours", "PAYAPP_TEXT_DAYS names no day: texts never go out")
+    return Check(True, "Texting hours", f"{hours} on {days or 'every day'}, clinic time")
 
 
 def proxy_check(cfg, environ=None) -> Check:

@@ -8,6 +8,7 @@ import re
 
 _RULES = [
     (re.compile(r"/pay/[A-Za-z0-9_\-.]{8,}"), "/pay/[token]"),
+    (re.compile(r"/reminders/stop/[A-Za-z0-9_\-.]{8,}"), "/reminders/stop/[token]"),
     (re.compile(r"\b(cnon|ccof|bnon|gnon|cnon):[A-Za-z0-9_\-]+"), r"\1:[card-token]"),
     (re.compile(r"\b(EAAA|sq0atp-|sq0csp-)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9_\-.=]+"), r"\1 [redacted]"),

@@ -226,6 +226,11 @@ class Message(Base):
     provider_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(8))
+    # Receipts and refund notices: the payment or refund they are for, and when run-jobs tries
+    # a failed one again (NULL: it will not be retried).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"))
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refund.id"))
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class SmsOptOut(Base):

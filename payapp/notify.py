@@ -13,7 +13,7 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -164,12 +164,21 @@ def compose_html_email(
     return message
 
 
-def _link_email(templates, name: str, what: str, link, url: str, clinic: Clinic, mail_from: str):
+def _link_email(
+    templates,
+    name: str,
+    what: str,
+    link,
+    url: str,
+    clinic: Clinic,
+    mail_from: str,
+    **extra,
+):
     """A link's email (the request or a reminder): '<clinic>: <what> for statement <ref>'."""
     subject = f"{clinic.name}: {what}"
     if link.reference:
         subject += f" for statement {link.reference}"
-    ctx = message_context(link, url, clinic)
+    ctx = {**message_context(link, url, clinic), **extra}
     return compose_html_email(templates, name, subject, ctx, link.email, mail_from)
 
 
@@ -282,10 +291,23 @@ def send_link(
 
 
 def compose_reminder_email(
-    templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
+    templates: jinja2.Environment,
+    link: PaymentLink,
+    url: str,
+    clinic: Clinic,
+    mail_from: str,
+    opt_out_url: str = "",
 ) -> EmailMessage:
+    """A reminder email; with ``opt_out_url`` it carries the signed "stop reminders" link."""
     return _link_email(
-        templates, "reminder", "reminder of your payment request", link, url, clinic, mail_from
+        templates,
+        "reminder",
+        "reminder of your payment request",
+        link,
+        url,
+        clinic,
+        mail_from,
+        opt_out_url=opt_out_url,
     )
 
 
@@ -340,10 +362,12 @@ def send_reminder(
     channels: list[str],
     *,
     number: int,
+    opt_out_url: str = "",
     now: datetime | None = None,
 ) -> list[Message]:
     """Send reminder ``number`` on ``channels`` (those the link went out on): one Message row
-    (kind "reminder") each and one timeline event; failures are recorded, never raised."""
+    (kind "reminder") each and one timeline event; failures are recorded, never raised. The
+    email carries ``opt_out_url``; a text has no room for it (its STOP reply stops texts)."""
     now = now or utcnow()
     messages, problems = [], []
     for channel in channels:
@@ -368,7 +392,10 @@ def send_reminder(
         try:
             if channel == "email":
                 transports.mail.send(
-                    compose_reminder_email(templates, link, url, clinic, transports.mail_from), name
+                    compose_reminder_email(
+                        templates, link, url, clinic, transports.mail_from, opt_out_url
+                    ),
+                    name,
                 )
             else:
                 transports.sms.send(
@@ -587,23 +614,148 @@ def _already_noticed(session: Session, link_id: int, actions, tag: str) -> bool:
     )
 
 
+# A failed receipt or refund notice is tried again by run-jobs this long after each failure:
+# three more tries, then staff see it failed for good.
+RETRY_DELAYS = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
+MAX_NOTICE_TRIES = 1 + len(RETRY_DELAYS)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A receipt or refund notice: what it says and what it is for."""
+
+    kind: str  # receipt | refund (also the template's name)
+    tag: str  # how the audit trail names it: "receipt R-12", "refund 3"
+    subject: str
+    ctx: dict
+    actions: tuple[AuditAction, AuditAction]  # (sent, failed)
+    link: PaymentLink
+    payment_id: int | None = None
+    refund_id: int | None = None
+
+
+def receipt_notice(payment: Payment, clinic: Clinic) -> Notice:
+    ctx = receipt_context(payment, clinic)
+    return Notice(
+        kind="receipt",
+        tag=f"receipt {ctx['receipt_number']}",
+        subject=f"{clinic.name}: receipt for your payment of {ctx['amount']}",
+        ctx=ctx,
+        actions=(AuditAction.RECEIPT_SENT, AuditAction.RECEIPT_FAILED),
+        link=payment.link,
+        payment_id=payment.id,
+    )
+
+
+def refund_notice(refund: Refund, clinic: Clinic) -> Notice:
+    ctx = refund_context(refund, clinic)
+    return Notice(
+        kind="refund",
+        tag=f"refund {refund.id}",
+        subject=f"{clinic.name}: refund of {ctx['refunded']}",
+        ctx=ctx,
+        actions=(AuditAction.REFUND_NOTICE_SENT, AuditAction.REFUND_NOTICE_FAILED),
+        link=refund.payment.link,
+        refund_id=refund.id,
+    )
+
+
+def _worth_retrying(channel: str, exc: Exception) -> bool:
+    """A server that was down or busy may take it later; a refused address or number will not."""
+    if isinstance(exc, sms.SmsError):
+        return exc.retry_later and not exc.opted_out
+    return isinstance(exc, DeliveryError | OSError)
+
+
+def _deliver_notice(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    notice: Notice,
+    message: Message,
+    *,
+    now: datetime,
+) -> None:
+    """One try of one notice's message: the row and the audit trail say how it went (a failure
+    worth retrying gets ``retry_at``). Never raises."""
+    sent_action, failed_action = notice.actions
+    link_id = notice.link.id
+    tries = f" (try {message.attempts} of {MAX_NOTICE_TRIES})" if message.attempts > 1 else ""
+    name = f"{now:%Y%m%dT%H%M%S}-{message.id}-{notice.kind}-{message.channel}"
+    stopped = opted_out_since(session, message.recipient) if message.channel == "sms" else None
+    if stopped is not None:  # replied STOP: no text of any kind goes to this number
+        message.status = MessageStatus.FAILED
+        message.retry_at = None
+        when = notice.ctx["clinic"].local_time(stopped, "date")
+        message.error = f"Not sent: this number replied STOP on {when}."
+        audit.record(
+            session,
+            failed_action,
+            link_id=link_id,
+            detail=f"{notice.tag} by sms: {message.error}",
+            when=now,
+        )
+        return
+    try:
+        if message.channel == "email":
+            transports.mail.send(
+                compose_html_email(
+                    templates,
+                    notice.kind,
+                    notice.subject,
+                    notice.ctx,
+                    message.recipient,
+                    transports.mail_from,
+                ),
+                name,
+            )
+        else:
+            body = templates.get_template(f"sms/{notice.kind}.txt").render(notice.ctx).strip()
+            transports.sms.send(message.recipient, body, name)
+    except Exception as exc:  # noqa: BLE001 - a failed notice never touches the money
+        message.status = MessageStatus.FAILED
+        message.error = delivery_error_text(message.channel, exc)[:1000]
+        if isinstance(exc, sms.SmsError):
+            message.error_code = exc.code or None
+            if exc.opted_out:
+                record_opt_out(session, message.recipient, "21610", now=now)
+        retry = message.attempts <= len(RETRY_DELAYS) and _worth_retrying(message.channel, exc)
+        message.retry_at = now + RETRY_DELAYS[message.attempts - 1] if retry else None
+        audit.record(
+            session,
+            failed_action,
+            link_id=link_id,
+            detail=f"{notice.tag} by {message.channel}: {message.error}{tries}"
+            + ("; run-jobs tries again" if retry else ""),
+            when=now,
+        )
+    else:
+        message.status = MessageStatus.SENT
+        message.sent_at = now
+        message.error = None
+        message.retry_at = None
+        audit.record(
+            session,
+            sent_action,
+            link_id=link_id,
+            detail=f"{notice.tag} by {message.channel}{tries}",
+            when=now,
+        )
+
+
 def _send_notice(
     session: Session,
     templates: jinja2.Environment,
     transports: Transports,
-    link: PaymentLink,
+    notice: Notice,
     *,
-    kind: str,
-    tag: str,
-    subject: str,
-    ctx: dict,
-    actions: tuple[AuditAction, AuditAction],
     now: datetime,
 ) -> list[Message]:
     """Email (when the link has one) and text (when the link was texted): one Message row and
-    one audit event (detail starting with ``tag``) each; failures recorded, never raised."""
-    sent_action, failed_action = actions
-    if _already_noticed(session, link.id, actions, tag):
+    one audit event (detail starting with the notice's tag) each; failures recorded, never
+    raised, and retried by ``retry_failed_notices`` when worth it."""
+    link = notice.link
+    if _already_noticed(session, link.id, notice.actions, notice.tag):
         return []
     channels = [("email", link.email)] if link.email else []
     if link.phone and _was_texted(session, link):
@@ -611,49 +763,18 @@ def _send_notice(
     messages = []
     for channel, recipient in channels:
         message = Message(
-            link_id=link.id, channel=channel, recipient=recipient, kind=kind, created_at=now
+            link_id=link.id,
+            channel=channel,
+            recipient=recipient,
+            kind=notice.kind,
+            created_at=now,
+            payment_id=notice.payment_id,
+            refund_id=notice.refund_id,
+            attempts=1,
         )
         session.add(message)
         session.flush()
-        message.attempts += 1
-        name = f"{now:%Y%m%dT%H%M%S}-{message.id}-{kind}-{channel}"
-        stopped = opted_out_since(session, recipient) if channel == "sms" else None
-        if stopped is not None:  # replied STOP: no text of any kind goes to this number
-            message.status = MessageStatus.FAILED
-            when = ctx["clinic"].local_time(stopped, "date")
-            message.error = f"Not sent: this number replied STOP on {when}."
-            audit.record(
-                session, failed_action, link_id=link.id, detail=f"{tag} by sms: {message.error}"
-            )
-            messages.append(message)
-            continue
-        try:
-            if channel == "email":
-                transports.mail.send(
-                    compose_html_email(
-                        templates, kind, subject, ctx, recipient, transports.mail_from
-                    ),
-                    name,
-                )
-            else:
-                body = templates.get_template(f"sms/{kind}.txt").render(ctx).strip()
-                transports.sms.send(recipient, body, name)
-        except Exception as exc:  # noqa: BLE001 - a failed notice never touches the money
-            message.status = MessageStatus.FAILED
-            message.error = delivery_error_text(channel, exc)[:1000]
-            audit.record(
-                session,
-                failed_action,
-                link_id=link.id,
-                detail=f"{tag} by {channel}: {message.error}",
-                when=now,
-            )
-        else:
-            message.status = MessageStatus.SENT
-            message.sent_at = now
-            audit.record(
-                session, sent_action, link_id=link.id, detail=f"{tag} by {channel}", when=now
-            )
+        _deliver_notice(session, templates, transports, notice, message, now=now)
         messages.append(message)
     session.commit()
     return messages
@@ -670,18 +791,8 @@ def send_receipt(
 ) -> list[Message]:
     """The patient's receipt for a completed payment, once per payment (a second call for the
     same payment sends nothing): by email, and by text if the link was texted."""
-    ctx = receipt_context(payment, clinic)
     return _send_notice(
-        session,
-        templates,
-        transports,
-        payment.link,
-        kind="receipt",
-        tag=f"receipt {ctx['receipt_number']}",
-        subject=f"{clinic.name}: receipt for your payment of {ctx['amount']}",
-        ctx=ctx,
-        actions=(AuditAction.RECEIPT_SENT, AuditAction.RECEIPT_FAILED),
-        now=now or utcnow(),
+        session, templates, transports, receipt_notice(payment, clinic), now=now or utcnow()
     )
 
 
@@ -696,19 +807,67 @@ def send_refund_notice(
 ) -> list[Message]:
     """Tell the patient a refund was made (amount, what remains paid, when it shows on the
     card), once per refund."""
-    ctx = refund_context(refund, clinic)
     return _send_notice(
-        session,
-        templates,
-        transports,
-        refund.payment.link,
-        kind="refund",
-        tag=f"refund {refund.id}",
-        subject=f"{clinic.name}: refund of {ctx['refunded']}",
-        ctx=ctx,
-        actions=(AuditAction.REFUND_NOTICE_SENT, AuditAction.REFUND_NOTICE_FAILED),
-        now=now or utcnow(),
+        session, templates, transports, refund_notice(refund, clinic), now=now or utcnow()
     )
+
+
+def due_notices(session: Session, now: datetime) -> list[int]:
+    """Ids of the receipt and refund notice messages that failed and whose retry time has come."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.kind.in_(("receipt", "refund")),
+                Message.status == MessageStatus.FAILED,
+                Message.retry_at <= now,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def retry_failed_notices(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    clinic: Clinic,
+    *,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """run-jobs: try again the receipts and refund notices whose ``retry_at`` has come. Each
+    message is first claimed with one conditional UPDATE (failed and due -> sending), so two
+    overlapping runs never send one twice, and a sent one is never picked again. Returns
+    counts: sent, failed (again), skipped (another run had it)."""
+    now = now or utcnow()
+    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    due = due_notices(session, now)
+    session.commit()  # end the read: each claim is its own write transaction
+    for message_id in due:
+        claimed = session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status == MessageStatus.FAILED,
+                Message.retry_at <= now,
+            )
+            .values(status=MessageStatus.SENDING, retry_at=None, attempts=Message.attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+        if claimed != 1:
+            counts["skipped"] += 1
+            continue
+        message = session.get(Message, message_id)
+        session.refresh(message)
+        if message.kind == "receipt":
+            notice = receipt_notice(session.get(Payment, message.payment_id), clinic)
+        else:
+            notice = refund_notice(session.get(Refund, message.refund_id), clinic)
+        _deliver_notice(session, templates, transports, notice, message, now=now)
+        session.commit()
+        counts["sent" if message.status == MessageStatus.SENT else "failed"] += 1
+    return counts
 
 
 def take_due(session: Session) -> list[tuple[str, int]]:

@@ -314,8 +314,9 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
         )
         log.error("link %s was paid twice (payment %s)", payment.link_id, payment.id)
     session.commit()
-    if became_paid:  # the one completion that paid the link: exactly one receipt
-        session.info.setdefault(RECEIPTS_DUE, []).append(payment.id)
+    # One receipt per completed charge: a patient charged twice gets a receipt for each (each
+    # with its own number), as their card statement shows both until staff refund one.
+    session.info.setdefault(RECEIPTS_DUE, []).append(payment.id)
     session.refresh(payment.link)
 
 

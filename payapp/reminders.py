@@ -13,6 +13,7 @@ retried every minute.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import jinja2
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,10 @@ from .models import Message, PaymentLink, utcnow
 from .states import AuditAction, LinkStatus, MessageStatus
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OPT_OUT_SALT = "payapp.reminder-opt-out.v1"  # noqa: S105 - a salt, not a secret
+# The opt-out link in a reminder works a week past the link's expiry: a late reader can still
+# say "stop", though nothing is sent after expiry anyway.
+OPT_OUT_GRACE = timedelta(days=7)
 
 
 class ReminderError(Exception):
@@ -37,6 +43,23 @@ class ReminderError(Exception):
     @classmethod
     def bad_setting(cls, name: str, value: object, expected: str) -> ReminderError:
         return cls(f"{name} = {value!r} is not valid: expected {expected}.")
+
+
+class OptOutError(Exception):
+    """A reminder opt-out link that cannot be used; the text is safe to show the patient."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @classmethod
+    def invalid(cls) -> OptOutError:
+        return cls("invalid", "This link to stop reminders is not valid.")
+
+    @classmethod
+    def expired(cls) -> OptOutError:
+        return cls("expired", "This link to stop reminders has expired.")
 
 
 @dataclass(frozen=True)
@@ -178,6 +201,7 @@ def send_due_reminders(
     clinic: Clinic,
     url_for_link: Callable[[PaymentLink], str],
     *,
+    opt_out_url_for: Callable[[PaymentLink], str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, int]:
     """One pass: claim and send every due reminder. Returns counts: sent, failed, skipped
@@ -204,6 +228,7 @@ def send_due_reminders(
             clinic,
             sent_channels(session, link_id),
             number=link.reminders_sent,
+            opt_out_url=opt_out_url_for(link) if opt_out_url_for else "",
             now=now,
         )
         ok = any(m.status == MessageStatus.SENT for m in messages)
@@ -212,7 +237,12 @@ def send_due_reminders(
 
 
 def stop_reminders(
-    session: Session, link: PaymentLink, *, by_patient: bool, staff_id: int | None = None
+    session: Session,
+    link: PaymentLink,
+    *,
+    by_patient: bool,
+    staff_id: int | None = None,
+    detail: str = "",
 ) -> bool:
     """Stop reminders for this link (the patient's "Don't remind me" or a staff action).
     Returns False when they were already stopped; recorded on the link's timeline once."""
@@ -232,8 +262,47 @@ def stop_reminders(
         actor="patient" if by_patient else "staff",
         staff_id=staff_id,
         link_id=link.id,
+        detail=detail,
         when=now,
     )
     session.commit()
     session.refresh(link)
     return True
+
+
+# --- the opt-out link inside reminders ------------------------------------------------------------
+
+
+def sign_opt_out(link: PaymentLink, secret_key: str) -> str:
+    """The token of a reminder's "stop reminders" link: the link's random public id and expiry,
+    signed with a salt of its own (a pay-page token is not an opt-out token, nor the reverse)."""
+    serializer = URLSafeSerializer(secret_key, salt=OPT_OUT_SALT)
+    return serializer.dumps([link.public_id, int(link.expires_at.timestamp())])
+
+
+def opt_out_url(public_base_url: str, link: PaymentLink, secret_key: str) -> str:
+    return f"{public_base_url.rstrip('/')}/reminders/stop/{sign_opt_out(link, secret_key)}"
+
+
+def resolve_opt_out(
+    session: Session, token: str, secret_key: str, *, now: datetime | None = None
+) -> PaymentLink:
+    """The link an opt-out token names; OptOutError.invalid() for anything forged, mangled or
+    unknown, OptOutError.expired() once ``OPT_OUT_GRACE`` past the link's expiry."""
+    if not token or len(token) > 200:
+        raise OptOutError.invalid()
+    try:
+        public_id, expires_ts = URLSafeSerializer(secret_key, salt=OPT_OUT_SALT).loads(token)
+    except (BadData, ValueError, TypeError):
+        raise OptOutError.invalid() from None
+    if not isinstance(public_id, str) or not isinstance(expires_ts, int):
+        raise OptOutError.invalid()
+    link = session.scalar(select(PaymentLink).where(PaymentLink.public_id == public_id))
+    if link is None or int(link.expires_at.timestamp()) != expires_ts:
+        raise OptOutError.invalid()
+    # Only the exact spelling we issued (base64 forgives padding and unused bits).
+    if not hmac.compare_digest(token.encode(), sign_opt_out(link, secret_key).encode()):
+        raise OptOutError.invalid()
+    if (now or utcnow()) >= link.expires_at + OPT_OUT_GRACE:
+        raise OptOutError.expired()
+    return link

@@ -210,6 +210,7 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REFUND_CREATED,
         AuditAction.REMINDER_SENT,
         AuditAction.REMINDER_FAILED,
+        AuditAction.REMINDERS_OPTED_OUT,
         AuditAction.PROBLEM_REPORTED,
         AuditAction.SMS_UNDELIVERED,
         AuditAction.RECEIPT_SENT,

@@ -332,6 +332,9 @@ def submit_card(
 
 SECRETS_IN_LOGS = {
     "a payment-link token": re.compile(r"/pay/[A-Za-z0-9_\-]{12,}\.[A-Za-z0-9_\-]{8,}"),
+    "a reminder opt-out token": re.compile(
+        r"/reminders/stop/[A-Za-z0-9_\-]{12,}\.[A-Za-z0-9_\-]{8,}"
+    ),
     "a card token": re.compile(r"\bcnon:[A-Za-z0-9_\-]+"),
     "a Square access token": re.compile(r"\bEAAA[A-Za-z0-9_\-]{6,}"),
     "a full email address": re.compile(r"[A-Za-z0-9._%+\-]{2,}@[A-Za-z0-9\-]+\.[A-Za-z]{2,}"),

@@ -84,3 +84,112 @@ def test_check_deployment_command_exits_nonzero_until_ready(app, runner):
         result = runner.invoke(args=["check-deployment"])
     assert result.exit_code != 0
     assert "TODO  HTTPS" in result.output and "OK    Secret key" in result.output
+
+
+# --- Twilio --------------------------------------------------------------------------------------
+
+SID = "AC" + "0123456789abcdef" * 2
+SERVICE = "MG" + "fedcba9876543210" * 2
+TWILIO = {
+    "TWILIO_ACCOUNT_SID": SID,
+    "TWILIO_AUTH_TOKEN": "a" * 32,
+    "TWILIO_FROM": "+15551234567",
+    "TWILIO_MESSAGING_SERVICE_SID": None,
+    "TWILIO_WEBHOOK_URL": "https://pay.clinic.example/webhooks/twilio",
+    "TEXT_HOURS": "08:00-18:00",
+    "TEXT_DAYS": "Mon-Fri",
+}
+
+
+def twilio(**changes):
+    return {c.name: c for c in deployment.twilio_checks({**TWILIO, **changes})}
+
+
+def test_a_complete_twilio_set_up_passes_and_names_the_webhook_to_enter():
+    checks = twilio()
+    assert all(c.ok for c in checks.values()), checks
+    assert set(checks) == {"Twilio account SID", "Twilio sender", "Twilio webhook", "Texting hours"}
+    assert "https://pay.clinic.example/webhooks/twilio" in checks["Twilio webhook"].detail
+    assert "Twilio console" in checks["Twilio webhook"].detail
+
+
+def test_without_twilio_texts_stay_in_the_outbox_and_that_is_fine():
+    checks = twilio(TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, TWILIO_FROM=None)
+    assert list(checks) == ["Texts"] and checks["Texts"].ok
+    assert "outbox" in checks["Texts"].detail
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ({"TWILIO_AUTH_TOKEN": None}, "PAYAPP_TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_ACCOUNT_SID": ""}, "PAYAPP_TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_FROM": None}, "PAYAPP_TWILIO_FROM or PAYAPP_TWILIO_MESSAGING_SERVICE_SID"),
+    ],
+)
+def test_half_a_twilio_set_up_names_what_is_missing(missing, named):
+    checks = twilio(**missing)
+    assert list(checks) == ["Twilio settings"]
+    assert not checks["Twilio settings"].ok
+    assert f"{named} not set" in checks["Twilio settings"].detail
+
+
+@pytest.mark.parametrize(
+    "sid", ["SK" + "0" * 32, "AC" + "0" * 31, "AC" + "0" * 33, "AC" + "G" * 32, "ac" + "0" * 32]
+)
+def test_a_malformed_account_sid_is_flagged(sid):
+    check = twilio(TWILIO_ACCOUNT_SID=sid)["Twilio account SID"]
+    assert not check.ok and "AC followed by 32 hex" in check.detail
+
+
+@pytest.mark.parametrize("number", ["5551234567", "+1 555 123 4567", "+0551234567", "(555) 1234"])
+def test_a_sending_number_not_in_e164_is_flagged(number):
+    check = twilio(TWILIO_FROM=number)["Twilio sender"]
+    assert not check.ok and "+15551234567" in check.detail
+
+
+def test_a_messaging_service_is_checked_instead_of_the_number():
+    assert twilio(TWILIO_FROM=None, TWILIO_MESSAGING_SERVICE_SID=SERVICE)["Twilio sender"].ok
+    bad = twilio(TWILIO_FROM=None, TWILIO_MESSAGING_SERVICE_SID="MG123")["Twilio sender"]
+    assert not bad.ok and "MG followed by 32 hex" in bad.detail
+
+
+def test_a_plain_http_webhook_address_is_flagged():
+    check = twilio(TWILIO_WEBHOOK_URL="http://10.0.0.5:8000/webhooks/twilio")["Twilio webhook"]
+    assert not check.ok and "https://" in check.detail and "signs the exact" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("hours", "days", "says"),
+    [
+        ("", "Mon-Fri", "any hour"),
+        ("07:00-18:00", "Mon-Fri", "before 08:00 or after 21:00"),
+        ("08:00-22:30", "Mon-Fri", "before 08:00 or after 21:00"),
+        ("8am-6pm", "Mon-Fri", "08:00-18:00"),
+        ("08:00-18:00", "Weekdays", "Mon-Fri"),
+    ],
+)
+def test_texting_hours_outside_the_day_or_unreadable_are_flagged(hours, days, says):
+    check = twilio(TEXT_HOURS=hours, TEXT_DAYS=days)["Texting hours"]
+    assert not check.ok and says in check.detail
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [
+        {
+            **STRONG,
+            "TWILIO_ACCOUNT_SID": "AC123",
+            "TWILIO_AUTH_TOKEN": "t" * 32,
+            "TWILIO_FROM": "+15551234567",
+        }
+    ],
+)
+def test_check_deployment_lists_the_twilio_lines(app, runner):
+    with app.app_context():
+        result = runner.invoke(args=["check-deployment"])
+    assert result.exit_code != 0
+    assert "TODO  Twilio account SID: PAYAPP_TWILIO_ACCOUNT_SID must be AC" in result.output
+    # The suite's app answers on http://, which Twilio's signature cannot be checked against.
+    assert "TODO  Twilio webhook:" in result.output
+    assert "OK    Twilio sender: number +15551234567" in result.output

@@ -47,6 +47,7 @@ def test_the_suite_wide_log_check_would_catch_each_secret():
 
     raw = {
         "a payment-link token": "GET /pay/WyJqeVR1Tl81cTRSMS01YTl4IiwxNzk2ODk1Mjk1XQ.KScvw9eEqBJs",
+        "a reminder opt-out token": "POST /reminders/stop/WyJqeVR1Tl81cTRSMS01YTl4Iiw.KScvw9eEqB",
         "a card token": "source cnon:card-nonce-ok",
         "a Square access token": "token EAAAl1x2y3z4secret",
         "a full email address": "sent to jane.doe@example.com",

@@ -287,3 +287,106 @@ def test_the_receipt_waits_until_the_patient_has_the_answer(app, client, link_fa
     assert messages(app) == [], "the answer waited for the mail server"
     response.close()  # the server finished sending the answer
     assert messages(app) == [("email", "failed")]
+
+
+# --- retries by run-jobs --------------------------------------------------------------------------
+
+
+def mail_down(monkeypatch):
+    def refuse(self, message, name):
+        raise notify.DeliveryError("SMTP delivery to mail.example:587 failed: refused")
+
+    monkeypatch.setattr(notify.OutboxMail, "send", refuse)
+
+
+def retry(app, when):
+    with app.app_context():
+        return notify.retry_failed_notices(
+            get_session(),
+            app.jinja_env,
+            notify.Transports.from_config(app.config),
+            Clinic.from_config(app.config),
+            now=when,
+        )
+
+
+def the_message(app, kind="receipt") -> Message:
+    with app.app_context():
+        [message] = get_session().scalars(select(Message).where(Message.kind == kind)).all()
+        get_session().expunge(message)
+        return message
+
+
+def test_a_failed_receipt_is_tried_after_5_min_30_min_and_2_h_then_given_up(
+    app, client, staff, link_factory, monkeypatch, tmp_path
+):
+    mail_down(monkeypatch)
+    link = link_factory()
+    submit_card(client, link.path)
+    first = the_message(app)
+    assert first.retry_at == first.created_at + timedelta(minutes=5)
+    page = staff.get(f"/links/{link.id}").text
+    assert "(receipt) to jane@example.com" in page and "Tried again automatically from" in page
+
+    t = first.created_at
+    assert retry(app, t + timedelta(minutes=4))["failed"] == 0, "not before its time"
+    for tried, next_wait in ((2, timedelta(minutes=30)), (3, timedelta(hours=2))):
+        t = the_message(app).retry_at
+        assert retry(app, t)["failed"] == 1
+        again = the_message(app)
+        assert (again.attempts, again.retry_at) == (tried, t + next_wait)
+    assert retry(app, the_message(app).retry_at)["failed"] == 1
+    last = the_message(app)
+    assert (last.status, last.attempts, last.retry_at) == ("failed", 4, None)
+    assert retry(app, t + timedelta(days=2)) == {"sent": 0, "failed": 0, "skipped": 0}
+    page = staff.get(f"/links/{link.id}").text
+    assert "after 4 tries" in page and "Tried again automatically" not in page
+    assert audit_actions(app).count("receipt.failed") == 4
+    assert receipts(tmp_path) == []
+
+
+def test_a_retried_receipt_is_sent_once_and_never_again(
+    app, client, staff, link_factory, monkeypatch, tmp_path
+):
+    mail_down(monkeypatch)
+    link = link_factory()
+    submit_card(client, link.path)
+    monkeypatch.undo()  # the mail server is back
+    due = the_message(app).retry_at
+    assert retry(app, due) == {"sent": 1, "failed": 0, "skipped": 0}
+    assert retry(app, due + timedelta(hours=3)) == {"sent": 0, "failed": 0, "skipped": 0}
+    assert len(receipts(tmp_path)) == 1
+    sent = the_message(app)
+    assert (sent.status, sent.attempts, sent.error, sent.retry_at) == ("sent", 2, None, None)
+    page = staff.get(f"/links/{link.id}").text
+    assert "Receipt sent to the patient" in page and "after 2 tries" in page
+    assert "(try 2 of 4)" in page
+
+
+def test_a_receipt_the_template_cannot_make_is_not_retried(app, client, link_factory, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(notify, "compose_html_email", broken)
+    submit_card(client, link_factory().path)
+    assert the_message(app).retry_at is None
+
+
+def test_a_failed_refund_notice_is_retried_too(app, client, admin, link_factory, monkeypatch):
+    link = link_factory()
+    submit_card(client, link.path)
+    mail_down(monkeypatch)
+    with app.app_context():
+        payment_id = get_session().scalar(select(Payment.id))
+    staff_post(
+        admin,
+        f"/links/{link.id}/refund",
+        {"payment_id": payment_id, "amount": "25.00", "reason": "overbilled", "refund_key": "k1"},
+        page_url=f"/links/{link.id}",
+    )
+    failed = the_message(app, "refund")
+    assert failed.status == "failed" and failed.retry_at is not None
+    monkeypatch.undo()
+    assert retry(app, failed.retry_at)["sent"] == 1
+    assert the_message(app, "refund").status == "sent"
+    assert audit_actions(app).count("refund_notice.sent") == 1

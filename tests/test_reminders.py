@@ -9,6 +9,7 @@ Saturday 13 March 10:00 EST, which is the weekend: it goes on Monday 15 March fr
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -23,7 +24,7 @@ from payapp.clinic import Clinic
 from payapp.db import get_session
 from payapp.models import Message, PaymentLink
 
-from .conftest import audit_actions, open_pay_page, staff_post, submit_card
+from .conftest import audit_actions, csrf_from, open_pay_page, staff_post, submit_card
 
 SENT = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)  # Monday 10:00 EST
 
@@ -231,7 +232,7 @@ def test_expiry_stops_reminders(app, send_link):
     assert reminders_of(app, link.id) == []
 
 
-def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, send_link):
+def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, staff, send_link):
     link = send_link()
     page = open_pay_page(client, link.path)
     assert "Don't remind me about this payment" in page.html
@@ -242,6 +243,8 @@ def test_patient_opt_out_on_the_pay_page_stops_reminders(app, client, send_link)
     run(app, at(4, 15))
     assert reminders_of(app, link.id) == []
     assert audit_actions(app).count("reminders.opted_out") == 1
+    timeline = staff.get(f"/links/{link.id}").text
+    assert "Patient asked for no more reminders: on the payment page" in timeline
 
 
 def test_patient_opt_out_needs_the_csrf_token_and_a_real_link(app, client, send_link):
@@ -390,3 +393,119 @@ def test_patient_opt_out_is_rate_limited(app, client, send_link):
     ]
     assert codes == [303, 303, 429]
     assert audit_actions(app).count("reminders.opted_out") == 1  # recorded once
+
+
+# --- the signed "stop reminders" link inside reminder emails -----------------------------------
+
+
+def opt_out_link(app) -> str:
+    """The "stop reminders" address in the newest reminder email, as a path on the site."""
+    [eml] = [p for p in outbox(app) if p.suffix == ".eml"][-1:]
+    body = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    text = body.get_body(("plain",)).get_content()
+    url = re.search(r"Stop them here: (\S+)", text)[1]
+    assert url.startswith(app.config["PUBLIC_BASE_URL"] + "/reminders/stop/"), url
+    assert url in body.get_body(("html",)).get_content()
+    return url.removeprefix(app.config["PUBLIC_BASE_URL"])
+
+
+def test_a_reminder_email_carries_a_link_whose_button_stops_reminders(
+    app, client, staff, send_link
+):
+    link = send_link(phone="(212) 555-0123")
+    run(app, at(4, 15))
+    path = opt_out_link(app)
+    assert link.token not in path  # a token of its own, not the pay page's
+
+    with time_machine.travel(at(4, 16), tick=False):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "Stop reminders for this bill?" in page.text and "$125.00" in page.text
+        assert stored(app, link.id).reminders_stopped_at is None, (
+            "a GET (a mail scanner) stops nothing"
+        )
+        assert client.get(path).status_code == 200  # and may come again
+
+        response = client.post(path, data={"csrf_token": csrf_from(page.text)})
+        assert response.status_code == 303 and response.headers["Location"] == path
+        assert "Reminders stopped" in client.get(path).text
+        again = client.post(path, data={"csrf_token": csrf_from(page.text)})
+        assert again.status_code == 303  # pressing twice is harmless
+    assert stored(app, link.id).reminders_stopped_at is not None
+    # Reminder 2 would be due on Monday 15 March from 08:00 EDT.
+    assert run(app, at(15, 13)) == "Reminders: 0 sent, 0 could not be delivered."
+    assert len(reminders_of(app, link.id)) == 2  # reminder 1 by email and text, nothing after
+    with app.app_context():
+        from payapp import audit
+
+        [event] = [
+            e
+            for e in audit.link_timeline(get_session(), link.id)
+            if e.action == "reminders.opted_out"
+        ]
+        assert (event.actor, event.detail) == ("patient", "from the link in a reminder")
+    timeline = staff.get(f"/links/{link.id}").text
+    assert "Patient asked for no more reminders: from the link in a reminder" in timeline
+
+
+def test_the_reminder_text_has_no_room_for_the_link_and_keeps_to_its_length(app, send_link):
+    send_link(phone="(212) 555-0123")
+    run(app, at(4, 15))
+    [txt] = [p for p in outbox(app) if p.suffix == ".txt"]
+    assert "/reminders/stop/" not in txt.read_text()
+
+
+def test_the_stop_button_needs_the_csrf_token(app, client, send_link):
+    link = send_link()
+    run(app, at(4, 15))
+    path = opt_out_link(app)
+    assert client.post(path).status_code == 400
+    assert stored(app, link.id).reminders_stopped_at is None
+
+
+def test_a_tampered_or_borrowed_token_gets_a_clear_page_and_changes_nothing(app, client, send_link):
+    link = send_link()
+    run(app, at(4, 15))
+    path = opt_out_link(app)
+    csrf = csrf_from(client.get(path).text)
+    token = path.rsplit("/", 1)[1]
+    forged = [
+        path[:-2] + ("AA" if not path.endswith("AA") else "BB"),
+        "/reminders/stop/" + token.split(".")[0] + ".x",
+        "/reminders/stop/" + link.token,  # the pay page's token: another salt, refused
+        "/reminders/stop/" + "a" * 300,
+    ]
+    for bad in forged:
+        page = client.get(bad)
+        assert page.status_code == 404 and "not valid" in page.text, bad
+        assert client.post(bad, data={"csrf_token": csrf}).status_code == 404
+    assert client.get(f"/pay/{token}").status_code == 404  # nor is the opt-out token a pay link
+    assert stored(app, link.id).reminders_stopped_at is None
+    assert "reminders.opted_out" not in audit_actions(app)
+
+
+def test_the_link_works_a_week_past_the_bills_expiry_then_expires(app, client, send_link):
+    link = send_link()  # expires Monday 15 March 2027, 15:00 UTC
+    run(app, at(4, 15))
+    path = opt_out_link(app)
+    with time_machine.travel(datetime(2027, 3, 22, 14, 59, tzinfo=UTC), tick=False):
+        page = client.get(path)
+        assert page.status_code == 200
+        csrf = csrf_from(page.text)
+    with time_machine.travel(datetime(2027, 3, 22, 15, 0, tzinfo=UTC), tick=False):
+        page = client.get(path)
+        assert page.status_code == 410 and "has expired" in page.text
+        assert "(212) 555-0100" in page.text and "Nothing was changed" in page.text
+        assert client.post(path, data={"csrf_token": csrf}).status_code == 410
+    assert stored(app, link.id).reminders_stopped_at is None
+
+
+@pytest.mark.parametrize("config_overrides", [{"RATELIMIT_ENABLED": True}])
+def test_the_stop_button_is_rate_limited_like_other_patient_posts(app, client, send_link):
+    send_link()
+    run(app, at(4, 15))
+    path = opt_out_link(app)
+    csrf = csrf_from(client.get(path).text)
+    limit = int(app.config["RATELIMIT_REMINDER_OPT_OUT"].split()[0])
+    codes = [client.post(path, data={"csrf_token": csrf}).status_code for _ in range(limit + 1)]
+    assert codes[:limit] == [303] * limit and codes[-1] == 429

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from payapp import notify
+from payapp import notify, reminders
 from payapp.clinic import Clinic
 from payapp.config import ConfigError, parse_text_hours
 from payapp.db import get_session
@@ -132,3 +132,19 @@ def test_carrier_errors_in_words_staff_can_act_on():
     assert "possible spam" in carrier_error_text("30007")
     assert "switched off" in carrier_error_text("30003")
     assert "(no code)" in carrier_error_text(None)
+
+
+def test_a_reminder_text_says_reply_stop_and_fits_two_segments_at_the_longest(app, link_factory):
+    """The reminder email's "stop reminders" link has no room in a text (with it, the longest
+    reference makes three segments): the text says how to stop texts instead."""
+    link = link_factory(phone="(212) 555-0123", amount="25000.00", reference="R" * 40)
+    with app.app_context():
+        row = get_session().get(PaymentLink, link.id)
+        url = link_url(app.config["PUBLIC_BASE_URL"], row, app.config["SECRET_KEY"])
+        body = notify.compose_reminder_sms(app.jinja_env, row, url, Clinic.from_config(app.config))
+        opt_out = reminders.opt_out_url(
+            app.config["PUBLIC_BASE_URL"], row, app.config["SECRET_KEY"]
+        )
+    assert body.strip().endswith("Reply STOP to opt out") and "/reminders/stop/" not in body
+    assert len(body.strip()) <= 320 and set(body.strip()) <= GSM7
+    assert len(body.strip()) + len(f" Stop reminders: {opt_out}") > 320

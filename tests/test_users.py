@@ -54,6 +54,8 @@ PUBLIC = {
     ("GET", "/pay/<token>"),
     ("POST", "/pay/<token>"),
     ("POST", "/pay/<token>/reminders/stop"),
+    ("GET", "/reminders/stop/<token>"),
+    ("POST", "/reminders/stop/<token>"),
     ("GET", "/pay/<token>/problem"),
     ("POST", "/pay/<token>/problem"),
     ("GET", "/pay/<token>/problem/sent"),

@@ -163,9 +163,45 @@ def send_after_response(app, due) -> None:
 def stop_reminders(token: str):
     """The patient's "Don't remind me": no more reminders for this link (CSRF checked app-wide)."""
     link = resolve_or_404(token)
-    reminders.stop_reminders(get_session(), link, by_patient=True)
+    reminders.stop_reminders(get_session(), link, by_patient=True, detail="on the payment page")
     flash("We won't send you reminders about this payment.", "success")
     return redirect(url_for("pay.show_pay_page", token=token), code=303)
+
+
+# --- the "stop reminders" link inside reminders ---------------------------------------------------
+# GET only shows the question (mail scanners open links); the POST button stops the reminders.
+
+
+def refused_opt_out(exc):
+    """The page for a forged, mangled or expired opt-out link: says so, changes nothing."""
+    status = 410 if exc.kind == "expired" else 404
+    return render("pay/stop_reminders.html", error=exc, status_code=status)
+
+
+@bp.get("/reminders/stop/<token>")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+@invalid_token_limit
+def show_stop_reminders(token: str):
+    try:
+        link = reminders.resolve_opt_out(get_session(), token, current_app.config["SECRET_KEY"])
+    except reminders.OptOutError as exc:
+        return refused_opt_out(exc)
+    return render("pay/stop_reminders.html", link=link, error=None)
+
+
+@bp.post("/reminders/stop/<token>")
+@limiter.limit(lambda: current_app.config["RATELIMIT_REMINDER_OPT_OUT"])
+@invalid_token_limit
+def confirm_stop_reminders(token: str):
+    """The patient pressed "Stop reminders" on the page a reminder's link opened."""
+    try:
+        link = reminders.resolve_opt_out(get_session(), token, current_app.config["SECRET_KEY"])
+    except reminders.OptOutError as exc:
+        return refused_opt_out(exc)
+    reminders.stop_reminders(
+        get_session(), link, by_patient=True, detail="from the link in a reminder"
+    )
+    return redirect(url_for("pay.show_stop_reminders", token=token), code=303)
 
 
 # --- "Problem paying?" ---------------------------------------------------------------------------

@@ -162,7 +162,9 @@ def test_caddys_access_log_never_holds_the_payment_token(tmp_path: Path) -> None
         assert paid.status == 200 and "Payment received" in paid.text
         again = _request(caddy_port, "GET", path, htmx)  # an htmx GET of the same page
         assert again.status == 200
-        entries = _log_lines(access_log, at_least=3)
+        opt_out = "/reminders/stop/WyJzb21lLWxpbmsiLDE4MDAwMDAwMDBd.c2lnbmF0dXJlLXNpZw"
+        assert _request(caddy_port, "GET", opt_out, {}).status == 404  # logged all the same
+        entries = _log_lines(access_log, at_least=4)
 
     text = tail(access_log, lines=10_000)
     pay_entries = [e for e in entries if e["request"]["uri"] == "/pay/[token]"]
@@ -171,5 +173,7 @@ def test_caddys_access_log_never_holds_the_payment_token(tmp_path: Path) -> None
     assert headers["Hx-Current-Url"] == [f"{origin}/pay/[token]"], headers
     assert headers["Referer"] == [f"{origin}/pay/[token]"], headers
     assert token not in text
+    assert "/reminders/stop/[token]" in [e["request"]["uri"] for e in entries]
+    assert "c2lnbmF0dXJlLXNpZw" not in text  # nor a reminder's opt-out token
     assert max(token.split("."), key=len) not in text  # not even the signature alone
     assert cookie.split("=", 1)[1] not in text  # nor the session cookie (Caddy blanks it)

@@ -785,6 +785,48 @@ def test_a_webhook_for_a_second_charge_on_a_paid_link_alerts_staff_to_refund_one
     assert "Paid twice — refund one." in admin.get("/links").text
 
 
+def receipt_emails(tmp_path, kind="receipt"):
+    import email
+    from email import policy
+
+    return [
+        " ".join(
+            email.message_from_bytes(p.read_bytes(), policy=policy.default)
+            .get_body(("plain",))
+            .get_content()
+            .split()
+        )
+        for p in sorted((tmp_path / "outbox").glob(f"*-{kind}-email.eml"))
+    ]
+
+
+def test_a_patient_charged_twice_gets_a_receipt_for_each_charge_and_a_notice_for_the_refund(
+    app, client, link_factory, standin, tmp_path
+):
+    link = link_factory()
+    first = charged_but_recorded_canceled(app, client, link, standin)
+    submit_card(client, link.path).close()  # the patient pays again; the receipt goes on close
+    assert len(receipt_emails(tmp_path)) == 1
+    deliver(client, standin, "payment.updated", first)  # Square: the first charge went through
+    deliver(client, standin, "payment.updated", first, event_id="evt-again")  # said again
+
+    bodies = receipt_emails(tmp_path)
+    numbers = [re.search(r"Receipt number: (\S+)", b)[1] for b in bodies]
+    assert len(bodies) == 2 and len(set(numbers)) == 2, numbers
+    assert all("Amount paid: $125.00" in b for b in bodies)
+    assert first["receipt_number"] in numbers
+    assert audit_actions(app).count("receipt.sent") == 2
+
+    # Staff refund the first charge in Square's dashboard: the patient is told, for that charge.
+    made = standin.create_dashboard_refund(first["id"], 12500, reason="charged twice")
+    deliver(client, standin, "refund.created", made)
+    standin.complete_refund(made["id"])
+    deliver(client, standin, "refund.updated", standin.refunds[made["id"]])
+    [notice] = receipt_emails(tmp_path, "refund")
+    assert f"(receipt {first['receipt_number']})" in notice and "$0.00 remains paid" in notice
+    assert len(receipt_emails(tmp_path)) == 2, "no receipt sent again"
+
+
 def test_run_jobs_finds_a_charge_recorded_canceled_and_alerts_when_the_link_was_paid_again(
     app, admin, client, runner, link_factory, standin
 ):

@@ -333,3 +333,60 @@ def test_two_overlapping_run_jobs_send_each_queued_text_once(app, twilio, link_f
     with app.app_context():
         statuses = get_session().scalars(select(Message.status)).all()
     assert statuses == ["sent"] * 6
+
+
+def paid_after_a_text(app, link_id):
+    """The patient pays a texted link; its receipts are sent as after the pay page's answer."""
+    from payapp import payments
+
+    with app.app_context():
+        session = get_session()
+        payments.charge_link(
+            session,
+            app.extensions["payapp.gateway"],
+            session.get(PaymentLink, link_id),
+            attempt_key="t" * 24,
+            source_id="cnon:card-nonce-ok",
+        )
+        notify.send_due_notices_for(app, session)
+        receipt = session.scalar(select(Message).where(Message.kind == "receipt"))
+        return receipt.id, receipt.retry_at
+
+
+def retry_notices(app, when):
+    with app.app_context():
+        return notify.retry_failed_notices(
+            get_session(),
+            app.jinja_env,
+            notify.Transports.from_config(app.config),
+            Clinic.from_config(app.config),
+            now=when,
+        )
+
+
+def test_a_receipt_text_twilio_rate_limited_is_sent_by_a_later_retry(app, twilio, link_factory):
+    link = text_link(link_factory)
+    send(app, link.id)
+    twilio.inject("429")
+    message_id, retry_at = paid_after_a_text(app, link.id)
+    failed = row(app, message_id)
+    assert failed["status"] == "failed" and failed["error_code"] == "20429"
+    assert retry_at is not None and len(twilio.sent) == 1  # only the link's own text
+
+    assert retry_notices(app, retry_at)["sent"] == 1
+    assert retry_notices(app, retry_at)["sent"] == 0
+    receipt = twilio.sent[-1]
+    assert len(twilio.sent) == 2 and "Visa ending in 1111" in receipt["body"]
+    assert row(app, message_id)["status"] == "sent" and row(app, message_id)["attempts"] == 2
+
+
+def test_a_receipt_text_to_a_number_twilio_refuses_is_not_retried(app, twilio, link_factory):
+    link = text_link(link_factory)
+    send(app, link.id)
+    with app.app_context():  # the number became Twilio's magic "invalid number" meanwhile
+        get_session().execute(
+            update(PaymentLink).where(PaymentLink.id == link.id).values(phone="+15005550001")
+        )
+        get_session().commit()
+    message_id, retry_at = paid_after_a_text(app, link.id)
+    assert row(app, message_id)["error_code"] == "21211" and retry_at is None

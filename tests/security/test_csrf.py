@@ -19,7 +19,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.routing.converters import NumberConverter
 
-from payapp import problems
+from payapp import problems, reminders
 from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import cancel_link
@@ -116,6 +116,7 @@ ROUTES: dict[str, Route] = {
     "/pay/<token>/reminders/stop": Route(
         "payer", lambda w: f"{w.paths['open']}/reminders/stop", _const({}), (303,)
     ),
+    "/reminders/stop/<token>": Route("payer", lambda w: w.paths["opt_out"], _const({}), (303,)),
     "/pay/<token>/problem": Route(
         "payer", lambda w: w.paths["open"] + "/problem", _const({"category": "other"}), (303,)
     ),
@@ -289,6 +290,11 @@ def world(app, admin, client, link_factory) -> World:
         ).id
     w.ids.update(open=opened.id, closed=closed.id, paid=paid.id)
     w.paths["open"] = opened.path
+    with app.app_context():
+        token = reminders.sign_opt_out(
+            get_session().get(PaymentLink, opened.id), app.config["SECRET_KEY"]
+        )
+    w.paths["opt_out"] = f"/reminders/stop/{token}"
     open_pay_page(w.clients["payer"], opened.path)
     for who in w.clients:
         w.tokens[who] = w.fresh_token(who)
