@@ -11,9 +11,20 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from payapp import metrics
-from payapp.models import Message, Payment, PaymentLink, ProblemReport, Refund
+from payapp.models import (
+    DashboardDay,
+    DashboardDirty,
+    Message,
+    Payment,
+    PaymentLink,
+    ProblemReport,
+    Refund,
+    SiteSetting,
+)
 from payapp.states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
 
 TZ = "America/New_York"
@@ -267,8 +278,6 @@ def test_median_of_an_even_count_is_the_lower_middle(history):
 
 
 def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
-    from sqlalchemy import func, select
-
     from payapp.cli import seed_demo
 
     assert seed_demo(db_session, 3000, NOW) == 3000
@@ -279,3 +288,130 @@ def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
     # 90 local days start at a midnight: the oldest hours of the 90 x 24 h spread fall before.
     assert 2900 < d.funnel.created <= 3000 and d.paid_cents > d.refunded_cents > 0
     assert d.declines and d.unknown_outcomes > 0 and d.expired_unpaid > 0
+
+
+# --- The rollup (metrics.refresh): what dashboard() sums instead of the raw tables ------------
+
+
+def rollup_days(session) -> dict:
+    return {
+        row.day: (row.created, row.paid_cents, row.refunded_cents)
+        for row in session.scalars(select(DashboardDay))
+    }
+
+
+def test_the_known_history_is_read_from_the_rollup(history):
+    d = metrics.dashboard(history, two_days(), NOW)
+    assert history.scalar(select(func.count()).select_from(DashboardDirty)) == 0
+    days = rollup_days(history)
+    assert days[date(2026, 10, 31)] == (4, 10000, 1000)
+    assert days[date(2026, 11, 1)] == (3, 12500, 8000)
+    # The figures come from those rows: change one and the dashboard follows.
+    history.execute(
+        update(DashboardDay).where(DashboardDay.day == date(2026, 11, 1)).values(created=103)
+    )
+    history.commit()
+    assert metrics.dashboard(history, two_days(), NOW).funnel.created == d.funnel.created + 100
+
+
+def test_an_old_link_paid_refunded_and_cancelled_today_changes_its_creation_day_at_once(history):
+    old_day = metrics.period_for("custom", NOW, TZ, "2026-10-20", "2026-10-20")[1]
+    today = metrics.period_for("today", NOW, TZ)[1]
+    before = metrics.dashboard(history, old_day, NOW)
+    assert (before.funnel.created, before.funnel.attempted, before.funnel.paid) == (1, 0, 0)
+    old = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 20000)).one()
+
+    payment = add_payment(history, old, NOW, PaymentStatus.COMPLETED, completed=NOW)
+    old.status, old.paid_at = LinkStatus.PAID, NOW
+    history.commit()
+    after = metrics.dashboard(history, old_day, NOW)
+    assert (after.funnel.attempted, after.funnel.paid) == (1, 1)
+    assert metrics.dashboard(history, today, NOW).paid_cents == 20000
+
+    add_refund(history, payment, NOW, 2500, RefundStatus.COMPLETED)
+    history.commit()
+    assert metrics.dashboard(history, today, NOW).collected_cents == 17500
+
+    other = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 500)).one()
+    nov2 = metrics.period_for("custom", NOW, TZ, "2026-11-02", "2026-11-02")[1]
+    assert metrics.dashboard(history, nov2, NOW).funnel.cancelled == 0
+    other.status = LinkStatus.CANCELLED
+    history.commit()
+    assert metrics.dashboard(history, nov2, NOW).funnel.cancelled == 1
+
+
+def test_a_time_zone_change_rebuilds_the_rollup(history):
+    metrics.dashboard(history, two_days(), NOW)
+    assert rollup_days(history)[date(2026, 11, 1)] == (3, 12500, 8000)
+    # In Los Angeles 04:30 UTC Nov 2 (L2's paid $50.00) is 20:30 on Nov 1 and 06:00 UTC Nov 2
+    # (a link) 22:00 on Nov 1: the day's totals move with the zone.
+    la = metrics.period_for("custom", NOW, "America/Los_Angeles", "2026-11-01", "2026-11-01")[1]
+    d = metrics.dashboard(history, la, NOW)
+    assert d == metrics.live_dashboard(history, la, NOW)
+    assert history.get(SiteSetting, metrics.ZONE_SETTING).value == "America/Los_Angeles"
+    back = metrics.dashboard(history, two_days(), NOW)
+    assert back.funnel.created == 7 and back.paid_cents == 22500
+
+
+def test_a_write_during_a_refresh_keeps_its_mark(history, monkeypatch):
+    """A write that lands after a day was recomputed, but before the marks are deleted, bumps
+    its hour's counter: that mark survives and the next read includes the write."""
+    metrics.dashboard(history, two_days(), NOW)
+    link = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 1234)).one()
+    link.first_viewed_at = NOW  # marks its creation hour (Nov 1)
+    history.commit()
+    recompute = metrics._recompute_day
+    writer = Session(history.get_bind())
+
+    def recompute_then_a_racing_write(session, day, tz):
+        recompute(session, day, tz)
+        session.commit()
+        writer.execute(
+            update(PaymentLink).where(PaymentLink.id == link.id).values(status=LinkStatus.CANCELLED)
+        )
+        writer.commit()
+
+    monkeypatch.setattr(metrics, "_recompute_day", recompute_then_a_racing_write)
+    raced = metrics.dashboard(history, two_days(), NOW)
+    assert raced.funnel.opened == 5 and raced.funnel.cancelled == 1 + 0
+    assert "2026-11-01 09" in set(history.scalars(select(DashboardDirty.hour)))
+    monkeypatch.setattr(metrics, "_recompute_day", recompute)
+    assert metrics.dashboard(history, two_days(), NOW).funnel.cancelled == 2
+    writer.close()
+
+
+def test_the_rollup_agrees_with_the_raw_tables_over_demo_data(db_session):
+    from payapp.cli import seed_demo
+
+    seed_demo(db_session, 2000, NOW)
+    for choice, first, last in (
+        ("today", "", ""),
+        ("7", "", ""),
+        ("90", "", ""),
+        ("custom", "2026-09-01", "2026-11-30"),
+        ("custom", "2026-10-31", "2026-11-02"),
+    ):
+        period = metrics.period_for(choice, NOW, TZ, first, last)[1]
+        rolled, live = (
+            metrics.dashboard(db_session, period, NOW),
+            metrics.live_dashboard(db_session, period, NOW),
+        )
+        # The rollup keeps whole minutes: the page shows no seconds.
+        live.median_seconds = live.median_seconds and live.median_seconds // 60 * 60
+        live.p90_seconds = live.p90_seconds and live.p90_seconds // 60 * 60
+        assert rolled == live, choice
+
+
+def test_the_migration_installs_the_marking_triggers(db_session):
+    names = set(db_session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+    assert {
+        f"dashboard_mark_{table}_{event}"
+        for table in ("payment_link", "payment", "refund")
+        for event in ("insert", "update", "delete")
+    } <= names
+    add_link(db_session, at(11, 1, 9, 30), 100)
+    db_session.commit()
+    assert set(db_session.scalars(select(DashboardDirty.hour))) == {
+        "2026-11-01 09",
+        "2026-11-30 00",
+    }
