@@ -95,8 +95,8 @@ class PaymentLink(Base):
         ),
         Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
-        # Outstanding (open, not expired) is counted live, from this index alone (0011).
-        Index("ix_payment_link_open_amount", "status", "expires_at", "amount_cents"),
+        # Outstanding and today's expiries are counted live, from this index alone (0011).
+        Index("ix_payment_link_status_expires", "status", "expires_at", "paid_at", "amount_cents"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

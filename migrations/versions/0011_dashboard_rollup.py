@@ -160,9 +160,11 @@ def upgrade() -> None:
         "dashboard_day_wait_minute",
         ["minutes", "day", "n"],
     )
-    # Outstanding (open, not yet expired) is counted live: read it from the index alone.
+    # Outstanding and today's expiries are counted live: read them from the index alone.
     op.create_index(
-        "ix_payment_link_open_amount", "payment_link", ["status", "expires_at", "amount_cents"]
+        "ix_payment_link_status_expires",
+        "payment_link",
+        ["status", "expires_at", "paid_at", "amount_cents"],
     )
     dialect = op.get_bind().dialect.name
     for statement in _sqlite_triggers() if dialect == "sqlite" else _postgresql_triggers():
@@ -181,7 +183,7 @@ def downgrade() -> None:
         else:
             op.execute(sa.text(f"DROP TRIGGER dashboard_mark_{table} ON {table}"))
             op.execute(sa.text(f"DROP FUNCTION dashboard_mark_{table}()"))
-    op.drop_index("ix_payment_link_open_amount", table_name="payment_link")
+    op.drop_index("ix_payment_link_status_expires", table_name="payment_link")
     op.drop_index("ix_dashboard_day_wait_minute_minutes", table_name="dashboard_day_wait_minute")
     for table in (
         "dashboard_day_wait_minute",
