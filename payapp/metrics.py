@@ -461,9 +461,9 @@ def _recompute_day(session: Session, day: date, tz: str) -> None:
     )
     expired = _expired_unpaid(session, period.start, period.end)
     declines = session.execute(
-        select(func.coalesce(Payment.error_code, ""), func.count())
+        select(Payment.error_code, func.count())
         .where(Payment.status == PaymentStatus.FAILED, _in(Payment.created_at, period))
-        .group_by(func.coalesce(Payment.error_code, ""))
+        .group_by(Payment.error_code)
     ).all()
     link = PaymentLink
     minutes = cast(_seconds_between(session, link.paid_at, link.first_sent_at), Integer) // 60
@@ -501,7 +501,7 @@ def _recompute_day(session: Session, day: date, tz: str) -> None:
         )
     )
     for model, rows in (
-        (DashboardDayDecline, [{"day": day, "code": c, "n": n} for c, n in declines]),
+        (DashboardDayDecline, [{"day": day, "code": c or "", "n": n} for c, n in declines]),
         (DashboardDayWait, [{"day": day, "minutes": b, "n": n} for b, n in buckets.items()]),
         (DashboardDayWaitMinute, [{"day": day, "minutes": int(m), "n": n} for m, n in waits]),
     ):
