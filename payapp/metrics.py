@@ -387,6 +387,7 @@ def live_dashboard(session: Session, period: Period, now: datetime) -> Dashboard
 # --- The rollup -------------------------------------------------------------------------------
 
 ZONE_SETTING = "dashboard_zone"
+BATCH_DAYS = 3
 ROLLUP_TABLES = (DashboardDay, DashboardDayDecline, DashboardDayWait, DashboardDayWaitMinute)
 TIMESTAMPS = (
     (PaymentLink, ("created_at", "expires_at", "paid_at")),
@@ -482,7 +483,7 @@ def _recompute_day(session: Session, day: date, tz: str) -> None:
     for model in ROLLUP_TABLES:
         session.execute(delete(model).where(model.day == day))
     session.execute(
-        insert(DashboardDay).values(
+        insert(DashboardDay.__table__).values(
             day=day,
             created=f.created,
             sent=f.sent,
@@ -506,14 +507,14 @@ def _recompute_day(session: Session, day: date, tz: str) -> None:
         (DashboardDayWaitMinute, [{"day": day, "minutes": int(m), "n": n} for m, n in waits]),
     ):
         if rows:
-            session.execute(insert(model), rows)
+            session.execute(insert(model.__table__), rows)
 
 
 def refresh(session: Session, tz: str) -> int:
     """Bring the rollup up to date for time zone ``tz``: recompute every local day that overlaps
     a marked hour (all of them after a time-zone change). Returns the number of days recomputed.
-    Each day is replaced in its own transaction; marks go last, and only those no write bumped
-    since they were read."""
+    A few days are replaced in one transaction, a backlog day by day; marks go last, and only
+    those no write bumped since they were read."""
     zone = session.get(SiteSetting, ZONE_SETTING)
     if zone is None or zone.value != tz:
         for model in ROLLUP_TABLES:
@@ -532,7 +533,9 @@ def refresh(session: Session, tz: str) -> int:
         days |= _days_of_hour(hour, ZoneInfo(tz))
     for day in sorted(days):
         _recompute_day(session, day, tz)
-        session.commit()
+        # A backlog commits day by day, not to hold SQLite's write lock for seconds.
+        if len(days) > BATCH_DAYS:
+            session.commit()
     for hour, n in marks:
         session.execute(
             delete(DashboardDirty).where(DashboardDirty.hour == hour, DashboardDirty.n == n)

@@ -409,9 +409,19 @@ def test_the_migration_installs_the_marking_triggers(db_session):
         for table in ("payment_link", "payment", "refund")
         for event in ("insert", "update", "delete")
     } <= names
-    add_link(db_session, at(11, 1, 9, 30), 100)
+    link = add_link(db_session, at(11, 1, 9, 30), 100)
     db_session.commit()
     assert set(db_session.scalars(select(DashboardDirty.hour))) == {
         "2026-11-01 09",
         "2026-11-30 00",
+    }
+    # A patient opening the link changes only its creation day's funnel: only that hour counts
+    # up; a change no figure counts (the decline counter) marks nothing.
+    link.first_viewed_at = at(11, 3, 8)
+    db_session.commit()
+    link.decline_count = 1
+    db_session.commit()
+    assert dict(db_session.execute(select(DashboardDirty.hour, DashboardDirty.n)).all()) == {
+        "2026-11-01 09": 3,  # old and new creation hour: the same hour, counted twice
+        "2026-11-30 00": 1,
     }

@@ -16,73 +16,81 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-# (table, the timestamps whose hours a write marks, the columns whose change matters). A payment
-# also marks its link's created_at hour (the funnel's "tried to pay" counts by creation day).
-WATCHED = (
-    (
-        "payment_link",
-        ("created_at", "expires_at", "paid_at"),
-        (
-            "created_at",
-            "expires_at",
-            "paid_at",
-            "status",
-            "sent_at",
-            "first_sent_at",
-            "first_viewed_at",
-        ),
-    ),
-    (
-        "payment",
-        ("created_at", "completed_at"),
+# table -> {timestamp: the columns whose change alters a figure counted by that timestamp's day}.
+# A payment also marks its link's created_at hour (the funnel's "tried to pay" counts by creation
+# day); for payments and refunds any watched change marks every timestamp.
+FUNNEL = ("created_at", "status", "sent_at", "first_viewed_at", "paid_at")
+WATCHED = {
+    "payment_link": {
+        "created_at": FUNNEL,
+        "paid_at": ("paid_at", "first_sent_at"),
+        "expires_at": ("expires_at", "paid_at", "status"),
+    },
+    "payment": dict.fromkeys(
+        ("created_at", "completed_at", "link_created_at"),
         ("created_at", "completed_at", "status", "error_code", "amount_cents", "link_id"),
     ),
-    ("refund", ("created_at",), ("created_at", "status", "amount_cents")),
-)
+    "refund": {"created_at": ("created_at", "status", "amount_cents")},
+}
 LINK_CREATED = "(SELECT created_at FROM payment_link WHERE payment_link.id = {row}.link_id)"
 
 
-def _stamps(table: str, columns, row: str) -> list[str]:
-    stamps = [f"{row}.{c}" for c in columns]
-    if table == "payment":
-        stamps.append(LINK_CREATED.format(row=row))
-    return stamps
+def _stamp(stamp: str, row: str) -> str:
+    return LINK_CREATED.format(row=row) if stamp == "link_created_at" else f"{row}.{stamp}"
+
+
+def _watched_columns(table: str) -> list[str]:
+    return sorted({c for columns in WATCHED[table].values() for c in columns})
 
 
 def _sqlite_triggers() -> list[str]:
     statements = []
-    for table, stamps, watched in WATCHED:
+    for table, stamps in WATCHED.items():
         for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
-            values = " UNION ALL ".join(
-                f"SELECT {s} AS t" for row in rows for s in _stamps(table, stamps, row)
-            )
+            selects = []
+            for row in rows:
+                for stamp, columns in stamps.items():
+                    changed = ""
+                    if event == "UPDATE":
+                        changed = " WHERE " + " OR ".join(
+                            f"OLD.{c} IS NOT NEW.{c}" for c in columns
+                        )
+                    selects.append(f"SELECT {_stamp(stamp, row)} AS t{changed}")
             when = ""
             if event == "UPDATE":
-                when = " WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
+                when = " WHEN " + " OR ".join(
+                    f"OLD.{c} IS NOT NEW.{c}" for c in _watched_columns(table)
+                )
             statements.append(
                 f"CREATE TRIGGER dashboard_mark_{table}_{event.lower()} AFTER {event} ON {table}"
                 f"{when} BEGIN INSERT INTO dashboard_dirty (hour, n)"
-                f" SELECT substr(t, 1, 13), 1 FROM ({values}) WHERE t IS NOT NULL"
-                " ON CONFLICT (hour) DO UPDATE SET n = n + 1; END"
+                f" SELECT substr(t, 1, 13), 1 FROM ({' UNION ALL '.join(selects)})"
+                " WHERE t IS NOT NULL ON CONFLICT (hour) DO UPDATE SET n = n + 1; END"
             )
     return statements
 
 
 def _postgresql_triggers() -> list[str]:
     statements = []
-    for table, stamps, watched in WATCHED:
-        new = ", ".join(f"({s})" for s in _stamps(table, stamps, "NEW"))
-        old = ", ".join(f"({s})" for s in _stamps(table, stamps, "OLD"))
-        changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in watched)
+    for table, stamps in WATCHED.items():
+        selects = []
+        for stamp, columns in stamps.items():
+            changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
+            selects.append(
+                f"SELECT {_stamp(stamp, 'NEW')} WHERE TG_OP = 'INSERT' OR"
+                f" (TG_OP = 'UPDATE' AND ({changed}))"
+            )
+            selects.append(
+                f"SELECT {_stamp(stamp, 'OLD')} WHERE TG_OP = 'DELETE' OR"
+                f" (TG_OP = 'UPDATE' AND ({changed}))"
+            )
         statements.append(
             f"CREATE FUNCTION dashboard_mark_{table}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
             "BEGIN\n"
-            f"  IF TG_OP = 'UPDATE' AND NOT ({changed}) THEN RETURN NULL; END IF;\n"
             "  INSERT INTO dashboard_dirty (hour, n)\n"
-            "  SELECT to_char(t, 'YYYY-MM-DD HH24'), count(*) FROM (\n"
-            f"    SELECT t FROM (VALUES {new}) AS v(t) WHERE TG_OP <> 'DELETE'\n"
-            f"    UNION ALL SELECT t FROM (VALUES {old}) AS v(t) WHERE TG_OP <> 'INSERT'\n"
-            "  ) AS marks WHERE t IS NOT NULL GROUP BY 1\n"
+            "  SELECT to_char(t, 'YYYY-MM-DD HH24'), count(*) FROM (\n    "
+            + "\n    UNION ALL ".join(selects)
+            + "\n  ) AS marks (t) WHERE t IS NOT NULL GROUP BY 1\n"
             "  ON CONFLICT (hour) DO UPDATE SET n = dashboard_dirty.n + EXCLUDED.n;\n"
             "  RETURN NULL;\n"
             "END $$"
@@ -99,8 +107,9 @@ def mark_every_hour_sql(dialect: str) -> str:
     hour = "substr({}, 1, 13)" if dialect == "sqlite" else "to_char({}, 'YYYY-MM-DD HH24')"
     parts = [
         f"SELECT DISTINCT {hour.format(c)} AS h FROM {table} WHERE {c} IS NOT NULL"
-        for table, stamps, _ in WATCHED
+        for table, stamps in WATCHED.items()
         for c in stamps
+        if c != "link_created_at"
     ]
     return (
         "INSERT INTO dashboard_dirty (hour, n) SELECT h, 1 FROM ("
@@ -176,7 +185,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    for table, _, _ in WATCHED:
+    for table in WATCHED:
         if dialect == "sqlite":
             for event in ("insert", "update", "delete"):
                 op.execute(sa.text(f"DROP TRIGGER dashboard_mark_{table}_{event}"))
