@@ -1,7 +1,9 @@
 """How long the dashboard takes for 90 days over a large history (docs/developer.md,
 "Benchmarks and screenshots"): seeds N links (default 1,000,000) into a temporary SQLite file
-unless --db names one already seeded, then times GET /dashboard?period=90 through the Flask test
-client against GET /healthz in the same run (median of --runs).
+unless --db names one already seeded, times the rollup refresh of the seeded days, then times
+GET /dashboard?period=90 through the Flask test client against GET /healthz in the same run
+(median of --runs): once as is, once right after a write to one of today's links (so today is
+recomputed first, what a busy clinic's views cost).
 
     .venv/bin/python bench/dashboard.py [--links 1000000] [--db /tmp/dash.db] [--runs 15]
 """

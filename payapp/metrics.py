@@ -50,6 +50,7 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from .decline_reasons import describe_code
@@ -531,11 +532,18 @@ def refresh(session: Session, tz: str) -> int:
     days: set[date] = set()
     for hour, _ in marks:
         days |= _days_of_hour(hour, ZoneInfo(tz))
-    for day in sorted(days):
-        _recompute_day(session, day, tz)
-        # A backlog commits day by day, not to hold SQLite's write lock for seconds.
-        if len(days) > BATCH_DAYS:
-            session.commit()
+    try:
+        for day in sorted(days):
+            _recompute_day(session, day, tz)
+            # A backlog commits day by day, not to hold SQLite's write lock for seconds.
+            if len(days) > BATCH_DAYS:
+                session.commit()
+        session.flush()
+    except IntegrityError:
+        # PostgreSQL: a concurrent refresh inserted the same day first. Its rows are as exact as
+        # ours would be; our marks stay for the next refresh.
+        session.rollback()
+        return 0
     for hour, n in marks:
         session.execute(
             delete(DashboardDirty).where(DashboardDirty.hour == hour, DashboardDirty.n == n)

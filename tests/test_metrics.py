@@ -425,3 +425,17 @@ def test_the_migration_installs_the_marking_triggers(db_session):
         "2026-11-01 09": 3,  # old and new creation hour: the same hour, counted twice
         "2026-11-30 00": 1,
     }
+
+
+def test_a_refresh_that_loses_a_race_for_a_day_keeps_its_marks(history, monkeypatch):
+    """PostgreSQL: two refreshes inserting the same day; the loser rolls back, marks kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    def lose_the_race(session, day, tz):
+        raise IntegrityError("INSERT INTO dashboard_day", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(metrics, "_recompute_day", lose_the_race)
+    assert metrics.refresh(history, TZ) == 0
+    assert history.scalar(select(func.count()).select_from(DashboardDirty)) > 0
+    monkeypatch.undo()
+    assert metrics.dashboard(history, two_days(), NOW).paid_cents == 22500
