@@ -131,3 +131,13 @@ def test_run_jobs_brings_the_dashboard_rollup_up_to_date(app, runner, link_facto
         assert session.scalar(select(func.count()).select_from(DashboardDirty)) == 0
         today = datetime.now(UTC).astimezone(ZoneInfo("America/New_York")).date()
         assert session.get(DashboardDay, today).created == 1
+
+
+def test_seed_demo_leaves_the_rollup_built(app, runner):
+    with app.app_context():
+        result = runner.invoke(args=["seed-demo", "--links", "60"])
+        assert result.exit_code == 0, result.output
+        session = get_session()
+        assert session.scalar(select(func.count()).select_from(DashboardDirty)) == 0
+        built = session.scalar(select(func.sum(DashboardDay.created)))
+        assert built == session.scalar(select(func.count()).select_from(PaymentLink)) == 60
