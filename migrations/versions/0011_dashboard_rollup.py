@@ -170,6 +170,8 @@ def upgrade() -> None:
         ["minutes", "day", "n"],
     )
     # Outstanding and today's expiries are counted live: read them from the index alone.
+    # A day's first attempts (and their outcome) read from the index alone.
+    op.create_index("ix_payment_created_link", "payment", ["created_at", "link_id", "status"])
     op.create_index(
         "ix_payment_link_status_expires",
         "payment_link",
@@ -193,6 +195,7 @@ def downgrade() -> None:
             op.execute(sa.text(f"DROP TRIGGER dashboard_mark_{table} ON {table}"))
             op.execute(sa.text(f"DROP FUNCTION dashboard_mark_{table}()"))
     op.drop_index("ix_payment_link_status_expires", table_name="payment_link")
+    op.drop_index("ix_payment_created_link", table_name="payment")
     op.drop_index("ix_dashboard_day_wait_minute_minutes", table_name="dashboard_day_wait_minute")
     for table in (
         "dashboard_day_wait_minute",
