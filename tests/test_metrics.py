@@ -439,3 +439,24 @@ def test_a_refresh_that_loses_a_race_for_a_day_keeps_its_marks(history, monkeypa
     assert history.scalar(select(func.count()).select_from(DashboardDirty)) > 0
     monkeypatch.undo()
     assert metrics.dashboard(history, two_days(), NOW).paid_cents == 22500
+
+
+def test_two_first_refreshes_at_once_both_succeed(history):
+    """Right after the upgrade two views race to record the zone: the loser carries on."""
+    from sqlalchemy import event
+
+    other = Session(history.get_bind())
+    raced = []
+
+    def the_other_view_records_the_zone_first(state):
+        # Just before this refresh starts writing, after it found no zone recorded.
+        if state.is_delete and not raced:
+            raced.append(True)
+            other.add(SiteSetting(key=metrics.ZONE_SETTING, value=TZ))
+            other.commit()
+
+    event.listen(history, "do_orm_execute", the_other_view_records_the_zone_first)
+    assert metrics.dashboard(history, two_days(), NOW).paid_cents == 22500
+    assert raced
+    event.remove(history, "do_orm_execute", the_other_view_records_the_zone_first)
+    other.close()
