@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -94,6 +95,8 @@ class PaymentLink(Base):
         ),
         Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
+        # Outstanding and today's expiries are counted live, from this index alone (0011).
+        Index("ix_payment_link_status_expires", "status", "expires_at", "paid_at", "amount_cents"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -147,6 +150,8 @@ class Payment(Base):
         Index("ix_payment_status_completed", "status", "completed_at", "amount_cents"),
         Index("ix_payment_status_created", "status", "created_at", "error_code"),
         Index("ix_payment_created_at", "created_at"),
+        # A day's first attempts for the dashboard rollup, from the index alone (0011).
+        Index("ix_payment_created_link", "created_at", "link_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -325,3 +330,71 @@ class FailureSurge(Base):
     recovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+
+
+# The dashboard's rollup (metrics.py, "The rollup"; migration 0011). Triggers on payment_link,
+# payment and refund mark the UTC hours a write touched in dashboard_dirty; metrics.refresh
+# recomputes the clinic-local days overlapping them. The zone the days are in is the site
+# setting "dashboard_zone".
+
+
+class DashboardDirty(Base):
+    """A UTC hour ('YYYY-MM-DD HH') whose days need recomputing; ``n`` counts the marks, so a
+    refresh deletes the mark only if no write marked it again meanwhile."""
+
+    __tablename__ = "dashboard_dirty"
+
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardDay(Base):
+    """Every additive figure of one clinic-local day (metrics.py says what each counts)."""
+
+    __tablename__ = "dashboard_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    created: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    opened: Mapped[int] = mapped_column(Integer)
+    attempted: Mapped[int] = mapped_column(Integer)
+    paid: Mapped[int] = mapped_column(Integer)
+    cancelled: Mapped[int] = mapped_column(Integer)
+    paid_count: Mapped[int] = mapped_column(Integer)
+    paid_cents: Mapped[int] = mapped_column(Integer)
+    refunded_cents: Mapped[int] = mapped_column(Integer)
+    waits: Mapped[int] = mapped_column(Integer)
+    first_attempts: Mapped[int] = mapped_column(Integer)
+    first_attempt_successes: Mapped[int] = mapped_column(Integer)
+    unknown_outcomes: Mapped[int] = mapped_column(Integer)
+    # Links expiring that day, unpaid, open or expired: exact once the day is over.
+    expired_unpaid: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardDayDecline(Base):
+    __tablename__ = "dashboard_day_decline"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), primary_key=True)  # '' for none
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardDayWait(Base):
+    """Time to pay of the links paid that day, counted per coarse bucket (its first minute)."""
+
+    __tablename__ = "dashboard_day_wait"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    minutes: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardDayWaitMinute(Base):
+    """The same per whole minute: read only inside the bucket a percentile falls in."""
+
+    __tablename__ = "dashboard_day_wait_minute"
+    __table_args__ = (Index("ix_dashboard_day_wait_minute_minutes", "minutes", "day", "n"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    minutes: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import time_machine
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from payapp.db import get_session
-from payapp.models import Payment, PaymentLink, ProblemReport
+from payapp.models import DashboardDay, DashboardDirty, Payment, PaymentLink, ProblemReport
 from payapp.states import LinkStatus, PaymentStatus
 
 
@@ -96,3 +96,48 @@ def test_resending_keeps_the_first_send_for_time_to_pay(app, staff, link_factory
         stored = get_session().get(PaymentLink, link.id)
         assert stored.first_sent_at == first
         assert stored.sent_at == first + timedelta(minutes=5)
+
+
+def test_a_payment_made_after_a_view_shows_on_the_next_view(app, staff, link_factory):
+    link = link_factory(amount="42.00")
+    assert '<p class="dash-figure" id="dash-collected">$0.00</p>' in staff.get("/dashboard").text
+    with app.app_context():
+        session = get_session()
+        session.add(
+            Payment(
+                link_id=link.id,
+                idempotency_key="k-after",
+                gateway="demo",
+                amount_cents=4200,
+                currency="USD",
+                source_id="t",
+                status=PaymentStatus.COMPLETED,
+                completed_at=datetime.now(UTC),
+            )
+        )
+        session.commit()
+    assert '<p class="dash-figure" id="dash-collected">$42.00</p>' in staff.get("/dashboard").text
+
+
+def test_run_jobs_brings_the_dashboard_rollup_up_to_date(app, runner, link_factory):
+    link_factory(amount="10.00")
+    with app.app_context():
+        session = get_session()
+        assert session.scalar(select(func.count()).select_from(DashboardDirty)) > 0
+        result = runner.invoke(args=["run-jobs"])
+        assert result.exit_code == 0, result.output
+        assert "Dashboard: " in result.output and "day(s) recomputed." in result.output
+        session.expire_all()
+        assert session.scalar(select(func.count()).select_from(DashboardDirty)) == 0
+        today = datetime.now(UTC).astimezone(ZoneInfo("America/New_York")).date()
+        assert session.get(DashboardDay, today).created == 1
+
+
+def test_seed_demo_leaves_the_rollup_built(app, runner):
+    with app.app_context():
+        result = runner.invoke(args=["seed-demo", "--links", "60"])
+        assert result.exit_code == 0, result.output
+        session = get_session()
+        assert session.scalar(select(func.count()).select_from(DashboardDirty)) == 0
+        built = session.scalar(select(func.sum(DashboardDay.created)))
+        assert built == session.scalar(select(func.count()).select_from(PaymentLink)) == 60

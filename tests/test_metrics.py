@@ -11,9 +11,20 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from payapp import metrics
-from payapp.models import Message, Payment, PaymentLink, ProblemReport, Refund
+from payapp.models import (
+    DashboardDay,
+    DashboardDirty,
+    Message,
+    Payment,
+    PaymentLink,
+    ProblemReport,
+    Refund,
+    SiteSetting,
+)
 from payapp.states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
 
 TZ = "America/New_York"
@@ -267,8 +278,6 @@ def test_median_of_an_even_count_is_the_lower_middle(history):
 
 
 def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
-    from sqlalchemy import func, select
-
     from payapp.cli import seed_demo
 
     assert seed_demo(db_session, 3000, NOW) == 3000
@@ -282,3 +291,175 @@ def test_seed_demo_makes_every_state_and_a_dashboard(db_session):
     # Screenshots and demos show a list of different patients, not one name repeated.
     names = set(db_session.scalars(select(PaymentLink.patient_name).distinct()))
     assert len(names) >= 10 and "Demo Patient" not in names
+
+
+# --- The rollup (metrics.refresh): what dashboard() sums instead of the raw tables ------------
+
+
+def rollup_days(session) -> dict:
+    return {
+        row.day: (row.created, row.paid_cents, row.refunded_cents)
+        for row in session.scalars(select(DashboardDay))
+    }
+
+
+def test_the_known_history_is_read_from_the_rollup(history):
+    d = metrics.dashboard(history, two_days(), NOW)
+    assert history.scalar(select(func.count()).select_from(DashboardDirty)) == 0
+    days = rollup_days(history)
+    assert days[date(2026, 10, 31)] == (4, 10000, 1000)
+    assert days[date(2026, 11, 1)] == (3, 12500, 8000)
+    # The figures come from those rows: change one and the dashboard follows.
+    history.execute(
+        update(DashboardDay).where(DashboardDay.day == date(2026, 11, 1)).values(created=103)
+    )
+    history.commit()
+    assert metrics.dashboard(history, two_days(), NOW).funnel.created == d.funnel.created + 100
+
+
+def test_an_old_link_paid_refunded_and_cancelled_today_changes_its_creation_day_at_once(history):
+    old_day = metrics.period_for("custom", NOW, TZ, "2026-10-20", "2026-10-20")[1]
+    today = metrics.period_for("today", NOW, TZ)[1]
+    before = metrics.dashboard(history, old_day, NOW)
+    assert (before.funnel.created, before.funnel.attempted, before.funnel.paid) == (1, 0, 0)
+    old = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 20000)).one()
+
+    payment = add_payment(history, old, NOW, PaymentStatus.COMPLETED, completed=NOW)
+    old.status, old.paid_at = LinkStatus.PAID, NOW
+    history.commit()
+    after = metrics.dashboard(history, old_day, NOW)
+    assert (after.funnel.attempted, after.funnel.paid) == (1, 1)
+    assert metrics.dashboard(history, today, NOW).paid_cents == 20000
+
+    add_refund(history, payment, NOW, 2500, RefundStatus.COMPLETED)
+    history.commit()
+    assert metrics.dashboard(history, today, NOW).collected_cents == 17500
+
+    other = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 500)).one()
+    nov2 = metrics.period_for("custom", NOW, TZ, "2026-11-02", "2026-11-02")[1]
+    assert metrics.dashboard(history, nov2, NOW).funnel.cancelled == 0
+    other.status = LinkStatus.CANCELLED
+    history.commit()
+    assert metrics.dashboard(history, nov2, NOW).funnel.cancelled == 1
+
+
+def test_a_time_zone_change_rebuilds_the_rollup(history):
+    metrics.dashboard(history, two_days(), NOW)
+    assert rollup_days(history)[date(2026, 11, 1)] == (3, 12500, 8000)
+    # In Los Angeles 04:30 UTC Nov 2 (L2's paid $50.00) is 20:30 on Nov 1 and 06:00 UTC Nov 2
+    # (a link) 22:00 on Nov 1: the day's totals move with the zone.
+    la = metrics.period_for("custom", NOW, "America/Los_Angeles", "2026-11-01", "2026-11-01")[1]
+    d = metrics.dashboard(history, la, NOW)
+    assert d == metrics.live_dashboard(history, la, NOW)
+    assert history.get(SiteSetting, metrics.ZONE_SETTING).value == "America/Los_Angeles"
+    back = metrics.dashboard(history, two_days(), NOW)
+    assert back.funnel.created == 7 and back.paid_cents == 22500
+
+
+def test_a_write_during_a_refresh_keeps_its_mark(history, monkeypatch):
+    """A write that lands after a day was recomputed, but before the marks are deleted, bumps
+    its hour's counter: that mark survives and the next read includes the write."""
+    metrics.dashboard(history, two_days(), NOW)
+    link = history.scalars(select(PaymentLink).where(PaymentLink.amount_cents == 1234)).one()
+    link.first_viewed_at = NOW  # marks its creation hour (Nov 1)
+    history.commit()
+    recompute = metrics._recompute_day
+    writer = Session(history.get_bind())
+
+    def recompute_then_a_racing_write(session, day, tz):
+        recompute(session, day, tz)
+        session.commit()
+        writer.execute(
+            update(PaymentLink).where(PaymentLink.id == link.id).values(status=LinkStatus.CANCELLED)
+        )
+        writer.commit()
+
+    monkeypatch.setattr(metrics, "_recompute_day", recompute_then_a_racing_write)
+    raced = metrics.dashboard(history, two_days(), NOW)
+    assert raced.funnel.opened == 5 and raced.funnel.cancelled == 1 + 0
+    assert "2026-11-01 09" in set(history.scalars(select(DashboardDirty.hour)))
+    monkeypatch.setattr(metrics, "_recompute_day", recompute)
+    assert metrics.dashboard(history, two_days(), NOW).funnel.cancelled == 2
+    writer.close()
+
+
+def test_the_rollup_agrees_with_the_raw_tables_over_demo_data(db_session):
+    from payapp.cli import seed_demo
+
+    seed_demo(db_session, 2000, NOW)
+    for choice, first, last in (
+        ("today", "", ""),
+        ("7", "", ""),
+        ("90", "", ""),
+        ("custom", "2026-09-01", "2026-11-30"),
+        ("custom", "2026-10-31", "2026-11-02"),
+    ):
+        period = metrics.period_for(choice, NOW, TZ, first, last)[1]
+        rolled, live = (
+            metrics.dashboard(db_session, period, NOW),
+            metrics.live_dashboard(db_session, period, NOW),
+        )
+        # The rollup keeps whole minutes: the page shows no seconds.
+        live.median_seconds = live.median_seconds and live.median_seconds // 60 * 60
+        live.p90_seconds = live.p90_seconds and live.p90_seconds // 60 * 60
+        assert rolled == live, choice
+
+
+def test_the_migration_installs_the_marking_triggers(db_session):
+    names = set(db_session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+    assert {
+        f"dashboard_mark_{table}_{event}"
+        for table in ("payment_link", "payment", "refund")
+        for event in ("insert", "update", "delete")
+    } <= names
+    link = add_link(db_session, at(11, 1, 9, 30), 100)
+    db_session.commit()
+    assert set(db_session.scalars(select(DashboardDirty.hour))) == {
+        "2026-11-01 09",
+        "2026-11-30 00",
+    }
+    # A patient opening the link changes only its creation day's funnel: only that hour counts
+    # up; a change no figure counts (the decline counter) marks nothing.
+    link.first_viewed_at = at(11, 3, 8)
+    db_session.commit()
+    link.decline_count = 1
+    db_session.commit()
+    assert dict(db_session.execute(select(DashboardDirty.hour, DashboardDirty.n)).all()) == {
+        "2026-11-01 09": 3,  # old and new creation hour: the same hour, counted twice
+        "2026-11-30 00": 1,
+    }
+
+
+def test_a_refresh_that_loses_a_race_for_a_day_keeps_its_marks(history, monkeypatch):
+    """PostgreSQL: two refreshes inserting the same day; the loser rolls back, marks kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    def lose_the_race(session, day, tz):
+        raise IntegrityError("INSERT INTO dashboard_day", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(metrics, "_recompute_day", lose_the_race)
+    assert metrics.refresh(history, TZ) == 0
+    assert history.scalar(select(func.count()).select_from(DashboardDirty)) > 0
+    monkeypatch.undo()
+    assert metrics.dashboard(history, two_days(), NOW).paid_cents == 22500
+
+
+def test_two_first_refreshes_at_once_both_succeed(history):
+    """Right after the upgrade two views race to record the zone: the loser carries on."""
+    from sqlalchemy import event
+
+    other = Session(history.get_bind())
+    raced = []
+
+    def the_other_view_records_the_zone_first(state):
+        # Just before this refresh starts writing, after it found no zone recorded.
+        if state.is_delete and not raced:
+            raced.append(True)
+            other.add(SiteSetting(key=metrics.ZONE_SETTING, value=TZ))
+            other.commit()
+
+    event.listen(history, "do_orm_execute", the_other_view_records_the_zone_first)
+    assert metrics.dashboard(history, two_days(), NOW).paid_cents == 22500
+    assert raced
+    event.remove(history, "do_orm_execute", the_other_view_records_the_zone_first)
+    other.close()

@@ -147,3 +147,36 @@ def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_d
         # One spelling everywhere: the voided attempt now reads "cancelled", like a link.
         assert [p.status for p in link.payments] == ["completed", "cancelled"]
         assert link.completed_payment is payment
+
+
+def test_upgrading_to_the_dashboard_rollup_makes_it_exact_from_the_first_view(empty_db):
+    """0011 adds the rollup to a database full of history: it marks every hour with data, so
+    the first dashboard (or run-jobs) builds every day, and the figures are the live ones."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from payapp import metrics
+    from payapp.cli import seed_demo
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010")
+    now = datetime(2026, 11, 5, 12, tzinfo=UTC)
+    with Session(empty_db) as session:
+        seed_demo(session, 300, now)
+    upgrade_schema(empty_db)
+    with Session(empty_db) as session:
+        assert session.scalar(text("SELECT count(*) FROM dashboard_dirty")) > 90
+        period = metrics.period_for("90", now, "America/New_York")[1]
+        rolled = metrics.dashboard(session, period, now)
+        live = metrics.live_dashboard(session, period, now)
+        assert rolled.funnel.created > 250 and rolled.paid_cents > 0
+        assert (rolled.funnel, rolled.collected_cents, rolled.trend, rolled.declines) == (
+            live.funnel,
+            live.collected_cents,
+            live.trend,
+            live.declines,
+        )
