@@ -2,7 +2,7 @@
 tries a failed one again
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30
 """
 
