@@ -129,7 +129,9 @@ class PaymentLink(Base):
     payments: Mapped[list[Payment]] = relationship(
         back_populates="link", order_by="Payment.id", lazy="selectin"
     )
-    messages: Mapped[list[Message]] = relationship(order_by="Message.id", lazy="selectin")
+    # Loaded when read (only the staff link page does): every other page that loads a link,
+    # the patient's above all, would pay a query for rows it never shows.
+    messages: Mapped[list[Message]] = relationship(order_by="Message.id", lazy="select")
 
     @property
     def first_name(self) -> str:
