@@ -268,53 +268,59 @@ def shown(argv: list[str]) -> str:
 
 
 class TimedGateway:
-    """The app's gateway, with the time spent inside create_payment added up."""
+    """The app's gateway, with the wall and CPU time spent inside create_payment added up."""
 
     def __init__(self, gateway):
         self._gateway = gateway
-        self.seconds = 0.0
+        self.wall = self.cpu = 0.0
 
     def create_payment(self, request):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
             return self._gateway.create_payment(request)
         finally:
-            self.seconds += time.perf_counter() - start
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.thread_time() - cpu
 
     def __getattr__(self, name):
         return getattr(self._gateway, name)
 
 
-def charge_work_ms(workdir: Path, count: int) -> tuple[float, int]:
-    """Median ms of server work per charge (the POST through the test client, less the time in
-    the gateway) and how many charges completed."""
-    from sqlalchemy import func, select
+@dataclass(frozen=True)
+class ChargeWork:
+    cpu_ms: float  # median CPU time of this thread per charge, less the gateway's
+    wall_ms: float  # median elapsed time per charge, less the gateway's (other load shows here)
+    completed: int
+    attempted: int
 
-    from payapp.db import get_session
-    from payapp.models import Payment
-    from payapp.states import PaymentStatus
 
+def charge_work(workdir: Path, count: int) -> ChargeWork:
+    """Server work per charge, in-process: each POST through the test client, timed less the
+    time spent inside the (zero-latency demo) gateway. CPU time is the figure to judge on a
+    shared machine; elapsed time also counts waiting for the CPUs others use."""
     host = "127.0.0.1:8443"
     app = make_app(bench_env(workdir, 8443))
     gateway = TimedGateway(app.extensions["payapp.gateway"])
     app.extensions["payapp.gateway"] = gateway
     charges = prepare_charges(app, count, host)
     client = app.test_client(use_cookies=False)  # the session cookie goes in the headers
-    times = []
+    cpu_ms, wall_ms = [], []
     for i, path in enumerate(charges.paths):
         headers = post_headers(charges, path, host)
-        before = gateway.seconds
-        start = time.perf_counter()
+        gateway_wall, gateway_cpu = gateway.wall, gateway.cpu
+        wall, cpu = time.perf_counter(), time.thread_time()
         response = client.post(path, data=charges.form(i), headers=headers)
-        elapsed = time.perf_counter() - start - (gateway.seconds - before)
+        cpu_ms.append((time.thread_time() - cpu - (gateway.cpu - gateway_cpu)) * 1000)
+        wall_ms.append((time.perf_counter() - wall - (gateway.wall - gateway_wall)) * 1000)
         if response.status_code != 200:
             raise RuntimeError(f"a charge answered {response.status_code}")
-        times.append(elapsed * 1000)
-    with app.app_context():
-        paid = get_session().scalar(
-            select(func.count()).where(Payment.status == PaymentStatus.COMPLETED)
-        )
-    return statistics.median(times[len(times) // 10 :]), paid  # the first tenth warms up
+    warm = count // 10  # the first tenth warms caches up
+    return ChargeWork(
+        statistics.median(cpu_ms[warm:]),
+        statistics.median(wall_ms[warm:]),
+        count_completed(app),
+        count,
+    )
 
 
 def count_completed(app) -> int:
@@ -386,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             results["POST /pay/<token> (charge)"] = (run_wrk(cmd), cmd)
         paid = count_completed(app)
-        work_ms, work_paid = charge_work_ms(work / "inprocess", args.charges)
+        per_charge = charge_work(work / "inprocess", args.charges)
 
     bare = results["bare Flask app /healthz"][0]
     print(
@@ -412,14 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     if paid >= args.links:
         print("  the prepared links ran out before the time did: raise --links")
     print(
-        f"server work per charge, in-process, less the gateway: median {work_ms:.2f} ms "
-        f"({work_paid} of {args.charges} charges completed)"
+        "server work per charge, in-process, less the gateway: "
+        f"median {per_charge.cpu_ms:.2f} ms CPU ({per_charge.wall_ms:.2f} ms elapsed); "
+        f"{per_charge.completed} of {per_charge.attempted} charges completed"
     )
     print("wrk commands (the POST's script and data file are made by this run):")
     for name, (_r, cmd) in results.items():
         print(f"  {name}: {shown(cmd)}")
     errors = sum(r.bad_responses + r.socket_errors for r, _ in results.values())
-    return 1 if errors or work_paid != args.charges else 0
+    return 1 if errors or per_charge.completed != per_charge.attempted else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from . import audit
@@ -317,6 +317,15 @@ def link_url(public_base_url: str, link: PaymentLink, secret_key: str) -> str:
     return f"{public_base_url.rstrip('/')}/pay/{sign_token(link, secret_key)}"
 
 
+# Built once, not per request (the patient's pages all run it). Payments load when read, by one
+# plain query, instead of eagerly: a patient's page reads them only for a paid link.
+LINK_BY_PUBLIC_ID = (
+    select(PaymentLink)
+    .where(PaymentLink.public_id == bindparam("public_id"))
+    .options(lazyload(PaymentLink.payments))
+)
+
+
 def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
     """The link a token names, or LinkError.not_found() for anything forged, mangled or unknown.
 
@@ -331,12 +340,7 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
         raise LinkError.not_found() from None
     if not isinstance(public_id, str) or not isinstance(expires_ts, int):
         raise LinkError.not_found()
-    # Payments load when read (one plain query), not eagerly: a patient's page reads one link.
-    link = session.scalar(
-        select(PaymentLink)
-        .where(PaymentLink.public_id == public_id)
-        .options(lazyload(PaymentLink.payments))
-    )
+    link = session.scalar(LINK_BY_PUBLIC_ID, {"public_id": public_id})
     # The token's expiry must be the link's own: a token never outlives the link.
     if link is None or int(link.expires_at.timestamp()) != expires_ts:
         raise LinkError.not_found()

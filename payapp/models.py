@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
+from .states import LINK_PAID_STATES, LinkStatus, MessageStatus, PaymentStatus, RefundStatus
 
 
 def utcnow() -> datetime:
@@ -140,6 +140,10 @@ class PaymentLink(Base):
 
     @property
     def completed_payment(self) -> Payment | None:
+        # A payment completes and its link becomes paid in one transaction
+        # (payments._settle_completed): an unpaid link's page need not load its payments.
+        if self.status not in LINK_PAID_STATES:
+            return None
         return next((p for p in self.payments if p.status == PaymentStatus.COMPLETED), None)
 
 
