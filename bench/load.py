@@ -14,7 +14,8 @@ connections:
 It prints requests/s, p50 and p99, each as a ratio to the bare app measured in the same run,
 the exact wrk command, and the non-2xx/3xx responses and socket errors (both must be 0). Then
 the server's own work per charge, in-process: the median time of one POST through the test
-client, less the time spent inside the gateway.
+client, less the time spent inside the gateway. The links are desk links (no email or phone),
+so no receipt is sent after a charge. Needs wrk and the test extras (tests/support/servers.py).
 
     .venv/bin/python bench/load.py [--duration 10] [--links 4000] [--charges 300]
 """
