@@ -10,8 +10,8 @@ e2e:   ## only the browser tests (HTTPS gunicorn + Chromium)
 	scripts/test -m e2e
 observatory:  ## grade the production site (HTTPS gunicorn) with MDN HTTP Observatory, offline
 	scripts/observatory
-bench: ## requests/second of the patient page vs /healthz under gunicorn
-	.venv/bin/python bench/pay_page.py
+bench: ## throughput under the production gunicorn (wrk, 32 connections) vs a bare Flask app
+	.venv/bin/python bench/load.py
 screenshots: ## retake docs/screenshots/*.png from a fresh, seeded demo (Chromium)
 	scripts/screenshots
 page-weight: ## the patient page's own requests, bytes and Pay-usable time on slow 3G (Chromium, Caddy)

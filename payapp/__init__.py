@@ -95,7 +95,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        db.get_session().execute(text("SELECT 1"))
+        # A pooled connection answers "is the database there?": no ORM session needed.
+        with app.extensions["payapp.engine"].connect() as conn:
+            conn.execute(text("SELECT 1"))
         return jsonify(status="ok")
 
     return app

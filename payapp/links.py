@@ -6,6 +6,7 @@ open -> expired | cancelled | locked.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import secrets
@@ -15,8 +16,8 @@ from datetime import datetime, timedelta
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import Select, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy.orm import Session, lazyload
 
 from . import audit
 from .db import paginate
@@ -301,14 +302,28 @@ def reissue_link(
 # --- tokens -------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def _token_serializer(secret_key: str) -> URLSafeSerializer:
+    # Stateless once built, so one per key serves every request (building it derives the key).
+    return URLSafeSerializer(secret_key, salt=TOKEN_SALT)
+
+
 def sign_token(link: PaymentLink, secret_key: str) -> str:
     """The URL token: the link's opaque public id and its expiry, signed with a dedicated salt."""
-    serializer = URLSafeSerializer(secret_key, salt=TOKEN_SALT)
-    return serializer.dumps([link.public_id, int(link.expires_at.timestamp())])
+    return _token_serializer(secret_key).dumps([link.public_id, int(link.expires_at.timestamp())])
 
 
 def link_url(public_base_url: str, link: PaymentLink, secret_key: str) -> str:
     return f"{public_base_url.rstrip('/')}/pay/{sign_token(link, secret_key)}"
+
+
+# Built once, not per request (the patient's pages all run it). Payments load when read, by one
+# plain query, instead of eagerly: a patient's page reads them only for a paid link.
+LINK_BY_PUBLIC_ID = (
+    select(PaymentLink)
+    .where(PaymentLink.public_id == bindparam("public_id"))
+    .options(lazyload(PaymentLink.payments))
+)
 
 
 def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
@@ -320,12 +335,12 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
     if not token or len(token) > 200:
         raise LinkError.not_found()
     try:
-        public_id, expires_ts = URLSafeSerializer(secret_key, salt=TOKEN_SALT).loads(token)
+        public_id, expires_ts = _token_serializer(secret_key).loads(token)
     except (BadData, ValueError, TypeError):
         raise LinkError.not_found() from None
     if not isinstance(public_id, str) or not isinstance(expires_ts, int):
         raise LinkError.not_found()
-    link = session.scalar(select(PaymentLink).where(PaymentLink.public_id == public_id))
+    link = session.scalar(LINK_BY_PUBLIC_ID, {"public_id": public_id})
     # The token's expiry must be the link's own: a token never outlives the link.
     if link is None or int(link.expires_at.timestamp()) != expires_ts:
         raise LinkError.not_found()

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .states import LinkStatus, MessageStatus, PaymentStatus, RefundStatus
+from .states import LINK_PAID_STATES, LinkStatus, MessageStatus, PaymentStatus, RefundStatus
 
 
 def utcnow() -> datetime:
@@ -132,7 +132,9 @@ class PaymentLink(Base):
     payments: Mapped[list[Payment]] = relationship(
         back_populates="link", order_by="Payment.id", lazy="selectin"
     )
-    messages: Mapped[list[Message]] = relationship(order_by="Message.id", lazy="selectin")
+    # Loaded when read (only the staff link page does): every other page that loads a link,
+    # the patient's above all, would pay a query for rows it never shows.
+    messages: Mapped[list[Message]] = relationship(order_by="Message.id", lazy="select")
 
     @property
     def first_name(self) -> str:
@@ -141,6 +143,10 @@ class PaymentLink(Base):
 
     @property
     def completed_payment(self) -> Payment | None:
+        # A payment completes and its link becomes paid in one transaction
+        # (payments._settle_completed): an unpaid link's page need not load its payments.
+        if self.status not in LINK_PAID_STATES:
+            return None
         return next((p for p in self.payments if p.status == PaymentStatus.COMPLETED), None)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import abort, current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
 
 from .extensions import csrf, limiter, talisman
 from .gateways import square_browser
@@ -83,8 +84,24 @@ def extend_csp_for_square(response):
     return response
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, unchanged, but the signing serializer is built once per
+    set of keys instead of twice per request (it holds no per-request state)."""
+
+    def __init__(self):
+        self._serializers: dict[tuple, object] = {}
+
+    def get_signing_serializer(self, app):
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
+
+
 def init_app(app) -> None:
     production = app.config["PRODUCTION"]
+    app.session_interface = SessionCookies()
     app.after_request(extend_csp_for_square)
     talisman.init_app(
         app,

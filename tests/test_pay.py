@@ -291,3 +291,39 @@ def test_twenty_patients_submitting_at_once_make_one_charge(app, link_factory, g
     assert len(gateway.charges) == 1
     with app.app_context():
         assert get_session().scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def statements_of(app, request) -> list[str]:
+    """The SQL statements one request runs."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    engine = app.extensions["payapp.engine"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        request()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_an_open_links_page_reads_only_the_link(app, client, link_factory):
+    # Every patient request pays for each query (bench/load.py): neither the link's payments
+    # (an unpaid link has no completed one) nor its messages (staff pages only) are loaded.
+    link = link_factory()
+    client.get(link.path)  # the first view records itself
+    statements = statements_of(app, lambda: client.get(link.path))
+    assert len(statements) == 1 and "FROM payment_link" in statements[0]
+
+
+def test_a_paid_links_page_still_loads_its_payment_for_the_receipt(app, client, link_factory):
+    link = link_factory()
+    submit_card(client, link.path)
+    statements = statements_of(app, lambda: client.get(link.path))
+    assert any("FROM payment " in s for s in statements)
+    assert not any("FROM message" in s for s in statements)
+    assert "Payment received" in client.get(link.path).text

@@ -236,3 +236,50 @@ def test_an_unreachable_redis_falls_back_to_per_process_limits(client, link_fact
     link = link_factory()
     codes = [client.get(link.path).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
+
+
+def test_session_cookies_follow_a_secret_key_rotation(app):
+    # The signing serializer is built once per set of keys (security.SessionCookies), never
+    # kept past a key change: a rotated key signs new cookies, the fallback still opens old ones.
+    from itsdangerous import BadSignature
+
+    interface = app.session_interface
+    before = interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app) is before
+    old_cookie = before.dumps({"csrf_token": "abc"})
+    app.config["SECRET_KEY_FALLBACKS"] = [app.secret_key]
+    app.secret_key = "rotated-secret-" + "r" * 40
+    after = interface.get_signing_serializer(app)
+    assert after.loads(old_cookie) == {"csrf_token": "abc"}
+    with pytest.raises(BadSignature):
+        before.loads(after.dumps({"csrf_token": "new"}))
+
+
+SECURITY_HEADERS = (
+    "Content-Security-Policy",
+    "Strict-Transport-Security",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Permissions-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Cache-Control",
+)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/login", "pay"])
+def test_our_faster_talisman_sends_exactly_the_stock_headers(app, link_factory, monkeypatch, path):
+    import flask_talisman
+
+    from payapp.extensions import talisman
+
+    path = link_factory().path if path == "pay" else path
+    monkeypatch.setattr(flask_talisman.talisman, "get_random_string", lambda _n: "N" * 32)
+    https = {"base_url": "https://localhost"}
+    ours = app.test_client().get(path, **https)
+    monkeypatch.setattr(talisman, "__class__", flask_talisman.Talisman)
+    stock = app.test_client().get(path, **https)
+    assert ours.status_code == stock.status_code == 200
+    assert "'nonce-NNNN" in ours.headers["Content-Security-Policy"]
+    for name in SECURITY_HEADERS:
+        assert ours.headers.get(name) == stock.headers.get(name), name

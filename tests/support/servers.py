@@ -187,14 +187,16 @@ def running_gunicorn(
     certificate: TlsCertificate | None = None,
     options: Sequence[str] = ("--workers", "1", "--threads", "4"),
     health_headers: dict[str, str] | None = None,
+    app: str = "wsgi:app",
 ) -> Iterator[subprocess.Popen]:
-    """gunicorn serving ``wsgi:app`` on 127.0.0.1:``port`` (TLS with ``certificate``), its
-    output in ``log_path``; yields once /healthz answers ok, stops it afterwards."""
+    """gunicorn serving ``app`` (payapp's ``wsgi:app`` unless told) on 127.0.0.1:``port`` (TLS
+    with ``certificate``), its output in ``log_path``; yields once /healthz answers ok, stops it
+    afterwards."""
     argv = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}"]
     if certificate is not None:
         argv += ["--certfile", str(certificate.cert), "--keyfile", str(certificate.key)]
     # No ~/.gunicorn/gunicorn.ctl (gunicorn 27 makes one by default).
-    argv += [*options, "--no-control-socket", "wsgi:app"]
+    argv += [*options, "--no-control-socket", app]
     base_url = f"{'https' if certificate else 'http'}://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         server = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
