@@ -7,6 +7,7 @@ stopped at the end) unless --no-postgres.
 
     PYTHONPATH=. .venv/bin/python bench/scale.py [--links 1000000] [--db /tmp/scale.db]
                                                  [--runs 9] [--no-postgres] [--no-sqlite]
+                                                 [--pg-dir /tmp/scale-pg]
 """
 
 from __future__ import annotations
@@ -137,9 +138,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_cluster():
-    """A throwaway PostgreSQL 15 on 127.0.0.1: initdb as the postgres user, stopped and removed."""
-    folder = Path(tempfile.mkdtemp(prefix="payapp-pg-"))
+def postgres_cluster(keep: Path | None = None):
+    """A throwaway PostgreSQL 15 on 127.0.0.1 (initdb as the postgres user), stopped at the end
+    and removed, unless ``keep`` names a folder to make it in (or start it again from)."""
+    folder = keep or Path(tempfile.mkdtemp(prefix="payapp-pg-"))
+    folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     port = free_port()
     as_postgres = []
@@ -148,16 +151,21 @@ def postgres_cluster():
         os.chown(folder, pw.pw_uid, pw.pw_gid)
         as_postgres = ["runuser", "-u", "postgres", "--"]
     run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)  # noqa: E731
-    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    fresh = not data.exists()
+    if fresh:
+        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c shared_buffers=256MB"
     pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-w"]
     run(*pg_ctl, "-o", options, "-l", str(folder / "log"), "start")
     try:
-        run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "pay")
+        if fresh:
+            createdb = [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
+            run(*createdb, "-U", "postgres", "pay")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/pay"
     finally:
         run(*pg_ctl, "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -167,6 +175,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--pg-dir", type=Path, help="keep the PostgreSQL cluster here, reuse it")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="payapp-scale-"))
     if not args.no_sqlite:
@@ -176,7 +185,7 @@ def main() -> None:
         measure(app, f"SQLite ({db_file})", n, args.runs)
         app.extensions["payapp.engine"].dispose()
     if not args.no_postgres:
-        with postgres_cluster() as url:
+        with postgres_cluster(args.pg_dir) as url:
             app = make_app(url, folder)
             n = seed(app, args.links)
             measure(app, "PostgreSQL 15", n, args.runs)
