@@ -460,16 +460,21 @@ def fts_query(words: list[str]) -> str:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
-def _search_clause(session: Session, words: list[str]):
+def _search_clause(session: Session, words: list[str], *, indexed: bool = True):
     """Links whose name or statement number has a word starting with each of ``words``
-    (case-insensitive), answered by the full-text index of migration 0012."""
+    (case-insensitive). ``indexed``: answered by the full-text index of migration 0012 (every
+    match is found, then sorted: right for a few); otherwise written so that no index can answer
+    it, and the database reads the list's index newest first, testing each row, and stops at
+    the page's end (right when many match: a page is found among the first few thousand)."""
     if session.get_bind().dialect.name == "sqlite":
         matches = text(
             "SELECT rowid FROM payment_link_search WHERE payment_link_search MATCH :match"
         ).bindparams(match=fts_query(words))
-        return [PaymentLink.id.in_(matches.columns(column("rowid")))]
+        subject = PaymentLink.id if indexed else PaymentLink.id + 0
+        return [subject.in_(matches.columns(column("rowid")))]
     # PostgreSQL: the trigram index on exactly this expression answers ~* '\mword'.
-    searched = literal_column("(payment_link.patient_name || ' ' || payment_link.reference)")
+    expression = "(payment_link.patient_name || ' ' || payment_link.reference)"
+    searched = literal_column(expression if indexed else f"({expression} || '')")
     return [searched.op("~*")(r"\m" + re.sub(r"(\W)", r"\\\1", w)) for w in words]
 
 
@@ -509,6 +514,12 @@ def keys_statement(conditions, *, after=None, before=None) -> Select:
     return stmt
 
 
+def _count(session: Session, conditions) -> int:
+    """How many links match, counted up to SEARCH_COUNT_LIMIT + 1."""
+    limited = select(PaymentLink.id).where(*conditions).limit(SEARCH_COUNT_LIMIT + 1)
+    return session.scalar(select(func.count()).select_from(limited.subquery()))
+
+
 def list_links(
     session: Session,
     *,
@@ -528,6 +539,16 @@ def list_links(
     if query.strip() and not words:
         search = [false()]  # only punctuation: nothing has such a word
     branches = [branch + search for branch in _status_branches(status, now)]
+    counts = [_count(session, b) for b in branches]
+    if words:  # many matches: read in the list's order instead (see _search_clause)
+        scan = [
+            branch + _search_clause(session, words, indexed=False)
+            for branch in _status_branches(status, now)
+        ]
+        branches = [
+            s if n > SEARCH_COUNT_LIMIT else b
+            for b, s, n in zip(branches, scan, counts, strict=True)
+        ]
     cursor_id = after if after is not None else before
     cursor = None
     if cursor_id is not None:
@@ -574,17 +595,9 @@ def list_links(
         newer = None
         if cursor is not None and any(_keys(session, b, before=keys[0], limit=1) for b in branches):
             newer = keys[0][1]
-    found = sum(
-        session.scalar(
-            select(func.count()).select_from(
-                select(PaymentLink.id).where(*b).limit(SEARCH_COUNT_LIMIT + 1).subquery()
-            )
-        )
-        for b in branches
-    )
     return LinkPage(
         links=[by_id[k[1]] for k in keys],
         older=older,
         newer=newer,
-        found=min(found, SEARCH_COUNT_LIMIT + 1),
+        found=min(sum(counts), SEARCH_COUNT_LIMIT + 1),
     )

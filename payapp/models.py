@@ -105,7 +105,7 @@ class PaymentLink(Base):
         Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
         # The staff list's order, within a status or over all (links.py, migration 0012).
-        Index("ix_payment_link_status_created", "status", "created_at", "id"),
+        Index("ix_payment_link_status_created", "status", "created_at", "id", "expires_at"),
         Index("ix_payment_link_created_id", "created_at", "id"),
     )
 

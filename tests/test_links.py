@@ -455,3 +455,17 @@ def test_each_page_of_the_list_reads_one_index_in_order_without_sorting(session,
             plan = query_plan(session, stmt.limit(26))
             # An index read in the list's order (a scan stops after the page), never a sort.
             assert "TEMP B-TREE" not in plan and "INDEX ix_payment_link_" in plan, plan
+
+
+def test_a_search_with_many_matches_pages_the_same_read_in_list_order(patients, monkeypatch):
+    """Past SEARCH_COUNT_LIMIT matches the list's index is read newest first and each row
+    tested, instead of the full-text index: the same links come back, in the same pages."""
+    for i in range(7):
+        links.create_link(
+            patients, draft(patient_name=f"Kim Smith{i}"), RULES, now=NOW - timedelta(minutes=i)
+        )
+    few = walk(patients, 2, query="smith")[0]
+    monkeypatch.setattr(links, "SEARCH_COUNT_LIMIT", 3)
+    many, last = walk(patients, 2, query="smith")
+    assert many == few and len(sum(many, [])) == 9 and last.found_more
+    assert walk(patients, 2, query="smith", status="open")[0] == few

@@ -18,7 +18,8 @@ depends_on = None
 
 INDEXES = (
     # Each status filter and the keyset cursor read this index in order: no sort, no OFFSET.
-    ("ix_payment_link_status_created", ["status", "created_at", "id"]),
+    # expires_at rides along so "open" and "overdue" are checked without reading the rows.
+    ("ix_payment_link_status_created", ["status", "created_at", "id", "expires_at"]),
     ("ix_payment_link_created_id", ["created_at", "id"]),
 )
 
