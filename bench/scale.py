@@ -124,7 +124,7 @@ def measure(app, label: str, n: int, runs: int) -> None:
         client.get(url)
     health = median_ms(client, "/healthz", runs)
     print(f"\n{label}: {n:,} links, median of {runs}, goal <= {GOAL_MS:.0f} ms")
-    print(f"  {'/healthz (baseline)':32} {health:8.1f} ms")
+    print(f"  {'/healthz (baseline)':46} {health:8.1f} ms")
     for name, url, expect in rows:
         ms = median_ms(client, url, runs, expect)
         mark = "ok " if ms <= GOAL_MS else "SLOW"
