@@ -253,6 +253,8 @@ def patients(session):
     ],
 )
 def test_search_matches_words_of_the_name_or_statement_number(patients, query, names):
+    if query in ("brien sean", "muller") and patients.get_bind().dialect.name != "sqlite":
+        names = []  # only SQLite's tokenizer folds accents (docs/front-desk.md says so)
     assert found(patients, query) == names
 
 
@@ -395,7 +397,10 @@ def test_keyset_pages_of_expired_links_merge_stored_and_overdue_ones(session):
 
 
 def fts_is_consistent(session) -> bool:
-    """FTS5's own check that the index holds exactly the words of payment_link's rows."""
+    """FTS5's own check that the index holds exactly the words of payment_link's rows (the
+    PostgreSQL index is an ordinary index on the table: nothing to drift)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return True
     session.execute(
         text("INSERT INTO payment_link_search (payment_link_search) VALUES ('integrity-check')")
     )
@@ -443,6 +448,8 @@ def query_plan(session, stmt) -> str:
 
 @pytest.mark.parametrize("status", ["", "paid", "expired", "open"])
 def test_each_page_of_the_list_reads_one_index_in_order_without_sorting(session, status):
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN; PostgreSQL's planner: bench/scale.py")
     links.create_link(session, draft(), RULES, now=NOW)
     session.execute(text("ANALYZE"))
     cursor = (NOW, 1)
