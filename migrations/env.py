@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from payapp.models import Base
+from payapp.models import Base, described_by_models
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,6 +28,7 @@ def _configure_and_run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
         compare_type=True,
+        include_name=described_by_models,
     )
     with context.begin_transaction():
         context.run_migrations()

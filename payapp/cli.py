@@ -333,27 +333,140 @@ def reset_mfa_command(email):
 
 DEMO_DECLINES = ("GENERIC_DECLINE", "INSUFFICIENT_FUNDS", "CVV_FAILURE", "CARD_EXPIRED")
 DEMO_PROBLEMS = ("amount_wrong", "card_declined", "unexpected_message", "other")
-# Picked by link id, not by the seeded random stream, so the history stays the same.
-DEMO_NAMES = (
-    "Maria Lopez", "James Chen", "Aisha Khan", "Tom Becker", "Grace Okafor", "Daniel Kim",
-    "Sofia Rossi", "Liam O'Brien", "Priya Patel", "Noah Williams", "Emma Schmidt", "Omar Haddad",
-)  # fmt: skip
 SEED_BATCH = 5000
+# Surnames weighted roughly as in the US census (Smith ~1 % of people, the tail much rarer), so
+# a search for a common surname finds thousands of links at scale and a full name a handful.
+DEMO_SURNAMES = (
+    ("Smith", 100),
+    ("Johnson", 80),
+    ("Williams", 70),
+    ("Brown", 62),
+    ("Jones", 62),
+    ("Garcia", 55),
+    ("Miller", 52),
+    ("Davis", 50),
+    ("Rodriguez", 45),
+    ("Martinez", 44),
+    ("Hernandez", 42),
+    ("Lopez", 38),
+    ("Gonzalez", 37),
+    ("Wilson", 36),
+    ("Anderson", 35),
+    ("Thomas", 34),
+    ("Taylor", 34),
+    ("Moore", 32),
+    ("Jackson", 31),
+    ("Martin", 31),
+    ("Lee", 30),
+    ("Perez", 28),
+    ("Thompson", 28),
+    ("White", 27),
+    ("Harris", 26),
+    ("Sanchez", 26),
+    ("Clark", 24),
+    ("Ramirez", 24),
+    ("Lewis", 23),
+    ("Robinson", 23),
+    ("Walker", 22),
+    ("Young", 21),
+    ("Allen", 21),
+    ("King", 20),
+    ("Wright", 20),
+    ("Scott", 19),
+    ("Torres", 19),
+    ("Nguyen", 19),
+    ("Hill", 18),
+    ("Flores", 18),
+    ("Green", 18),
+    ("Adams", 17),
+    ("Nelson", 17),
+    ("Baker", 17),
+    ("Hall", 16),
+    ("Rivera", 16),
+    ("Campbell", 15),
+    ("Mitchell", 15),
+    ("Carter", 15),
+    ("Roberts", 15),
+    ("O'Brien", 6),
+    ("Kowalski", 4),
+    ("Okafor", 3),
+    ("Van der Berg", 2),
+    ("Smith-Jones", 2),
+    ("Müller", 2),
+    ("Zhang", 8),
+    ("Patel", 9),
+    ("Kim", 9),
+    ("Cohen", 5),
+)
+DEMO_FIRST_NAMES = (
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Maria",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Lisa",
+    "Anthony",
+    "Betty",
+    "Mark",
+    "Sandra",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Emily",
+    "Paul",
+    "Donna",
+    "Andrew",
+    "Michelle",
+    "José",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Melissa",
+    "George",
+    "Deborah",
+    "Wei",
+    "Priya",
+    "Aisha",
+)
+_SURNAMES = [name for name, _ in DEMO_SURNAMES]
+_SURNAME_WEIGHTS = list(__import__("itertools").accumulate(w for _, w in DEMO_SURNAMES))
 
 
 def _demo_rows(rng, link_id: int, now: datetime, days: int):
     """One link's rows (link, payments, refunds, messages) in a believable state."""
     created = now - timedelta(seconds=rng.randrange(days * 86400))
+    surname = rng.choices(_SURNAMES, cum_weights=_SURNAME_WEIGHTS)[0]
     cents = rng.choice((2500, 4000, 7550, 12000, 18500, 25000, 60000)) + rng.randrange(100)
     link = {
         "id": link_id,
         "public_id": f"demo{link_id:012d}",
-        "patient_name": DEMO_NAMES[link_id % len(DEMO_NAMES)],
+        "patient_name": f"{rng.choice(DEMO_FIRST_NAMES)} {surname}",
         "email": "patient@example.com",
         "phone": None,
         "amount_cents": cents,
         "currency": "USD",
-        "reference": f"INV-{link_id}",
+        # Statement numbers as billing systems print them: a prefix and 7 digits.
+        "reference": f"ST-{rng.randrange(10**7):07d}",
         "description": "",
         "status": LinkStatus.OPEN,
         "expires_at": created + timedelta(days=14),
@@ -411,7 +524,26 @@ def _demo_rows(rng, link_id: int, now: datetime, days: int):
     elif roll < 0.885 and when < now:
         link["first_viewed_at"] = when
         attempt(PaymentStatus.UNKNOWN, when)
+    if link["status"] == LinkStatus.OPEN and link["expires_at"] < now - timedelta(hours=1):
+        link["status"] = LinkStatus.EXPIRED  # as run-jobs stores it
     return link, payments, refunds, messages
+
+
+_DEMO_PAYMENT_EVENTS = {
+    PaymentStatus.COMPLETED: AuditAction.PAYMENT_COMPLETED,
+    PaymentStatus.FAILED: AuditAction.PAYMENT_DECLINED,
+}
+
+
+def _demo_event(link_id: int, action: str, at: datetime, actor: str = "staff") -> dict:
+    return {
+        "actor": actor,
+        "staff_id": None,
+        "action": action,
+        "link_id": link_id,
+        "detail": "",
+        "created_at": at,
+    }
 
 
 def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, progress=None):
@@ -421,7 +553,7 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
 
     from sqlalchemy import func, insert, select
 
-    from .models import Message, Payment, PaymentLink, ProblemReport, Refund
+    from .models import AuditEvent, Message, Payment, PaymentLink, ProblemReport, Refund
 
     rng = Random(seed)  # noqa: S311 - demo data, not secrets
     next_link = (session.scalar(select(func.max(PaymentLink.id))) or 0) + 1
@@ -429,10 +561,16 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
     done = 0
     while done < n:
         size = min(SEED_BATCH, n - done)
-        links, payments, refunds, messages, problems = [], [], [], [], []
+        links, payments, refunds, messages, problems, events = [], [], [], [], [], []
         for _ in range(size):
             link, pays, refs, msgs = _demo_rows(rng, next_link, now, days)
             links.append(link)
+            # The link page's timeline: what staff and patients did, as audit.record writes it.
+            events.append(_demo_event(next_link, AuditAction.LINK_CREATED, link["created_at"]))
+            for status, at, _code, _completed in pays:
+                action = _DEMO_PAYMENT_EVENTS.get(status)
+                if action:
+                    events.append(_demo_event(next_link, action, at, actor="patient"))
             for status, at, code, completed in pays:
                 payments.append(
                     {
@@ -477,6 +615,9 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
                         )
                 next_payment += 1
             for at, status in msgs:
+                sent = status == MessageStatus.SENT
+                action = AuditAction.EMAIL_SENT if sent else AuditAction.EMAIL_FAILED
+                events.append(_demo_event(next_link, action, at, actor="system"))
                 messages.append(
                     {
                         "link_id": next_link,
@@ -507,6 +648,7 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
             (Refund, refunds),
             (Message, messages),
             (ProblemReport, problems),
+            (AuditEvent, events),
         ):
             if rows:
                 session.execute(insert(model.__table__), rows)

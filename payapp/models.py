@@ -81,6 +81,16 @@ class StaffUser(Base):
         return self.mfa_enabled_at is not None and bool(self.totp_secret)
 
 
+# The staff search's full-text index (migration 0012) is no model: on SQLite an FTS5 table with
+# its shadow tables, kept by triggers; on PostgreSQL a trigram index on an expression.
+LINK_SEARCH_OBJECTS = ("payment_link_search", "ix_payment_link_search_trgm")
+
+
+def described_by_models(name: str | None, type_: str, parent_names) -> bool:
+    """Alembic's ``include_name``: every schema object except the search index's."""
+    return not (name and type_ in ("table", "index") and name.startswith(LINK_SEARCH_OBJECTS))
+
+
 class PaymentLink(Base):
     __tablename__ = "payment_link"
     # The dashboard's filters (metrics.py, migration 0006).
@@ -97,6 +107,9 @@ class PaymentLink(Base):
         Index("ix_payment_link_expires_at", "expires_at", "status"),
         # Outstanding and today's expiries are counted live, from this index alone (0011).
         Index("ix_payment_link_status_expires", "status", "expires_at", "paid_at", "amount_cents"),
+        # The staff list's order, within a status or over all (links.py, migration 0012).
+        Index("ix_payment_link_status_created", "status", "created_at", "id", "expires_at"),
+        Index("ix_payment_link_created_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -221,18 +221,50 @@ def test_sql_looking_search_and_filters_are_just_text(staff, link_factory):
         response = staff.get("/links", query_string={"q": query})
         assert response.status_code == 200
     assert staff.get("/links", query_string={"status": "paid' OR '1'='1"}).status_code == 200
-    assert staff.get("/links", query_string={"page": "-1"}).status_code == 200
-    assert staff.get("/links", query_string={"page": "abc"}).status_code == 200
+    for cursor in ("-1", "abc", "0", "1e3", "99999999999999999999", "١٢", "1 OR 1=1"):
+        for name in ("after", "before"):
+            response = staff.get("/links", query_string={name: cursor})
+            assert response.status_code == 200 and "Ann Lee" in response.text, (name, cursor)
+    for query in ('"', "*", "NEAR(ann lee)", "-ann", "ann OR bob", "lee*"):
+        assert staff.get("/links", query_string={"q": query}).status_code == 200
+    assert "Ann Lee" in staff.get("/links", query_string={"q": '"ann'}).text
     assert "Ann Lee" in staff.get("/links").text
 
 
-def test_the_list_is_paginated(app, staff, link_factory):
+def pager_links(html: str) -> dict[str, str]:
+    return {
+        word: href.replace("&amp;", "&")
+        for href, word in re.findall(r'<a href="([^"]+)"[^>]*rel="(?:next|prev)">(\w+)</a>', html)
+    }
+
+
+def test_the_list_is_paged_with_shareable_older_and_newer_links(app, staff, link_factory):
     app.config["LINKS_PER_PAGE"] = 2
     for i in range(5):
-        link_factory(reference=f"R-{i}")
-    html = staff.get("/links?page=2").text
-    assert "page 2 of 3" in html and "R-2" in html and "R-4" not in html
-    assert "Older" in html and "Newer" in html
+        link_factory(reference=f"R-{i}", patient_name=f"Pat Smith{i}")
+    first = staff.get("/links?q=smith").text
+    assert "5 links" in first and "R-4" in first and "R-3" in first and "R-2" not in first
+    assert set(pager_links(first)) == {"Older"}
+    older = pager_links(first)["Older"]
+    assert "after=" in older and "q=smith" in older
+    second = staff.get(older).text  # a plain GET works without htmx, so the URL can be shared
+    assert "R-2" in second and "R-1" in second and "R-4" not in second
+    assert set(pager_links(second)) == {"Older", "Newer"}
+    last = staff.get(pager_links(second)["Older"]).text
+    assert "R-0" in last and set(pager_links(last)) == {"Newer"}
+    back = staff.get(pager_links(last)["Newer"]).text
+    assert "R-2" in back and "R-1" in back and "R-0" not in back
+    fragment = staff.get(older, headers={"HX-Request": "true"}).text
+    assert "<html" not in fragment and "R-2" in fragment
+
+
+def test_the_count_stops_at_a_thousand(app, staff, monkeypatch, link_factory):
+    from payapp import links
+
+    monkeypatch.setattr(links, "SEARCH_COUNT_LIMIT", 2)
+    for _ in range(4):
+        link_factory()
+    assert "More than 2 links" in staff.get("/links").text
 
 
 def test_cancel_from_the_list_swaps_the_row(app, staff, link_factory):

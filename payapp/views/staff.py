@@ -11,7 +11,7 @@ from wtforms.validators import Length
 
 from .. import audit, links, notify, payments, refunds, reminders
 from ..clinic import Clinic
-from ..db import get_or_404, get_session, page_number, paginate
+from ..db import get_or_404, get_session, is_valid_id
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
 from ..models import Payment, PaymentLink
@@ -86,24 +86,30 @@ def list_links():
     status = request.args.get("status", "")
     if not LinkStatus.lookup(status):
         status = ""
-    found = paginate(
+    found = links.list_links(
         get_session(),
-        links.search_statement(query=query, status=status),
-        page=page_number(request.args.get("page")),
+        query=query,
+        status=status,
+        after=link_cursor(request.args.get("after")),
+        before=link_cursor(request.args.get("before")),
         per_page=current_app.config["LINKS_PER_PAGE"],
     )
     return render(
         "staff/links.html",
         block="link_list",
-        links_page=found.items,
-        total=found.total,
-        page=found.page,
-        pages=found.pages,
+        found=found,
+        links_page=found.links,
         query=query,
         status=status,
         statuses=list(LinkStatus),
         action_form=ActionForm(),
     )
+
+
+def link_cursor(value: str | None) -> int | None:
+    """An ``?after=``/``?before=`` link id; anything else is no cursor (the first page)."""
+    cursor = int(value) if value and value.isascii() and value.isdigit() else None
+    return cursor if is_valid_id(cursor) else None
 
 
 @bp.get("/links/new")
