@@ -16,7 +16,18 @@ from datetime import datetime, timedelta
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import Select, bindparam, column, false, func, literal_column, or_, select, text, update
+from sqlalchemy import (
+    Select,
+    bindparam,
+    column,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, lazyload
 
 from . import audit
