@@ -45,18 +45,26 @@ RECOVERY_NOTICE_HOURS = 24
 
 
 def active_alerts(session: Session, role: str, now: datetime | None = None, hours: int = 24):
-    """The newest alert of each kind from the last day that this role should see."""
+    """The newest alert of each kind from the last day that this role should see, newest first.
+
+    One indexed lookup per kind ((action, created_at), LIMIT 1): every staff page shows the
+    banner, and a busy site writes tens of thousands of audit events a day."""
     since = (now or utcnow()) - timedelta(hours=hours)
     visible = [a for a, who in ALERT_ACTIONS.items() if who == "staff" or role == "admin"]
-    events = session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.action.in_(visible), AuditEvent.created_at >= since)
-        .order_by(AuditEvent.created_at.desc())
-    ).all()
-    newest = {}
-    for event in events:
-        newest.setdefault(event.action, event)
-    return list(newest.values())
+    newest = [
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.created_at >= since)
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(1)
+        ).first()
+        for action in visible
+    ]
+    return sorted(
+        (event for event in newest if event is not None),
+        key=lambda event: (event.created_at, event.id),
+        reverse=True,
+    )
 
 
 # --- failure surges -------------------------------------------------------------------------------

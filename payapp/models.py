@@ -286,6 +286,8 @@ class ProblemReport(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_event"
+    # Every staff page's alert banner reads the newest event of a few actions (alerts.py, 0015).
+    __table_args__ = (Index("ix_audit_event_action_created", "action", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor: Mapped[str] = mapped_column(String(20))  # staff | patient | system | square
