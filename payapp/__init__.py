@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(pay.bp)
+    pay.init_app(app)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(twilio.bp)
