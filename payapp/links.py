@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from . import audit
@@ -344,6 +344,27 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
     if link is None or int(link.expires_at.timestamp()) != expires_ts:
         raise LinkError.not_found()
     return link
+
+
+# Every column of the link, without the ORM (no identity map, no instance): the open pay page
+# reads the row and nothing else.
+LINK_ROW_BY_PUBLIC_ID = select(*PaymentLink.__table__.columns).where(
+    PaymentLink.__table__.c.public_id == bindparam("public_id")
+)
+
+
+def find_link_row(connection: Connection, token: str, secret_key: str) -> Row | None:
+    """The link row (every column, read-only, no ORM) a token names, or None for anything
+    forged, mangled or unknown: the same checks as resolve_token(), on a plain connection."""
+    if not token or len(token) > 200:
+        return None
+    signed = read_token(secret_key, token)
+    if signed is None:
+        return None
+    row = connection.execute(LINK_ROW_BY_PUBLIC_ID, {"public_id": signed[0]}).first()
+    if row is None or int(row.expires_at.timestamp()) != signed[1]:
+        return None
+    return row
 
 
 # A patient's page and its POSTs present the same token again and again: its signature is checked
