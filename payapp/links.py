@@ -17,6 +17,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import (
+    Connection,
+    Row,
     Select,
     bindparam,
     column,
@@ -31,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, lazyload
 
 from . import audit
+from .lru import LruCache
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
 from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
@@ -345,21 +348,62 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
     """
     if not token or len(token) > 200:
         raise LinkError.not_found()
-    try:
-        public_id, expires_ts = _token_serializer(secret_key).loads(token)
-    except (BadData, ValueError, TypeError):
-        raise LinkError.not_found() from None
-    if not isinstance(public_id, str) or not isinstance(expires_ts, int):
+    signed = read_token(secret_key, token)
+    if signed is None:
         raise LinkError.not_found()
+    public_id, expires_ts = signed
     link = session.scalar(LINK_BY_PUBLIC_ID, {"public_id": public_id})
     # The token's expiry must be the link's own: a token never outlives the link.
     if link is None or int(link.expires_at.timestamp()) != expires_ts:
         raise LinkError.not_found()
+    return link
+
+
+# Every column of the link, without the ORM (no identity map, no instance): the open pay page
+# reads the row and nothing else.
+LINK_ROW_BY_PUBLIC_ID = select(*PaymentLink.__table__.columns).where(
+    PaymentLink.__table__.c.public_id == bindparam("public_id")
+)
+
+
+def find_link_row(connection: Connection, token: str, secret_key: str) -> Row | None:
+    """The link row (every column, read-only, no ORM) a token names, or None for anything
+    forged, mangled or unknown: the same checks as resolve_token(), on a plain connection."""
+    if not token or len(token) > 200:
+        return None
+    signed = read_token(secret_key, token)
+    if signed is None:
+        return None
+    row = connection.execute(LINK_ROW_BY_PUBLIC_ID, {"public_id": signed[0]}).first()
+    if row is None or int(row.expires_at.timestamp()) != signed[1]:
+        return None
+    return row
+
+
+# A patient's page and its POSTs present the same token again and again: its signature is checked
+# (and its spelling compared) once per process and key, not on every request. Only genuine tokens
+# are kept, so guessed ones cannot push them out.
+_GENUINE_TOKENS = LruCache(4096)
+
+
+def read_token(secret_key: str, token: str) -> tuple[str, int] | None:
+    """(public id, expiry timestamp) a token we issued under ``secret_key`` names, else None."""
+    cached = _GENUINE_TOKENS.get((secret_key, token))
+    if cached is not None:
+        return cached
+    serializer = _token_serializer(secret_key)
+    try:
+        public_id, expires_ts = serializer.loads(token)
+    except (BadData, ValueError, TypeError):
+        return None
+    if not isinstance(public_id, str) or not isinstance(expires_ts, int):
+        return None
     # Only the exact spelling we issued: base64 decoding forgives padding, alphabet variants and
     # unused bits, and no control keyed on the token text should be sidestepped that way.
-    if not hmac.compare_digest(token.encode(), sign_token(link, secret_key).encode()):
-        raise LinkError.not_found()
-    return link
+    if not hmac.compare_digest(token.encode(), serializer.dumps([public_id, expires_ts]).encode()):
+        return None
+    _GENUINE_TOKENS.put((secret_key, token), (public_id, expires_ts))
+    return public_id, expires_ts
 
 
 # --- state --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "payapp.logs": 0,
     "payapp.db": 0,
     "payapp.charts": 0,
+    "payapp.lru": 0,
     # 1 card gateways: the interface, its implementations, Square's browser hosts and advice
     "payapp.gateways": 1,
     "payapp.sms": 1,  # the Twilio transport, beside the card gateways
