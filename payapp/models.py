@@ -153,7 +153,8 @@ class Payment(Base):
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
     gateway: Mapped[str] = mapped_column(String(10))  # demo | square
-    gateway_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Square's documented maximum lengths (its refund ids are longer than 64 characters).
+    gateway_payment_id: Mapped[str | None] = mapped_column(String(192), index=True)
     # PaymentStatus: pending -> completed | failed | unknown ; unknown -> ... | cancelled
     status: Mapped[str] = mapped_column(String(12), default=PaymentStatus.PENDING.value, index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
@@ -192,7 +193,7 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
-    gateway_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(192), default="")
     # pending -> completed | failed | rejected ; unknown while the gateway has not answered
