@@ -273,8 +273,11 @@ def test_staff_refunding_one_payment_on_both_servers_at_once_never_refund_more_t
 
     assert statuses == [303] * len(staff)
     [payment] = two_servers.rows(Payment, status="completed")
-    refunds = two_servers.rows(Refund, status="completed")
-    assert [r.amount_cents for r in refunds] == [5000, 5000]  # 100.00 of 125.00; a third: no
+    # Square answers a refund PENDING and completes it later: both count as money going back.
+    refunds = two_servers.rows(Refund)
+    assert sorted(r.amount_cents for r in refunds) == [5000, 5000]  # 100.00 of 125.00; no third
+    assert {r.status for r in refunds} <= {"pending", "completed"}
     assert payment.refunded_cents == 10000
-    at_the_bank = [r for r in two_servers.standin.refunds.values() if r["status"] == "COMPLETED"]
+    at_the_bank = list(two_servers.standin.refunds.values())
+    assert {r["status"] for r in at_the_bank} <= {"PENDING", "COMPLETED"}
     assert sum(r["amount_money"]["amount"] for r in at_the_bank) == 10000
