@@ -107,7 +107,7 @@ def pages(words: dict[str, str]) -> list[tuple[str, str, str | None]]:
         ("name: prefix", "/links?q=Rodr", "Rodriguez"),
         ("statement: exact", f"/links?q={words['ref']}", words["ref"]),
         ("statement: prefix", f"/links?q={words['ref'][:7]}", words["ref"][:7]),
-        ("deep: ?page=2000 (OFFSET; ignored since 0012)", "/links?page=2000", None),
+        ("deep: ?page=2000 (OFFSET; ignored since 0013)", "/links?page=2000", None),
         ("deep: ?after=cursor (keyset)", f"/links?after={words['deep']}", None),
         ("link detail", f"/links/{words['link']}", None),
         ("dashboard?period=90", "/dashboard?period=90", None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, event, false, select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, utcnow
@@ -48,6 +48,9 @@ def link_timeline(session: Session, link_id: int) -> list[AuditEvent]:
 def events_statement(action: str = "") -> Select:
     """All events newest first, or only those with ``action``: for the audit page to page."""
     stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if "\x00" in action:
+        # No stored action holds a NUL, and PostgreSQL refuses one in a parameter (a 500).
+        return stmt.where(false())
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     return stmt

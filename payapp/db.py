@@ -68,7 +68,11 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # The same roomy pool: a process never holds more connections than it runs requests (plus
+    # threads of its own), and a burst must not queue for one of SQLAlchemy's default 5 + 10.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=40, hide_parameters=True
+    )
 
 
 def init_app(app) -> None:

@@ -533,7 +533,7 @@ def fts_query(words: list[str]) -> str:
 
 def _search_clause(session: Session, words: list[str], *, indexed: bool = True):
     """Links whose name or statement number has a word starting with each of ``words``
-    (case-insensitive). On SQLite, ``indexed``: driven by the full-text index of migration 0012
+    (case-insensitive). On SQLite, ``indexed``: driven by the full-text index of migration 0013
     (every match is found, then sorted: right for a few); otherwise written so that SQLite reads
     the list's index newest first, testing each row against the matches, and stops at the
     page's end (right when many match: a page is found among the first few thousand rows)."""

@@ -19,7 +19,7 @@ What each figure counts:
 
 The rollup: ``dashboard()`` sums one row per clinic-local day (``dashboard_day`` and its decline
 and time-to-pay tables) instead of the raw tables, so 90 days cost the same at 1,000,000 links as
-at 1,000. Triggers (migration 0011) mark the UTC hour of every timestamp a write to
+at 1,000. Triggers (migration 0012) mark the UTC hour of every timestamp a write to
 payment_link, payment or refund touches (old and new values; a payment also marks its link's
 creation hour) in ``dashboard_dirty``; ``refresh()``, run first by every ``dashboard()`` and by
 ``run-jobs``, recomputes the local days overlapping marked hours with the exact one-day queries

@@ -81,7 +81,7 @@ class StaffUser(Base):
         return self.mfa_enabled_at is not None and bool(self.totp_secret)
 
 
-# The staff search's full-text index (migration 0012) is no model: on SQLite an FTS5 table with
+# The staff search's full-text index (migration 0013) is no model: on SQLite an FTS5 table with
 # its shadow tables, kept by triggers; on PostgreSQL a trigram index on an expression.
 LINK_SEARCH_OBJECTS = ("payment_link_search", "ix_payment_link_search_trgm")
 
@@ -105,9 +105,9 @@ class PaymentLink(Base):
         ),
         Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
-        # Outstanding and today's expiries are counted live, from this index alone (0011).
+        # Outstanding and today's expiries are counted live, from this index alone (0012).
         Index("ix_payment_link_status_expires", "status", "expires_at", "paid_at", "amount_cents"),
-        # The staff list's order, within a status or over all (links.py, migration 0012).
+        # The staff list's order, within a status or over all (links.py, migration 0013).
         Index("ix_payment_link_status_created", "status", "created_at", "id", "expires_at"),
         Index("ix_payment_link_created_id", "created_at", "id"),
     )
@@ -169,7 +169,7 @@ class Payment(Base):
         Index("ix_payment_status_completed", "status", "completed_at", "amount_cents"),
         Index("ix_payment_status_created", "status", "created_at", "error_code"),
         Index("ix_payment_created_at", "created_at"),
-        # A day's first attempts for the dashboard rollup, from the index alone (0011).
+        # A day's first attempts for the dashboard rollup, from the index alone (0012).
         Index("ix_payment_created_link", "created_at", "link_id", "status"),
     )
 
@@ -177,7 +177,8 @@ class Payment(Base):
     link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
     gateway: Mapped[str] = mapped_column(String(10))  # demo | square
-    gateway_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Square's documented maximum lengths (its refund ids are longer than 64 characters).
+    gateway_payment_id: Mapped[str | None] = mapped_column(String(192), index=True)
     # PaymentStatus: pending -> completed | failed | unknown ; unknown -> ... | cancelled
     status: Mapped[str] = mapped_column(String(12), default=PaymentStatus.PENDING.value, index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
@@ -216,7 +217,7 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(45), unique=True)
-    gateway_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(192), default="")
     # pending -> completed | failed | rejected ; unknown while the gateway has not answered
@@ -353,7 +354,7 @@ class FailureSurge(Base):
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
 
 
-# The dashboard's rollup (metrics.py, "The rollup"; migration 0011). Triggers on payment_link,
+# The dashboard's rollup (metrics.py, "The rollup"; migration 0012). Triggers on payment_link,
 # payment and refund mark the UTC hours a write touched in dashboard_dirty; metrics.refresh
 # recomputes the clinic-local days overlapping them. The zone the days are in is the site
 # setting "dashboard_zone".

@@ -2,8 +2,9 @@
 clients that behave like browsers (they scrape the CSRF token), and a link factory.
 
 Speed: the schema is migrated and the standard users are created once per session in a template
-SQLite file that each test copies, and passwords are hashed with a cheap method unless a test is
-marked ``real_password_hash``."""
+SQLite file that each test copies (on the PostgreSQL leg, PAYAPP_TEST_DATABASE_URL, a template
+database that each test copies with CREATE DATABASE ... TEMPLATE), and passwords are hashed with
+a cheap method unless a test is marked ``real_password_hash``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pyotp
 import pytest
 from jinja2 import BytecodeCache
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from payapp import create_app, passwords
@@ -25,6 +27,7 @@ from payapp.db import get_session, make_engine, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link, sign_token
 from payapp.mfa import counter_at
 from payapp.models import AuditEvent, StaffUser, utcnow
+from tests.support import postgres
 
 STAFF_EMAIL = "frontdesk@example.com"
 STAFF_PASSWORD = "correct horse battery"  # noqa: S105
@@ -79,23 +82,70 @@ def _make_standard_users(session: Session) -> None:
     session.commit()
 
 
+class SqliteTemplate:
+    """The default: a SQLite file migrated to head; each test gets a copy of the file."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / "payapp.db"
+        self.url = f"sqlite:///{self.path}"
+
+    def finish(self, engine) -> None:
+        with engine.connect() as conn:
+            # Everything into the main file, so copying that one file copies the whole database.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def fresh(self, folder: Path) -> str:
+        return copy_of_template(self.path, folder)
+
+    def drop(self, url: str) -> None:
+        """Nothing to do: the copy lives in the test's tmp_path."""
+
+    def close(self) -> None:
+        """Nothing to do: the file lives in pytest's temporary folder."""
+
+
+class PostgresTemplate:
+    """The PostgreSQL leg (PAYAPP_TEST_DATABASE_URL): a database migrated to head once per
+    process, copied per test with CREATE DATABASE ... TEMPLATE and dropped after it."""
+
+    def __init__(self, server_url: str):
+        self.url = postgres.create_database(server_url, prefix="tpl")
+        self.name = make_url(self.url).database
+
+    def finish(self, engine) -> None:
+        """Nothing to do: the engine is disposed, so the template has no sessions to block it."""
+
+    def fresh(self, folder: Path) -> str:
+        return postgres.create_database(self.url, template=self.name)
+
+    def drop(self, url: str) -> None:
+        postgres.drop_database(url)
+
+    def close(self) -> None:
+        postgres.drop_database(self.url)
+
+
 @pytest.fixture(scope="session")
-def template_database(tmp_path_factory, fast_password_hashes) -> Path:
-    """A SQLite file migrated to head with the standard users (front desk, admin with TOTP)."""
-    path = tmp_path_factory.mktemp("template-db") / "payapp.db"
-    engine = make_engine(f"sqlite:///{path}")
+def template_database(tmp_path_factory, fast_password_hashes):
+    """A database migrated to head with the standard users (front desk, admin with TOTP): a
+    SQLite file, or on the PostgreSQL leg a template database on that server."""
+    server_url = postgres.test_server_url()
+    if server_url:
+        template = PostgresTemplate(server_url)
+    else:
+        template = SqliteTemplate(tmp_path_factory.mktemp("template-db"))
+    engine = make_engine(template.url)
     upgrade_schema(engine)
     with Session(engine) as session:
         _make_standard_users(session)
-    with engine.connect() as conn:
-        # Everything into the main file, so copying that one file copies the whole database.
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    template.finish(engine)
     engine.dispose()
-    return path
+    yield template
+    template.close()
 
 
 def copy_of_template(template: Path, folder: Path) -> str:
-    """A fresh database for one test: a copy of the template file; returns its SQLAlchemy URL."""
+    """A fresh SQLite database for one test: a copy of the template file; returns its URL."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "test.db"
     shutil.copyfile(template, target)
@@ -103,14 +153,32 @@ def copy_of_template(template: Path, folder: Path) -> str:
 
 
 @pytest.fixture
-def db_session(tmp_path, template_database):
+def database_url(tmp_path, template_database):
+    """A fresh copy of the template database for one test (dropped afterwards)."""
+    url = template_database.fresh(tmp_path)
+    yield url
+    template_database.drop(url)
+
+
+@pytest.fixture
+def db_session(database_url):
     """A plain SQLAlchemy session on a fresh copy of the template database, for domain tests
     that need no app and no request."""
-    engine = make_engine(copy_of_template(template_database, tmp_path / "db"))
+    engine = make_engine(database_url)
     session = sessionmaker(engine, expire_on_commit=False)()
     yield session
     session.close()
     engine.dispose()
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL leg, tests marked ``sqlite_only`` are deselected (each says why)."""
+    if not postgres.test_server_url():
+        return
+    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 class _TemplateCodeCache(BytecodeCache):
@@ -138,12 +206,12 @@ def config_overrides():
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch, config_overrides, template_database, password_hashing):
+def app(tmp_path, monkeypatch, config_overrides, database_url, password_hashing):
     monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
     settings = {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET,
-        "DATABASE_URL": copy_of_template(template_database, tmp_path),
+        "DATABASE_URL": database_url,
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "PUBLIC_BASE_URL": "http://localhost",
         "CLINIC_NAME": "Bright Smile Dental",

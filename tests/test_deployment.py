@@ -59,6 +59,7 @@ def test_old_backups_are_flagged(app):
     assert not checks_by_name(app)["Backups"].ok
 
 
+@pytest.mark.sqlite_only  # deploy/backup.sh copies the SQLite file; pg-backup.sh has its own test
 def test_the_backup_script_makes_a_usable_copy(tmp_path, app):
     db = Path(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
     env = {**os.environ, "PAYAPP_DB_FILE": str(db), "PAYAPP_BACKUP_DIR": str(tmp_path / "b")}

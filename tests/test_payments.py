@@ -369,14 +369,28 @@ def test_the_demo_gateway_lists_payments_created_in_a_window(session, link):
 def record_decline_counts(app):
     """Every write of payment_link.decline_count, old and new value, as the database saw it."""
     with app.app_context(), get_session().bind.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE decline_count_log (id INTEGER PRIMARY KEY, old INT, new INT)"
-        )
-        conn.exec_driver_sql(
-            "CREATE TRIGGER log_decline_count AFTER UPDATE OF decline_count ON payment_link "
-            "BEGIN INSERT INTO decline_count_log (old, new) "
-            "VALUES (OLD.decline_count, NEW.decline_count); END"
-        )
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE TABLE decline_count_log (id SERIAL PRIMARY KEY, old INT, new INT)"
+            )
+            conn.exec_driver_sql(
+                "CREATE FUNCTION log_decline_count() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN INSERT INTO decline_count_log (old, new) "
+                "VALUES (OLD.decline_count, NEW.decline_count); RETURN NULL; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER log_decline_count AFTER UPDATE OF decline_count ON payment_link "
+                "FOR EACH ROW EXECUTE FUNCTION log_decline_count()"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TABLE decline_count_log (id INTEGER PRIMARY KEY, old INT, new INT)"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER log_decline_count AFTER UPDATE OF decline_count ON payment_link "
+                "BEGIN INSERT INTO decline_count_log (old, new) "
+                "VALUES (OLD.decline_count, NEW.decline_count); END"
+            )
 
     def written():
         with app.app_context(), get_session().bind.connect() as conn:

@@ -1,14 +1,14 @@
 """alert banner index: the newest audit event of one action, read from the index alone
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -19,6 +19,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 import payapp
 from payapp.db import upgrade_schema
 
+from ..support.postgres import drop_database, empty_database_url
 from ..support.servers import TlsCertificate, free_port, make_certificate
 
 SMTP_USER = "clinic"
@@ -145,7 +146,8 @@ def implicit_tls_smtp(tls_cert: TlsCertificate) -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def make_payapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., object]]:
-    """Build the real app on a temporary SQLite database with the schema migrated to head.
+    """Build the real app on a temporary database (SQLite, or a new one on the PostgreSQL leg)
+    with the schema migrated to head.
 
     Call it with config overrides: ``make_payapp(SMTP_URL=...)``. The instance folder is a temp
     one, so a developer's instance/config.py or PAYAPP_* shell settings cannot leak in.
@@ -153,12 +155,13 @@ def make_payapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     scrub_payapp_env(monkeypatch)
     monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
     built = []
+    database_url = empty_database_url(tmp_path / "t.db")
 
     def build(**overrides):
         config = {
             "TESTING": True,
             "SECRET_KEY": "integration-test-secret-key-0123456789",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+            "DATABASE_URL": database_url,
             "OUTBOX_DIR": str(tmp_path / "outbox"),
             "SMTP_TIMEOUT": 5,
             "TEXT_HOURS": "",  # texts at any hour: these tests run at any hour
@@ -172,3 +175,5 @@ def make_payapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     yield build
     for application in built:
         application.extensions["payapp.engine"].dispose()
+    if database_url.startswith("postgresql"):
+        drop_database(database_url)

@@ -30,6 +30,7 @@ from payapp.links import LinkDraft, LinkRules, create_link
 from payapp.login import authenticate
 from payapp.models import PaymentLink, StaffUser, utcnow
 
+from ..support.postgres import empty_database_url
 from .conftest import scrub_payapp_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -83,11 +84,12 @@ class Cli:
 
 
 def cli_env(folder: Path) -> dict[str, str]:
-    """This shell's environment minus any PAYAPP_* settings, plus a throwaway instance."""
+    """This shell's environment minus any PAYAPP_* settings, plus a throwaway instance (and
+    database: SQLite, or a new one on the PostgreSQL leg)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYAPP_")}
     env.update(
         PAYAPP_INSTANCE_PATH=str(folder / "instance"),
-        PAYAPP_DATABASE_URL=f"sqlite:///{folder}/cli.db",
+        PAYAPP_DATABASE_URL=empty_database_url(folder / "cli.db"),
         PAYAPP_PUBLIC_BASE_URL=BASE_URL,
         PAYAPP_OUTBOX_DIR=str(folder / "outbox"),
     )

@@ -20,15 +20,21 @@ from payapp.db import MIGRATIONS_DIR, make_engine, upgrade_schema
 from payapp.links import LinkDraft, LinkRules, create_link
 from payapp.models import Base, Message, PaymentLink, StaffUser, described_by_models, utcnow
 
+from ..support.postgres import drop_database, empty_database_url
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def empty_db(tmp_path: Path) -> Iterator[Engine]:
-    """The engine payapp itself would make, on a database file that does not exist yet."""
-    engine = make_engine(f"sqlite:///{tmp_path}/migrate.db")
+    """The engine payapp itself would make, on a database file that does not exist yet (on the
+    PostgreSQL leg, a new empty database)."""
+    url = empty_database_url(tmp_path / "migrate.db")
+    engine = make_engine(url)
     yield engine
     engine.dispose()
+    if url.startswith("postgresql"):
+        drop_database(url)
 
 
 def head_revisions() -> list[str]:
@@ -84,6 +90,7 @@ def test_the_migrations_build_exactly_the_schema_the_models_describe(empty_db):
     )
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas (PostgreSQL always checks foreign keys)
 def test_sqlite_connections_use_wal_and_refuse_rows_that_point_nowhere(empty_db):
     upgrade_schema(empty_db)
 
@@ -111,7 +118,7 @@ def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_d
         conn.execute(
             text(
                 "INSERT INTO staff_user (id, email, password_hash, role, active, failed_logins, "
-                "created_at) VALUES (1, 'old@example.com', 'scrypt:x', 'admin', 1, 0, "
+                "created_at) VALUES (1, 'old@example.com', 'scrypt:x', 'admin', true, 0, "
                 "'2026-01-01 00:00:00')"
             )
         )
@@ -152,7 +159,7 @@ def test_upgrading_from_the_first_release_keeps_links_payments_and_staff(empty_d
 
 
 def test_upgrading_to_the_dashboard_rollup_makes_it_exact_from_the_first_view(empty_db):
-    """0011 adds the rollup to a database full of history: it marks every hour with data, so
+    """0012 adds the rollup to a database full of history: it marks every hour with data, so
     the first dashboard (or run-jobs) builds every day, and the figures are the live ones."""
     from datetime import UTC, datetime
 
@@ -184,7 +191,7 @@ def test_upgrading_to_the_dashboard_rollup_makes_it_exact_from_the_first_view(em
         )
 
 
-def test_upgrading_to_0012_puts_existing_links_in_the_search_index(empty_db):
+def test_upgrading_to_0013_puts_existing_links_in_the_search_index(empty_db):
     """Links made before the full-text index are found by it after the upgrade (its backfill)."""
     from alembic import command
 

@@ -103,15 +103,19 @@ def make_certificate(folder: Path, host: str = "127.0.0.1") -> TlsCertificate:
 def payapp_env(workdir: Path, base_url: str, **settings: str) -> dict[str, str]:
     """This process's environment without the developer's PAYAPP_*/FLASK_* settings (Square keys,
     debug mode, another database...), plus a temporary instance folder, database and outbox."""
+    from tests.support.postgres import empty_database_url  # it imports this module
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYAPP_", "FLASK_"))}
     env.update(
         # An empty instance folder, so a local instance/config.py (Square keys...) can't leak in.
         PAYAPP_INSTANCE_PATH=str(workdir / "instance"),
-        PAYAPP_DATABASE_URL=f"sqlite:///{workdir / 'payapp.db'}",  # absolute path: 4 slashes
         PAYAPP_OUTBOX_DIR=str(workdir / "outbox"),
         PAYAPP_PUBLIC_BASE_URL=base_url,
         **settings,
     )
+    if "PAYAPP_DATABASE_URL" not in settings:
+        # SQLite in the folder, or a new database on the PostgreSQL leg.
+        env["PAYAPP_DATABASE_URL"] = empty_database_url(workdir / "payapp.db")
     return env
 
 

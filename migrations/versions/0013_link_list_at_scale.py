@@ -1,8 +1,8 @@
 """the staff list at 1 M links: indexes in its sort order, and a full-text index for the search
 (SQLite FTS5 kept in sync by triggers; PostgreSQL pg_trgm), built from the links already there
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-30
 
 A later batch_alter_table("payment_link") on SQLite copies the table and so drops the three
@@ -11,8 +11,8 @@ triggers below: such a migration must create them again (docs/developer.md, Migr
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """dashboard rollup: daily totals per clinic-local day, kept exact by triggers that mark the
 UTC hours a write touched (payapp/metrics.py, "The rollup")
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
