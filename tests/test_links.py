@@ -446,10 +446,9 @@ def query_plan(session, stmt) -> str:
     return " | ".join(row[-1] for row in rows)
 
 
+@pytest.mark.sqlite_only  # SQLite's EXPLAIN QUERY PLAN; PostgreSQL's planner: bench/scale.py
 @pytest.mark.parametrize("status", ["", "paid", "expired", "open"])
 def test_each_page_of_the_list_reads_one_index_in_order_without_sorting(session, status):
-    if session.get_bind().dialect.name != "sqlite":
-        pytest.skip("SQLite's EXPLAIN QUERY PLAN; PostgreSQL's planner: bench/scale.py")
     links.create_link(session, draft(), RULES, now=NOW)
     session.execute(text("ANALYZE"))
     cursor = (NOW, 1)

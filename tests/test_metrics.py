@@ -406,12 +406,20 @@ def test_the_rollup_agrees_with_the_raw_tables_over_demo_data(db_session):
 
 
 def test_the_migration_installs_the_marking_triggers(db_session):
-    names = set(db_session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
-    assert {
-        f"dashboard_mark_{table}_{event}"
-        for table in ("payment_link", "payment", "refund")
-        for event in ("insert", "update", "delete")
-    } <= names
+    tables = ("payment_link", "payment", "refund")
+    if db_session.get_bind().dialect.name == "sqlite":
+        names = set(
+            db_session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        )
+        expected = {
+            f"dashboard_mark_{t}_{e}" for t in tables for e in ("insert", "update", "delete")
+        }
+    else:  # one row trigger per table for INSERT OR UPDATE OR DELETE
+        names = set(
+            db_session.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
+        )
+        expected = {f"dashboard_mark_{t}" for t in tables}
+    assert expected <= names
     link = add_link(db_session, at(11, 1, 9, 30), 100)
     db_session.commit()
     assert set(db_session.scalars(select(DashboardDirty.hour))) == {

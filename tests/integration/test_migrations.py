@@ -222,6 +222,10 @@ def test_upgrading_to_0013_puts_existing_links_in_the_search_index(empty_db):
             "ST-0002",
             "ST-0001",
         ]
-        session.execute(
-            text("INSERT INTO payment_link_search (payment_link_search) VALUES ('integrity-check')")
-        )
+        if empty_db.dialect.name == "sqlite":  # FTS5's own check of its index against the rows
+            session.execute(
+                text(
+                    "INSERT INTO payment_link_search (payment_link_search)"
+                    " VALUES ('integrity-check')"
+                )
+            )
