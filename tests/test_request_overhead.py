@@ -1,0 +1,60 @@
+"""Issue 10, third round: the work every request pays, cut where it does nothing; the controls
+it served stay exactly as they were."""
+
+import flask_limiter
+import pytest
+
+from payapp.extensions import limiter
+
+
+@pytest.fixture
+def limit_checks(monkeypatch):
+    """Every time flask-limiter's own check runs (the stock method behind ours)."""
+    calls = []
+    stock = flask_limiter.Limiter._check_request_limit
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("callable_name"))
+        return stock(self, *args, **kwargs)
+
+    monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit", counted)
+    return calls
+
+
+def test_disabled_limits_are_not_worked_out_on_a_limited_route(client, link_factory, limit_checks):
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(70)]  # RATELIMIT_PAY_VIEW: 60/min
+    assert codes == [200] * 70
+    assert limit_checks == []
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_PAY_VIEW": "3 per minute"}]
+)
+def test_enabled_limits_still_apply_after_a_disabled_app_was_made(
+    make_disabled_app, client, link_factory, limit_checks
+):
+    assert limiter.enabled
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert limit_checks  # the stock check ran: the limits were worked out as before
+
+
+@pytest.fixture
+def make_disabled_app(tmp_path, template_database):
+    """An app with limits off, made before the test's app (the limiter is one object)."""
+    from payapp import create_app
+
+    from .conftest import TEST_SECRET, copy_of_template
+
+    other = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": copy_of_template(template_database, tmp_path / "other"),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    other.extensions["payapp.engine"].dispose()
+    return other
