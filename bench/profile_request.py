@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import logging
 import pstats
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from werkzeug.test import EnvironBuilder
 
-from load import PROXY_HEADERS, bench_env, create_links, make_app  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
+from bench.bare_app import app as bare
+from bench.load import PROXY_HEADERS, bench_env, create_links, make_app
 
 HOST = "127.0.0.1:8000"
 
@@ -57,15 +57,11 @@ def main(argv=None) -> int:
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    import logging
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         app = make_app(bench_env(Path(tmp), 8000))
         (path,) = create_links(app, 1, "PROFILE")
         call(app, environ_for(path))  # the first view records link.viewed
-        from bare_app import app as bare
-
         targets = {
             "bare /healthz": (bare, "/healthz"),
             "payapp /healthz": (app, "/healthz"),

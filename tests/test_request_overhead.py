@@ -1,6 +1,8 @@
 """Issue 10, third round: the work every request pays, cut where it does nothing; the controls
 it served stay exactly as they were."""
 
+import re
+
 import flask_limiter
 import pytest
 
@@ -58,3 +60,38 @@ def make_disabled_app(tmp_path, template_database):
     )
     other.extensions["payapp.engine"].dispose()
     return other
+
+
+def test_a_request_that_does_not_touch_the_session_sets_no_cookie(client, link_factory):
+    assert "Set-Cookie" not in client.get("/healthz").headers
+    page = client.get(link_factory().path)  # a new visitor: session cookie with the CSRF token
+    assert any("session=" in c for c in page.headers.getlist("Set-Cookie"))
+    again = client.get("/healthz")  # with that cookie: read, not changed, not re-sent
+    assert again.status_code == 200 and "Set-Cookie" not in again.headers
+
+
+def test_healthz_asks_the_database_on_every_request(app, client):
+    from sqlalchemy import event
+
+    statements = []
+    engine = app.extensions["payapp.engine"]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert [client.get("/healthz").json for _ in range(2)] == [{"status": "ok"}] * 2
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert statements == ["SELECT 1", "SELECT 1"]
+
+
+def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
+    from bench import profile_request
+
+    assert profile_request.main(["-n", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines] == [
+        "bare /healthz",
+        "payapp /healthz",
+        "GET /pay/<token>",
+    ]
+    assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)
