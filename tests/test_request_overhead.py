@@ -1,0 +1,97 @@
+"""Issue 10, third round: the work every request pays, cut where it does nothing; the controls
+it served stay exactly as they were."""
+
+import re
+
+import flask_limiter
+import pytest
+
+from payapp.extensions import limiter
+
+
+@pytest.fixture
+def limit_checks(monkeypatch):
+    """Every time flask-limiter's own check runs (the stock method behind ours)."""
+    calls = []
+    stock = flask_limiter.Limiter._check_request_limit
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("callable_name"))
+        return stock(self, *args, **kwargs)
+
+    monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit", counted)
+    return calls
+
+
+def test_disabled_limits_are_not_worked_out_on_a_limited_route(client, link_factory, limit_checks):
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(70)]  # RATELIMIT_PAY_VIEW: 60/min
+    assert codes == [200] * 70
+    assert limit_checks == []
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_PAY_VIEW": "3 per minute"}]
+)
+def test_enabled_limits_still_apply_after_a_disabled_app_was_made(
+    make_disabled_app, client, link_factory, limit_checks
+):
+    assert limiter.enabled
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert limit_checks  # the stock check ran: the limits were worked out as before
+
+
+@pytest.fixture
+def make_disabled_app(tmp_path, template_database):
+    """An app with limits off, made before the test's app (the limiter is one object)."""
+    from payapp import create_app
+
+    from .conftest import TEST_SECRET, copy_of_template
+
+    other = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": copy_of_template(template_database, tmp_path / "other"),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    other.extensions["payapp.engine"].dispose()
+    return other
+
+
+def test_a_request_that_does_not_touch_the_session_sets_no_cookie(client, link_factory):
+    assert "Set-Cookie" not in client.get("/healthz").headers
+    page = client.get(link_factory().path)  # a new visitor: session cookie with the CSRF token
+    assert any("session=" in c for c in page.headers.getlist("Set-Cookie"))
+    again = client.get("/healthz")  # with that cookie: read, not changed, not re-sent
+    assert again.status_code == 200 and "Set-Cookie" not in again.headers
+
+
+def test_healthz_asks_the_database_on_every_request(app, client):
+    from sqlalchemy import event
+
+    statements = []
+    engine = app.extensions["payapp.engine"]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert [client.get("/healthz").json for _ in range(2)] == [{"status": "ok"}] * 2
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert statements == ["SELECT 1", "SELECT 1"]
+
+
+def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
+    from bench import profile_request
+
+    assert profile_request.main(["-n", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines] == [
+        "bare /healthz",
+        "payapp /healthz",
+        "GET /pay/<token>",
+    ]
+    assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)
