@@ -48,18 +48,21 @@ def make_disabled_app(tmp_path, template_database):
     """An app with limits off, made before the test's app (the limiter is one object)."""
     from payapp import create_app
 
-    from .conftest import TEST_SECRET, copy_of_template
+    from .conftest import TEST_SECRET
 
+    (tmp_path / "other").mkdir()
+    url = template_database.fresh(tmp_path / "other")
     other = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": TEST_SECRET,
-            "DATABASE_URL": copy_of_template(template_database, tmp_path / "other"),
+            "DATABASE_URL": url,
             "RATELIMIT_ENABLED": False,
         }
     )
     other.extensions["payapp.engine"].dispose()
-    return other
+    yield other
+    template_database.drop(url)
 
 
 def test_a_request_that_does_not_touch_the_session_sets_no_cookie(client, link_factory):
