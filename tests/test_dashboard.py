@@ -174,3 +174,14 @@ def test_the_time_to_pay_card_never_breaks_a_duration(app, staff, link_factory):
     html = staff.get("/dashboard").text
     assert '<p class="dash-figure dash-duration" id="dash-median">' in html
     assert '<span class="dash-duration" id="dash-p90">' in html
+
+
+def test_dashboard_tables_name_each_cell_for_the_phone_layout(staff):
+    # Phones show table rows as cards whose cells print their data-label before the value.
+    html = staff.get("/dashboard").text
+    funnel = html[
+        html.index('id="dash-funnel"') : html.index("</table>", html.index("dash-funnel"))
+    ]
+    assert funnel.count('<td class="num" data-label="Links">') == 5
+    assert funnel.count('<td class="num" data-label="Of created">') == 5
+    assert "<td>" not in funnel and "<td " in funnel
