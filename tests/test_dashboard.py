@@ -3,15 +3,20 @@ without htmx, and the figures of a small history."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
 from payapp.db import get_session
 from payapp.models import DashboardDay, DashboardDirty, Payment, PaymentLink, ProblemReport
 from payapp.states import LinkStatus, PaymentStatus
+from payapp.views.dashboard import _duration
+
+NBSP = "\u00a0"
 
 
 def test_dashboard_needs_a_login(client):
@@ -141,3 +146,42 @@ def test_seed_demo_leaves_the_rollup_built(app, runner):
         assert session.scalar(select(func.count()).select_from(DashboardDirty)) == 0
         built = session.scalar(select(func.sum(DashboardDay.created)))
         assert built == session.scalar(select(func.count()).select_from(PaymentLink)) == 60
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, "—"),
+        (12 * 60 + 59, "12 min"),
+        (5 * 3600 + 10 * 60, "5 h 10 min"),
+        (2 * 3600, "2 h"),  # not "2 h 0 min"
+        (3 * 86400, "3 days"),  # not "3 d 0 h"
+        (3 * 86400 + 59 * 60, "3 days"),
+        (86400 + 4 * 3600, "1 day 4 h"),
+        (2 * 86400 + 3 * 3600, "2 days 3 h"),
+    ],
+)
+def test_time_to_pay_reads_naturally_and_each_number_stays_with_its_unit(seconds, words):
+    shown = _duration(seconds)
+    assert shown.replace(NBSP, " ") == words
+    # Every number is tied to its unit by a no-break space; the only breakable spaces are
+    # between the parts ("2 days|3 h"), never inside one.
+    assert not re.search(r"\d ", shown)
+    assert shown.count(" ") == max(len(words.split()) // 2 - 1, 0)
+
+
+def test_the_time_to_pay_card_never_breaks_a_duration(app, staff, link_factory):
+    html = staff.get("/dashboard").text
+    assert '<p class="dash-figure dash-duration" id="dash-median">' in html
+    assert '<span class="dash-duration" id="dash-p90">' in html
+
+
+def test_dashboard_tables_name_each_cell_for_the_phone_layout(staff):
+    # Phones show table rows as cards whose cells print their data-label before the value.
+    html = staff.get("/dashboard").text
+    funnel = html[
+        html.index('id="dash-funnel"') : html.index("</table>", html.index("dash-funnel"))
+    ]
+    assert funnel.count('<td class="num" data-label="Links">') == 5
+    assert funnel.count('<td class="num" data-label="Of created">') == 5
+    assert "<td>" not in funnel and "<td " in funnel

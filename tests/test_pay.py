@@ -327,3 +327,18 @@ def test_a_paid_links_page_still_loads_its_payment_for_the_receipt(app, client, 
     assert any("FROM payment " in s for s in statements)
     assert not any("FROM message" in s for s in statements)
     assert "Payment received" in client.get(link.path).text
+
+
+def test_a_closed_link_asks_for_a_call_in_one_sentence_then_offers_the_call(
+    app, client, link_factory
+):
+    link = link_factory()
+    with app.app_context():
+        get_session().get(PaymentLink, link.id).status = "expired"
+        get_session().commit()
+    html = client.get(link.path).text
+    assert (
+        '<p class="call">Call <strong>Bright Smile Dental</strong> and ask for a new link or to pay'
+        " by phone.</p>"
+    ) in html
+    assert re.search(r'<a class="button" href="tel:[^"]+">Call \(212\) 555-0100</a>', html)

@@ -428,7 +428,9 @@ def test_a_reminder_email_carries_a_link_whose_button_stops_reminders(
 
         response = client.post(path, data={"csrf_token": csrf_from(page.text)})
         assert response.status_code == 303 and response.headers["Location"] == path
-        assert "Reminders stopped" in client.get(path).text
+        done = client.get(path).text
+        assert "Reminders stopped" in done
+        assert done.count('href="tel:') == 1, "the clinic's number once (the footer), not twice"
         again = client.post(path, data={"csrf_token": csrf_from(page.text)})
         assert again.status_code == 303  # pressing twice is harmless
     assert stored(app, link.id).reminders_stopped_at is not None

@@ -433,3 +433,36 @@ def test_resending_a_link_without_contact_details_says_so(app, staff):
     assert "no email address or mobile number, so nothing was sent" in staff.get(
         f"/links/{link.id}"
     ).text.replace("\n", " ")
+
+
+def detail_facts(html: str) -> dict[str, str]:
+    return dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", html))
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [
+        ("open", "Expires"),
+        ("locked", "Expires"),
+        ("expired", "Expired"),
+        ("paid", None),
+        ("refunded", None),
+        ("cancelled", None),
+    ],
+)
+def test_the_link_page_names_the_expiry_as_the_state_has_it(
+    app, staff, link_factory, status, label
+):
+    link = link_factory()
+    with app.app_context():
+        get_session().get(PaymentLink, link.id).status = status
+        get_session().commit()
+    shown = detail_facts(staff.get(f"/links/{link.id}").text)
+    for word in ("Expires", "Expired"):
+        assert (word in shown) == (word == label), (status, word)
+
+
+def test_the_send_to_group_is_short_with_its_hint_beside_it(staff):
+    html = staff.get("/links/new").text
+    assert '<fieldset aria-describedby="send-to-hint">\n    <legend>Send to</legend>' in html
+    assert re.search(r'<p class="hint" id="send-to-hint">Email, mobile, or both\. Not needed', html)

@@ -20,16 +20,19 @@ CHOICES = (("today", "Today"), ("7", "7 days"), ("30", "30 days"), ("90", "90 da
 
 
 def _duration(seconds: int | None) -> str:
-    """'2 d 3 h', '5 h 10 min', '12 min' — how long patients took to pay."""
+    """'2\u00a0days 3\u00a0h', '3\u00a0days', '5\u00a0h 10\u00a0min', '12\u00a0min': how long
+    patients took to pay. A no-break space joins each number to its unit, so a narrow card never
+    leaves "h" alone on a line; a zero second part is left out ("3 days", not "3 d 0 h")."""
     if seconds is None:
         return "—"
     minutes = seconds // 60
     days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
     if days:
-        return f"{days} d {hours} h"
+        unit = "day" if days == 1 else "days"
+        return f"{days}\u00a0{unit} {hours}\u00a0h" if hours else f"{days}\u00a0{unit}"
     if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
+        return f"{hours}\u00a0h {mins}\u00a0min" if mins else f"{hours}\u00a0h"
+    return f"{mins}\u00a0min"
 
 
 def _percent(rate: float | None) -> str:
