@@ -146,7 +146,7 @@ def _wait_until_ready(server: PostgresServer) -> None:
         if time.monotonic() > deadline:
             log = (server.folder / "server.log").read_text(errors="replace")[-4000:]
             raise ServerError(f"PostgreSQL did not accept connections:\n{log}")
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling for readiness, not timing a behaviour
 
 
 # --- databases for the tests ---------------------------------------------------------------------
