@@ -230,6 +230,43 @@ def dismiss_request(
     return request
 
 
+def settle_for_link(
+    session: Session,
+    link_id: int,
+    *,
+    staff_id: int,
+    new_link_id: int,
+    now: datetime | None = None,
+) -> bool:
+    """A link reissued from its own page: the patient's open request for it is done too (one
+    UPDATE), so the dashboard does not ask for a second reissue. True if there was one."""
+    now = now or utcnow()
+    done = session.execute(
+        update(LinkRequest)
+        .where(LinkRequest.link_id == link_id, LinkRequest.state == LinkRequestState.OPEN)
+        .values(
+            state=LinkRequestState.DONE,
+            handled_by_id=staff_id,
+            handled_at=now,
+            new_link_id=new_link_id,
+        )
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        return False
+    audit.record(
+        session,
+        AuditAction.NEW_LINK_SENT,
+        actor="staff",
+        staff_id=staff_id,
+        link_id=link_id,
+        detail=f"new link {new_link_id}",
+        when=now,
+    )
+    session.commit()
+    return True
+
+
 def open_requests(session: Session, limit: int = 50) -> list[LinkRequest]:
     """The oldest open requests first, each with its link (the dashboard panel)."""
     return list(

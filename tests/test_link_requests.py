@@ -303,3 +303,15 @@ def test_reissuing_a_request_whose_link_was_paid_meanwhile_keeps_it_open(
     assert response.status_code == 303
     assert tasks(app)[0].state == LinkRequestState.OPEN
     assert links_count(app) == 1
+
+
+def test_reissuing_from_the_link_page_also_closes_the_patients_request(
+    app, client, staff, link_factory
+):
+    link, task = make_task(app, client, link_factory)
+    response = staff_post(staff, f"/links/{link.id}/reissue", page_url=f"/links/{link.id}")
+    assert response.status_code == 303
+    [done] = tasks(app)
+    assert done.state == LinkRequestState.DONE
+    assert response.headers["Location"] == f"/links/{done.new_link_id}"
+    assert 'id="link-request-count">0<' in staff.get("/dashboard").text

@@ -262,6 +262,7 @@ def reissue_link(link_id: int):
         # Details stored before today's rules (e.g. an invisible character in the reference).
         flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
+    link_requests.settle_for_link(get_session(), old.id, staff_id=g.staff.id, new_link_id=new.id)
     flash("A new link was created with the same details.", "success")
     send_and_report(new)
     return redirect(url_for("staff.show_link", link_id=new.id), code=303)
