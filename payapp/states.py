@@ -260,4 +260,5 @@ def jinja_globals() -> dict[str, object]:
         "AuditAction": AuditAction,
         "SurgeKind": SurgeKind,
         "ProblemCategory": ProblemCategory,
+        "LinkRequestState": LinkRequestState,
     }
