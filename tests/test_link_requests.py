@@ -196,14 +196,13 @@ def test_too_many_requests_for_one_link_get_the_429_page(app, link_factory):
         client = app.test_client()
         environ = {"REMOTE_ADDR": f"198.51.100.{n + 1}"}
         page = client.get(link.path, environ_base=environ)
-        codes.append(
-            client.post(
-                link.path + "/new-link",
-                data={"csrf_token": csrf_from(page.text)},
-                environ_base=environ,
-            ).status_code
+        response = client.post(
+            link.path + "/new-link", data={"csrf_token": csrf_from(page.text)}, environ_base=environ
         )
+        codes.append(response.status_code)
     assert codes == [303, 303, 429]
+    assert "Too many attempts" in response.text
+    assert len(tasks(app)) == 1  # the second press found the open task
 
 
 @pytest.mark.parametrize(
@@ -315,3 +314,12 @@ def test_reissuing_from_the_link_page_also_closes_the_patients_request(
     assert done.state == LinkRequestState.DONE
     assert response.headers["Location"] == f"/links/{done.new_link_id}"
     assert 'id="link-request-count">0<' in staff.get("/dashboard").text
+
+
+def test_an_unknown_new_link_mode_refuses_to_start(tmp_path, monkeypatch):
+    from payapp import create_app
+    from payapp.config import ConfigError
+
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
+    with pytest.raises(ConfigError, match="NEW_LINK_REQUESTS"):
+        create_app({"TESTING": True, "NEW_LINK_REQUESTS": "automatic"})
