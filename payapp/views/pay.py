@@ -408,7 +408,8 @@ def request_new_link(token: str):
             notify.Transports.from_config(cfg),
             link,
             to=str(cfg["FRONT_DESK_EMAIL"] or cfg["MAIL_FROM"]),
-            staff_url=cfg["PUBLIC_BASE_URL"] + url_for("dashboard.show_dashboard"),
+            staff_url=cfg["PUBLIC_BASE_URL"]
+            + url_for("dashboard.show_dashboard", _anchor="link-requests"),
             clinic=clinic,
         )
         flash(
