@@ -43,6 +43,9 @@ class Defaults:
     MAIL_FROM = "payments@clinic.invalid"
     FRONT_DESK_EMAIL = None  # who is emailed about patients' problem reports; default MAIL_FROM
     PROBLEM_NOTICE_QUIET_MINUTES = 60  # at most one such email per link in this time
+    # "Send me a new link" on an expired or locked link: "ask" makes a front-desk task (the
+    # balance may have changed); "reissue" sends a new link with the same amount at once.
+    NEW_LINK_REQUESTS = "ask"
     OUTBOX_DIR = None  # default: <instance>/outbox
     BACKUP_DIR = None  # default: <instance>/backups (deploy/backup.sh writes there)
 
@@ -89,6 +92,8 @@ class Defaults:
     RATELIMIT_PROBLEM_REPORT = "5 per hour"  # "Problem paying?" reports per address
     RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_REMINDER_OPT_OUT = "10 per minute"
+    RATELIMIT_NEW_LINK_PER_LINK = "3 per day"  # "Send me a new link" presses per link
+    RATELIMIT_NEW_LINK_PER_ADDRESS = "10 per day"  # ... and per address, over all links
 
     # Reminders (reminders.py, sent by run-jobs): days after the link was sent, days before it
     # expires, at most this many per link, and only inside the clinic's hours (its time zone).
@@ -233,6 +238,8 @@ def check_config(cfg) -> None:
             "Set PAYAPP_TWILIO_ACCOUNT_SID, PAYAPP_TWILIO_AUTH_TOKEN and PAYAPP_TWILIO_FROM (or "
             "PAYAPP_TWILIO_MESSAGING_SERVICE_SID) together, or none of them."
         )
+    if cfg["NEW_LINK_REQUESTS"] not in ("ask", "reissue"):
+        raise ConfigError("PAYAPP_NEW_LINK_REQUESTS must be 'ask' or 'reissue'.")
     try:
         parse_text_hours(cfg["TEXT_HOURS"], cfg["TEXT_DAYS"])
     except ValueError as exc:

@@ -279,10 +279,11 @@ def reissue_link(
     old: PaymentLink,
     rules: LinkRules,
     *,
-    staff_id: int,
+    staff_id: int | None,
     now: datetime | None = None,
 ) -> PaymentLink:
-    """A fresh link with the same details, for a link that expired, locked or was cancelled."""
+    """A fresh link with the same details, for a link that expired, locked or was cancelled.
+    ``staff_id`` None: the clinic's setting reissued it for the patient (link_requests.py)."""
     now = now or utcnow()
     status = effective_status(old, now)
     if status in LINK_PAID_STATES:
@@ -303,7 +304,7 @@ def reissue_link(
     audit.record(
         session,
         AuditAction.LINK_REISSUED,
-        actor="staff",
+        actor="staff" if staff_id is not None else "system",
         staff_id=staff_id,
         link_id=old.id,
         detail=f"replaced by link {new.id}",

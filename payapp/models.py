@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -283,6 +284,33 @@ class ProblemReport(Base):
 
     link: Mapped[PaymentLink | None] = relationship()
     resolved_by: Mapped[StaffUser | None] = relationship()
+
+
+class LinkRequest(Base):
+    """A patient's "Send me a new link" on an expired or locked link: a front-desk task."""
+
+    __tablename__ = "link_request"
+    # At most one open request per link, kept by the database (a second insert fails).
+    __table_args__ = (
+        Index(
+            "uq_link_request_open_link",
+            "link_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_link.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    new_link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_link.id"))
+
+    link: Mapped[PaymentLink] = relationship(foreign_keys=[link_id])
+    handled_by: Mapped[StaffUser | None] = relationship()
 
 
 class AuditEvent(Base):

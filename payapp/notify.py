@@ -461,6 +461,46 @@ def send_problem_notice(
     return True
 
 
+def send_link_request_notice(
+    session: Session,
+    templates: jinja2.Environment,
+    transports: Transports,
+    link: PaymentLink,
+    to: str,
+    staff_url: str,
+    clinic: Clinic,
+) -> bool:
+    """Email the front desk that a patient asked for a new link: the statement number, when and
+    the staff page; no name, amount or contact (an email is forwarded and read on phones). A
+    failure is audited and returned as False, never raised: the task is on the dashboard."""
+    message = EmailMessage()
+    message["Subject"] = f"{clinic.name}: a patient asked for a new payment link"
+    message["From"] = transports.mail_from
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=transports.mail_from.rpartition("@")[2] or None)
+    message.set_content(
+        templates.get_template("emails/link_request_notice.txt").render(
+            clinic=clinic,
+            requested_at=clinic.local_time(utcnow()),
+            reference=link.reference,
+            url=staff_url,
+        )
+    )
+    try:
+        transports.mail.send(message, f"{utcnow():%Y%m%dT%H%M%S}-new-link-{link.id}")
+    except Exception as exc:  # noqa: BLE001 - the task is stored; the notice is best effort
+        audit.record(
+            session,
+            AuditAction.NEW_LINK_NOTICE_FAILED,
+            link_id=link.id,
+            detail=delivery_error_text("email", exc),
+        )
+        session.commit()
+        return False
+    return True
+
+
 # --- texts --------------------------------------------------------------------------------------
 
 MAX_TEXT_ATTEMPTS = 3  # tries of a text Twilio asked us to retry (429, outage) before giving up

@@ -175,6 +175,13 @@ class AuditAction(_Labelled):
     REFUND_NOTICE_SENT = "refund_notice.sent", "Refund notice sent to the patient"
     REFUND_NOTICE_FAILED = "refund_notice.failed", "Refund notice could not be sent"
     EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
+    NEW_LINK_REQUESTED = "new_link.requested", "Patient asked for a new link"
+    NEW_LINK_SENT = "new_link.sent", "New link sent at the patient's request"
+    NEW_LINK_DISMISSED = "new_link.dismissed", "Request for a new link dismissed"
+    NEW_LINK_NOTICE_FAILED = (
+        "new_link.notice_failed",
+        "Front desk could not be emailed about a request for a new link",
+    )
 
     @property
     def detail_is_code(self) -> bool:
@@ -212,6 +219,8 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REMINDER_FAILED,
         AuditAction.REMINDERS_OPTED_OUT,
         AuditAction.PROBLEM_REPORTED,
+        AuditAction.NEW_LINK_SENT,
+        AuditAction.NEW_LINK_DISMISSED,
         AuditAction.SMS_UNDELIVERED,
         AuditAction.RECEIPT_SENT,
         AuditAction.RECEIPT_FAILED,
@@ -219,6 +228,15 @@ _PLAIN_DETAIL_ON_TIMELINE = frozenset(
         AuditAction.REFUND_NOTICE_FAILED,
     }
 )
+
+
+class LinkRequestState(_Labelled):
+    """A patient's "Send me a new link" task (``link_request.state``): open until staff reissue
+    (done) or dismiss it; in automatic mode it is done at once."""
+
+    OPEN = "open", "Waiting for the front desk"
+    DONE = "done", "New link sent"
+    DISMISSED = "dismissed", "Dismissed"
 
 
 class ProblemCategory(_Labelled):
@@ -242,4 +260,5 @@ def jinja_globals() -> dict[str, object]:
         "AuditAction": AuditAction,
         "SurgeKind": SurgeKind,
         "ProblemCategory": ProblemCategory,
+        "LinkRequestState": LinkRequestState,
     }

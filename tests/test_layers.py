@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "payapp.passwords": 2,
     "payapp.deployment": 2,
     "payapp.integrity": 2,
+    "payapp.link_requests": 2,
     "payapp.links": 2,
     "payapp.metrics": 2,
     "payapp.mfa": 2,

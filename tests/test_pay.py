@@ -332,9 +332,10 @@ def test_a_paid_links_page_still_loads_its_payment_for_the_receipt(app, client, 
 def test_a_closed_link_asks_for_a_call_in_one_sentence_then_offers_the_call(
     app, client, link_factory
 ):
+    # Cancelled: no "Send me a new link" (an expired or locked one offers it, then the call).
     link = link_factory()
     with app.app_context():
-        get_session().get(PaymentLink, link.id).status = "expired"
+        get_session().get(PaymentLink, link.id).status = "cancelled"
         get_session().commit()
     html = client.get(link.path).text
     assert (

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from payapp import problems, refunds
 from payapp.accounts import create_user, find_user
 from payapp.db import get_session
-from payapp.models import FailureSurge, Payment, PaymentLink
+from payapp.models import FailureSurge, LinkRequest, Payment, PaymentLink
 
 from .conftest import (
     ADMIN_EMAIL,
@@ -59,6 +59,7 @@ PUBLIC = {
     ("GET", "/pay/<token>/problem"),
     ("POST", "/pay/<token>/problem"),
     ("GET", "/pay/<token>/problem/sent"),
+    ("POST", "/pay/<token>/new-link"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/assets/<path:filename>"),
     ("POST", "/webhooks/square"),
@@ -145,6 +146,8 @@ TABLE = [
     ("GET", "/exports/payments.csv", OK, lambda w, c: EXPORT_RANGE),
     ("GET", "/problems", OK, None),
     ("POST", "/problems/<id:report_id>/resolve", OK, None),
+    ("POST", "/link-requests/<id:request_id>/reissue", OK, None),
+    ("POST", "/link-requests/<id:request_id>/dismiss", OK, None),
     ("GET", "/audit", FORBIDDEN, None),
     ("GET", "/audit.csv", FORBIDDEN, None),
     ("GET", "/security", FORBIDDEN, None),
@@ -182,6 +185,10 @@ def world(app, client, link_factory, target):
         report = problems.create_report(
             session, session.get(PaymentLink, paid.id), problems.ProblemDraft(category="other")
         ).id
+        task = LinkRequest(link_id=paid.id)
+        session.add(task)
+        session.commit()
+        task_id = task.id
     return {
         "link": link_factory().id,
         "paid": paid.id,
@@ -189,6 +196,7 @@ def world(app, client, link_factory, target):
         "target": target,
         "surge": surge.id,
         "report": report,
+        "request": task_id,
     }
 
 
@@ -208,6 +216,7 @@ def test_every_staff_and_admin_url_checks_the_role(app, world, role):
             .replace("<id:user_id>", str(world["target"]))
             .replace("<id:incident_id>", str(world["surge"]))
             .replace("<id:report_id>", str(world["report"]))
+            .replace("<id:request_id>", str(world["request"]))
         )
         expected = {"anonymous": LOGIN, "staff": staff_gets, "admin": OK}[role]
         if method == "GET":

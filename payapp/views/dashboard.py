@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, request
 
-from .. import metrics
+from .. import link_requests, metrics
 from ..charts import bars
 from ..db import get_session
 from ..htmx import render
@@ -74,4 +74,6 @@ def show_dashboard():
         duration=_duration,
         percent=_percent,
         money=format_cents,
+        link_requests=link_requests.open_requests(get_session()),
+        link_request_count=link_requests.count_open(get_session()),
     )

@@ -25,7 +25,7 @@ from sqlalchemy import Row
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import alerts, links, notify, payments, problems, ratelimits, reminders
+from .. import alerts, link_requests, links, notify, payments, problems, ratelimits, reminders
 from ..clinic import Clinic
 from ..db import get_session
 from ..extensions import limiter
@@ -120,7 +120,7 @@ def show_pay_page(token: str):
     links.mark_viewed(get_session(), link)
     status = links.effective_status(link)
     if status in LINK_CLOSED_STATES:
-        return render("pay/closed.html", status_code=410, **page_context(link))
+        return render("pay/closed.html", status_code=410, **closed_context(link))
     if not current_app.config["DEMO_MODE"] and status == LinkStatus.OPEN:
         allow_square_scripts()
     payment = link.completed_payment
@@ -359,3 +359,81 @@ def submit_problem(token: str):
 def show_problem_sent(token: str):
     link = resolve_or_404(token)
     return render("pay/problem_sent.html", **page_context(link))
+
+
+# --- "Send me a new link" (expired or locked links) ---------------------------------------------
+
+
+def closed_context(link):
+    """The closed page, with the "Send me a new link" button where it is offered."""
+    offered = link_requests.can_request(link)
+    return page_context(
+        link,
+        new_link_offered=offered,
+        new_link_hint=link_requests.contact_hint(link) if offered else "",
+        new_link_asked=offered and link_requests.open_request_for(get_session(), link.id),
+    )
+
+
+def _link_key() -> str:
+    # Per link, whatever address asks (the token names the link; a made-up one 404s anyway).
+    return "new-link:" + (request.view_args or {}).get("token", "")[:200]
+
+
+@bp.post("/pay/<token>/new-link")
+@limiter.limit(lambda: current_app.config["RATELIMIT_NEW_LINK_PER_ADDRESS"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_NEW_LINK_PER_LINK"], key_func=_link_key)
+@invalid_token_limit
+def request_new_link(token: str):
+    """The patient's "Send me a new link": only to the contact on file (the form has no field)."""
+    link = resolve_or_404(token)
+    cfg = current_app.config
+    back = redirect(url_for("pay.show_pay_page", token=token), code=303)
+    try:
+        outcome = link_requests.request_new_link(
+            get_session(),
+            link,
+            mode=cfg["NEW_LINK_REQUESTS"],
+            rules=links.LinkRules.from_config(cfg),
+        )
+    except link_requests.LinkRequestError as exc:
+        flash(exc.message, "error")
+        return back
+    hint = link_requests.contact_hint(link)
+    clinic = Clinic.from_config(cfg)
+    if outcome.kind == "asked":
+        notify.send_link_request_notice(
+            get_session(),
+            current_app.jinja_env,
+            notify.Transports.from_config(cfg),
+            link,
+            to=str(cfg["FRONT_DESK_EMAIL"] or cfg["MAIL_FROM"]),
+            staff_url=cfg["PUBLIC_BASE_URL"]
+            + url_for("dashboard.show_dashboard", _anchor="link-requests"),
+            clinic=clinic,
+        )
+        flash(
+            f"We've asked the front desk to send you a new link to {hint}. "
+            "You'll usually hear back within one business day.",
+            "success",
+        )
+    elif outcome.kind == "already_asked":
+        flash(
+            f"You've already asked: the front desk will send a new link to {hint}. "
+            "You'll usually hear back within one business day.",
+            "info",
+        )
+    elif outcome.kind == "reissued":
+        new = outcome.new_link
+        notify.send_link(
+            get_session(),
+            current_app.jinja_env,
+            notify.Transports.from_config(cfg),
+            new,
+            links.link_url(cfg["PUBLIC_BASE_URL"], new, cfg["SECRET_KEY"]),
+            clinic,
+        )
+        flash(f"We've sent a new link to {hint}.", "success")
+    else:  # already_sent
+        flash(f"We've already sent a new link to {hint}. If it hasn't arrived, call us.", "info")
+    return back

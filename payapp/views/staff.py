@@ -9,12 +9,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import audit, links, notify, payments, refunds, reminders
+from .. import audit, link_requests, links, notify, payments, refunds, reminders
 from ..clinic import Clinic
 from ..db import get_or_404, get_session, is_valid_id
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
-from ..models import Payment, PaymentLink
+from ..models import LinkRequest, Payment, PaymentLink
 from ..money import AmountError, format_cents, parse_amount
 from ..qr import qr_svg
 from ..states import LinkStatus, MessageStatus, RefundStatus
@@ -159,6 +159,7 @@ def show_link(link_id: int):
         url=url,
         qr=qr_svg(url, title="QR code for this link"),
         timeline=audit.link_timeline(get_session(), link.id),
+        link_request=link_requests.open_request_for(get_session(), link.id),
         duplicates=payments.duplicate_charges(link),
         action_form=ActionForm(),
         may_refund=refunds.can_refund(g.staff),
@@ -261,6 +262,43 @@ def reissue_link(link_id: int):
         # Details stored before today's rules (e.g. an invisible character in the reference).
         flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
+    link_requests.settle_for_link(get_session(), old.id, staff_id=g.staff.id, new_link_id=new.id)
     flash("A new link was created with the same details.", "success")
     send_and_report(new)
     return redirect(url_for("staff.show_link", link_id=new.id), code=303)
+
+
+# --- patients' "Send me a new link" (the dashboard's panel and the link page) -------------------
+
+
+@bp.post("/link-requests/<id:request_id>/reissue")
+@login_required
+def reissue_requested_link(request_id: int):
+    """One click: a new link with the same details, sent to the contact on file; task done."""
+    task = get_or_404(LinkRequest, request_id)
+    try:
+        _, new = link_requests.reissue_request(
+            get_session(), task.id, staff_id=g.staff.id, rules=link_rules()
+        )
+    except (link_requests.LinkRequestError, links.LinkError) as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("dashboard.show_dashboard"), code=303)
+    except links.LinkInputError as exc:
+        flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
+        return redirect(url_for("dashboard.show_dashboard"), code=303)
+    flash("A new link was created with the same details.", "success")
+    send_and_report(new)
+    return redirect(url_for("staff.show_link", link_id=new.id), code=303)
+
+
+@bp.post("/link-requests/<id:request_id>/dismiss")
+@login_required
+def dismiss_link_request(request_id: int):
+    task = get_or_404(LinkRequest, request_id)
+    try:
+        link_requests.dismiss_request(get_session(), task.id, staff_id=g.staff.id)
+    except link_requests.LinkRequestError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Request dismissed; nothing was sent.", "success")
+    return redirect(url_for("dashboard.show_dashboard"), code=303)

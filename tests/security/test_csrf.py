@@ -14,8 +14,10 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.routing.converters import NumberConverter
 
@@ -23,7 +25,7 @@ from payapp import problems, reminders
 from payapp.accounts import create_user
 from payapp.db import get_session
 from payapp.links import cancel_link
-from payapp.models import FailureSurge, Payment, PaymentLink
+from payapp.models import FailureSurge, LinkRequest, Payment, PaymentLink
 
 from ..conftest import (
     ADMIN_EMAIL,
@@ -120,7 +122,16 @@ ROUTES: dict[str, Route] = {
     "/pay/<token>/problem": Route(
         "payer", lambda w: w.paths["open"] + "/problem", _const({"category": "other"}), (303,)
     ),
+    "/pay/<token>/new-link": Route(
+        "payer", lambda w: w.paths["expired"] + "/new-link", _const({}), (303,)
+    ),
     "/links/new": Route("staff", _const("/links/new"), _const(NEW_LINK), (303,)),
+    "/link-requests/<id:request_id>/reissue": Route(
+        "staff", lambda w: f"/link-requests/{w.ids['request']}/reissue", _const({}), (303,)
+    ),
+    "/link-requests/<id:request_id>/dismiss": Route(
+        "staff", lambda w: f"/link-requests/{w.ids['request']}/dismiss", _const({}), (303,)
+    ),
     "/problems/<id:report_id>/resolve": Route(
         "staff", lambda w: f"/problems/{w.ids['problem']}/resolve", _const({}), (303,)
     ),
@@ -288,6 +299,15 @@ def world(app, admin, client, link_factory) -> World:
         w.ids["problem"] = problems.create_report(
             session, session.get(PaymentLink, opened.id), problems.ProblemDraft(category="other")
         ).id
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=60)):
+        expired = link_factory()
+    with app.app_context():
+        session = get_session()
+        task = LinkRequest(link_id=expired.id)
+        session.add(task)
+        session.commit()
+        w.ids["request"] = task.id
+    w.paths["expired"] = expired.path
     w.ids.update(open=opened.id, closed=closed.id, paid=paid.id)
     w.paths["open"] = opened.path
     with app.app_context():
