@@ -175,6 +175,8 @@ class AuditAction(_Labelled):
     REFUND_NOTICE_SENT = "refund_notice.sent", "Refund notice sent to the patient"
     REFUND_NOTICE_FAILED = "refund_notice.failed", "Refund notice could not be sent"
     EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
+    PAY_LOOKUP_FOUND = "pay.lookup_found", "Patient found the bill by statement number"
+    PAY_LOOKUP_FAILED = "pay.lookup_failed", "Statement number lookup found no open bill"
 
     @property
     def detail_is_code(self) -> bool:

@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "payapp.deployment": 2,
     "payapp.integrity": 2,
     "payapp.links": 2,
+    "payapp.lookup": 2,
     "payapp.metrics": 2,
     "payapp.mfa": 2,
     "payapp.notify": 2,

@@ -59,6 +59,8 @@ PUBLIC = {
     ("GET", "/pay/<token>/problem"),
     ("POST", "/pay/<token>/problem"),
     ("GET", "/pay/<token>/problem/sent"),
+    ("GET", "/pay"),
+    ("POST", "/pay"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/assets/<path:filename>"),
     ("POST", "/webhooks/square"),

@@ -25,7 +25,7 @@ from sqlalchemy import Row
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import alerts, links, notify, payments, problems, ratelimits, reminders
+from .. import alerts, links, lookup, notify, payments, problems, ratelimits, reminders
 from ..clinic import Clinic
 from ..db import get_session
 from ..extensions import limiter
@@ -62,6 +62,12 @@ class ProblemForm(FlaskForm):
     callback_phone = StringField(
         "A number we can call you back on (optional)", validators=[Length(max=100)]
     )
+
+
+class LookupForm(FlaskForm):
+    # Generous bounds only stop oversized posts; lookup.clean_query() gives the real messages.
+    statement = StringField("Statement number", validators=[Length(max=1000)])
+    last_name = StringField("Patient's last name", validators=[Length(max=1000)])
 
 
 def new_attempt_key() -> str:
@@ -359,3 +365,45 @@ def submit_problem(token: str):
 def show_problem_sent(token: str):
     link = resolve_or_404(token)
     return render("pay/problem_sent.html", **page_context(link))
+
+
+# --- pay by statement number (no link to click) --------------------------------------------------
+
+
+@bp.get("/pay")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+def show_lookup():
+    return render("pay/lookup.html", form=LookupForm(), errors={}, not_found=False)
+
+
+@bp.post("/pay")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_LOOKUP"])
+def find_by_statement():
+    """The statement number and last name lead to the link's own signed URL, or to one answer
+    for every failure (unknown, wrong name, closed) that says nothing about which it was."""
+    form = LookupForm()
+    try:
+        if not form.validate():
+            raise lookup.LookupInputError(
+                {"statement": "That was too long. Check the statement number and try again."}
+            )
+        query = lookup.clean_query(form.statement.data, form.last_name.data)
+    except lookup.LookupInputError as exc:
+        return render(
+            "pay/lookup.html", form=form, errors=exc.errors, not_found=False, status_code=422
+        )
+    # All addresses together, counted only for lookups the per-address limits let through.
+    if not ratelimits.take_global_lookup_slot():
+        abort(429)
+    link = lookup.find_by_statement(get_session(), query)
+    if link is None:
+        # A fresh, empty form: echoing what was typed would tell the answers apart.
+        return render(
+            "pay/lookup.html",
+            form=LookupForm(formdata=None),
+            errors={},
+            not_found=True,
+            status_code=404,
+        )
+    token = links.sign_token(link, current_app.config["SECRET_KEY"])
+    return redirect(url_for("pay.show_pay_page", token=token), code=303)

@@ -120,6 +120,10 @@ ROUTES: dict[str, Route] = {
     "/pay/<token>/problem": Route(
         "payer", lambda w: w.paths["open"] + "/problem", _const({"category": "other"}), (303,)
     ),
+    # Found (303) or not (404): either way the lookup ran (a CSRF refusal is a 400).
+    "/pay": Route(
+        "payer", _const("/pay"), _const({"statement": "INV-1001", "last_name": "Doe"}), (303, 404)
+    ),
     "/links/new": Route("staff", _const("/links/new"), _const(NEW_LINK), (303,)),
     "/problems/<id:report_id>/resolve": Route(
         "staff", lambda w: f"/problems/{w.ids['problem']}/resolve", _const({}), (303,)
