@@ -264,3 +264,30 @@ def test_the_link_email_names_the_address_and_statement(app, link_factory):
     )
     assert "Go to <strong>https://pay.brightsmile.example/pay</strong> and enter statement" in html
     assert "\n\n\n" not in text
+
+
+def test_the_timing_bench_prints_every_outcome_as_a_ratio(capsys):
+    from bench import lookup_timing
+
+    assert lookup_timing.main(["--links", "6", "--rounds", "3"]) == 0
+    out = capsys.readouterr().out
+    for outcome in ("unknown statement", "wrong name", "cancelled link", "found"):
+        assert re.search(rf"^{outcome} +\d+\.\d+ +\d+\.\d+ +\d+\.\d+$", out, re.M), outcome
+    assert re.search(r"^unknown statement .* 1\.000$", out, re.M)
+
+
+@pytest.mark.sqlite_only
+def test_the_lookup_reads_the_statement_index_not_every_link(app, link_factory):
+    link_factory(reference="ST-1")
+    with app.app_context():
+        connection = get_session().connection()
+        compiled = lookup.CANDIDATES.compile(connection)
+        params = compiled.construct_params({"statement": "st-1", "now": utcnow()})
+        sql = "EXPLAIN QUERY PLAN " + str(compiled)
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(
+                sql, tuple(params[name] for name in compiled.positiontup)
+            )
+        )
+    assert "ix_payment_link_reference_lower" in plan, plan
