@@ -104,7 +104,9 @@ def find_by_statement(
         same = hmac.compare_digest(fold(last_word(row[1])).encode(), wanted)
         if same and found_id is None and row[0] is not None:
             found_id = row[0]
-    detail = f"statement {query.statement[:MAX_STATEMENT]}"
+    # What the visitor typed, shortened and without control characters (it is shown to staff).
+    typed = "".join(c for c in query.statement[:MAX_STATEMENT] if c.isprintable())
+    detail = f"statement {typed}"
     if found_id is None:
         audit.record(session, AuditAction.PAY_LOOKUP_FAILED, actor="patient", detail=detail)
         session.commit()

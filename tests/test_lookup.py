@@ -108,11 +108,13 @@ def test_every_lookup_is_audited_without_the_name(app, link_factory):
     found_id(app, "ST-77", "Doe")
     found_id(app, "ST-77", "Smithers")
     found_id(app, "NOPE-" + "9" * 35, "Smithers")
+    found_id(app, "ST\x1b[2J-1\u202e", "Doe")
     events = lookup_events(app)
     assert [(e.action, e.link_id, e.detail, e.actor) for e in events] == [
         ("pay.lookup_found", link.id, "statement ST-77", "patient"),
         ("pay.lookup_failed", None, "statement ST-77", "patient"),
         ("pay.lookup_failed", None, "statement NOPE-" + "9" * 35, "patient"),
+        ("pay.lookup_failed", None, "statement ST[2J-1", "patient"),
     ]
     assert not any("Doe" in e.detail or "Smithers" in e.detail for e in events)
 
