@@ -90,6 +90,9 @@ class Defaults:
     SURGE_MIN_MESSAGE_FAILURES = 5  # emails and texts that could not be sent
     SURGE_MIN_GATEWAY_ERRORS = 3  # payment system set-up errors (gateway.error)
     RATELIMIT_PROBLEM_REPORT = "5 per hour"  # "Problem paying?" reports per address
+    # Statement-number lookups at /pay: per address, and all addresses together.
+    RATELIMIT_PAY_LOOKUP = "5 per minute;20 per hour;50 per day"
+    RATELIMIT_PAY_LOOKUP_GLOBAL = "300 per hour"
     RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_REMINDER_OPT_OUT = "10 per minute"
     RATELIMIT_NEW_LINK_PER_LINK = "3 per day"  # "Send me a new link" presses per link

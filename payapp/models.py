@@ -111,6 +111,8 @@ class PaymentLink(Base):
         # The staff list's order, within a status or over all (links.py, migration 0013).
         Index("ix_payment_link_status_created", "status", "created_at", "id", "expires_at"),
         Index("ix_payment_link_created_id", "created_at", "id"),
+        # Pay by statement number (lookup.py, migration 0016): the typed number, any case.
+        Index("ix_payment_link_reference_lower", text("lower(reference)"), "status", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

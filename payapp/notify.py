@@ -144,6 +144,8 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
         "reference": link.reference,
         "expires_on": clinic.local_time(link.expires_at, "date"),
         "url": url,
+        # The patient can instead type the clinic's own address (link_url() is <base>/pay/<token>).
+        "lookup_url": url.rpartition("/")[0],
     }
 
 

@@ -182,6 +182,8 @@ class AuditAction(_Labelled):
         "new_link.notice_failed",
         "Front desk could not be emailed about a request for a new link",
     )
+    PAY_LOOKUP_FOUND = "pay.lookup_found", "Patient found the bill by statement number"
+    PAY_LOOKUP_FAILED = "pay.lookup_failed", "Statement number lookup found no open bill"
 
     @property
     def detail_is_code(self) -> bool:

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "payapp.integrity": 2,
     "payapp.link_requests": 2,
     "payapp.links": 2,
+    "payapp.lookup": 2,
     "payapp.metrics": 2,
     "payapp.mfa": 2,
     "payapp.notify": 2,

@@ -60,6 +60,8 @@ PUBLIC = {
     ("POST", "/pay/<token>/problem"),
     ("GET", "/pay/<token>/problem/sent"),
     ("POST", "/pay/<token>/new-link"),
+    ("GET", "/pay"),
+    ("POST", "/pay"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/assets/<path:filename>"),
     ("POST", "/webhooks/square"),

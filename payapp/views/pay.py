@@ -25,7 +25,17 @@ from sqlalchemy import Row
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from .. import alerts, link_requests, links, notify, payments, problems, ratelimits, reminders
+from .. import (
+    alerts,
+    link_requests,
+    links,
+    lookup,
+    notify,
+    payments,
+    problems,
+    ratelimits,
+    reminders,
+)
 from ..clinic import Clinic
 from ..db import get_session
 from ..extensions import limiter
@@ -62,6 +72,12 @@ class ProblemForm(FlaskForm):
     callback_phone = StringField(
         "A number we can call you back on (optional)", validators=[Length(max=100)]
     )
+
+
+class LookupForm(FlaskForm):
+    # Generous bounds only stop oversized posts; lookup.clean_query() gives the real messages.
+    statement = StringField("Statement number", validators=[Length(max=1000)])
+    last_name = StringField("Patient's last name", validators=[Length(max=1000)])
 
 
 def new_attempt_key() -> str:
@@ -437,3 +453,45 @@ def request_new_link(token: str):
     else:  # already_sent
         flash(f"We've already sent a new link to {hint}. If it hasn't arrived, call us.", "info")
     return back
+
+
+# --- pay by statement number (no link to click) --------------------------------------------------
+
+
+@bp.get("/pay")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_VIEW"])
+def show_lookup():
+    return render("pay/lookup.html", form=LookupForm(), errors={}, not_found=False)
+
+
+@bp.post("/pay")
+@limiter.limit(lambda: current_app.config["RATELIMIT_PAY_LOOKUP"])
+def find_by_statement():
+    """The statement number and last name lead to the link's own signed URL, or to one answer
+    for every failure (unknown, wrong name, closed) that says nothing about which it was."""
+    form = LookupForm()
+    try:
+        if not form.validate():
+            raise lookup.LookupInputError(
+                {"statement": "That was too long. Check the statement number and try again."}
+            )
+        query = lookup.clean_query(form.statement.data, form.last_name.data)
+    except lookup.LookupInputError as exc:
+        return render(
+            "pay/lookup.html", form=form, errors=exc.errors, not_found=False, status_code=422
+        )
+    # All addresses together, counted only for lookups the per-address limits let through.
+    if not ratelimits.take_global_lookup_slot():
+        abort(429)
+    link = lookup.find_by_statement(get_session(), query)
+    if link is None:
+        # A fresh, empty form: echoing what was typed would tell the answers apart.
+        return render(
+            "pay/lookup.html",
+            form=LookupForm(formdata=None),
+            errors={},
+            not_found=True,
+            status_code=404,
+        )
+    token = links.sign_token(link, current_app.config["SECRET_KEY"])
+    return redirect(url_for("pay.show_pay_page", token=token), code=303)

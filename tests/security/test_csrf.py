@@ -125,6 +125,10 @@ ROUTES: dict[str, Route] = {
     "/pay/<token>/new-link": Route(
         "payer", lambda w: w.paths["expired"] + "/new-link", _const({}), (303,)
     ),
+    # Found (303) or not (404): either way the lookup ran (a CSRF refusal is a 400).
+    "/pay": Route(
+        "payer", _const("/pay"), _const({"statement": "INV-1001", "last_name": "Doe"}), (303, 404)
+    ),
     "/links/new": Route("staff", _const("/links/new"), _const(NEW_LINK), (303,)),
     "/link-requests/<id:request_id>/reissue": Route(
         "staff", lambda w: f"/link-requests/{w.ids['request']}/reissue", _const({}), (303,)
