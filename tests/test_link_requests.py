@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from payapp import link_requests
 from payapp.db import get_session
 from payapp.links import LinkRules, cancel_link
-from payapp.models import LinkRequest, PaymentLink, utcnow
-from payapp.states import AuditAction, LinkRequestState, LinkStatus
+from payapp.models import LinkRequest, Message, PaymentLink, utcnow
+from payapp.states import AuditAction, LinkRequestState, LinkStatus, MessageStatus
 
 from .conftest import audit_actions, csrf_from, staff_post, stored_user, submit_card
 
@@ -238,6 +238,38 @@ def test_automatic_mode_reissues_once_and_sends_to_the_contact_on_file(app, clie
     assert links_count(app) == before + 1
     assert len(link_emails_to(app, "jane@example.com")) == 1
     assert "already sent a new link" in client.get(link.path).text
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"NEW_LINK_REQUESTS": "reissue", "TEXT_HOURS": "08:00-18:00", "TEXT_DAYS": "Mon-Fri"}],
+)
+def test_automatic_mode_outside_texting_hours_says_the_text_will_come_not_that_it_came(
+    app, client, link_factory
+):
+    link = closed_link(app, link_factory, "expired", email="", phone="+12125550123")
+    # Sunday 3 a.m. in New York: texts wait for the clinic's texting hours.
+    with time_machine.travel(datetime(2026, 12, 6, 8, 0, tzinfo=UTC), tick=False):
+        ask(client, link)
+        page = client.get(link.path).text
+    assert "We&#39;ll text a new link to •••-•••-0123 when the clinic opens." in page
+    assert "We&#39;ve sent" not in page
+    with app.app_context():
+        new = get_session().scalars(select(PaymentLink).filter_by(reissued_from_id=link.id)).one()
+        [message] = get_session().scalars(select(Message).filter_by(link_id=new.id)).all()
+        assert message.status == MessageStatus.QUEUED
+
+
+@pytest.mark.parametrize("config_overrides", [{"NEW_LINK_REQUESTS": "reissue"}])
+def test_automatic_mode_with_the_mail_server_down_says_so_and_gives_the_clinics_number(
+    app, client, link_factory
+):
+    link = closed_link(app, link_factory, "expired", email="jane@example.com")
+    app.config["SMTP_URL"] = "smtp://127.0.0.1:1"  # nothing listens there
+    ask(client, link)
+    page = client.get(link.path).text
+    assert "We couldn&#39;t send the new link to j•••@example.com just now." in page
+    assert "We&#39;ve sent" not in page and app.config["CLINIC_PHONE"] in page
 
 
 # --- the front desk's side --------------------------------------------------------------------

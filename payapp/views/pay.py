@@ -45,7 +45,7 @@ from ..lru import LruCache
 from ..models import PaymentLink
 from ..money import cents_to_decimal_string
 from ..security import allow_square_scripts
-from ..states import LINK_CLOSED_STATES, LinkStatus, SurgeKind
+from ..states import LINK_CLOSED_STATES, LinkStatus, MessageStatus, SurgeKind
 
 bp = Blueprint("pay", __name__)
 log = logging.getLogger(__name__)
@@ -441,7 +441,7 @@ def request_new_link(token: str):
         )
     elif outcome.kind == "reissued":
         new = outcome.new_link
-        notify.send_link(
+        sent = notify.send_link(
             get_session(),
             current_app.jinja_env,
             notify.Transports.from_config(cfg),
@@ -449,7 +449,17 @@ def request_new_link(token: str):
             links.link_url(cfg["PUBLIC_BASE_URL"], new, cfg["SECRET_KEY"]),
             clinic,
         )
-        flash(f"We've sent a new link to {hint}.", "success")
+        states = {message.status for message in sent}
+        if MessageStatus.SENT in states:
+            flash(f"We've sent a new link to {hint}.", "success")
+        elif MessageStatus.QUEUED in states:  # a text waiting for the clinic's texting hours
+            flash(f"We'll text a new link to {hint} when the clinic opens.", "success")
+        else:
+            flash(
+                f"We couldn't send the new link to {hint} just now. "
+                f"Call {clinic.name} at {clinic.phone} and they'll help you pay.",
+                "error",
+            )
     else:  # already_sent
         flash(f"We've already sent a new link to {hint}. If it hasn't arrived, call us.", "info")
     return back
