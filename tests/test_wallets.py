@@ -114,3 +114,11 @@ def test_square_mode_with_the_file_reminds_to_register_the_domain(app, tmp_path)
     check = apple_check(app)
     assert check.ok
     assert "register this domain" in check.detail and "Square" in check.detail
+
+
+def test_the_demo_pay_page_needs_no_wallet_hosts_nor_the_payment_feature(client, link_factory):
+    # Demo wallets are local buttons: no Google host, and the payment feature stays off.
+    page = client.get(link_factory().path)
+    assert 'id="wallet-buttons"' in page.text and "hidden" in page.text
+    assert "pay.google.com" not in page.headers["Content-Security-Policy"]
+    assert "payment=()" in page.headers["Permissions-Policy"]

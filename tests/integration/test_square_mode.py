@@ -897,3 +897,35 @@ def test_a_declined_wallet_token_counts_as_a_decline(app, client, link_factory, 
     assert status == "open"
     with app.app_context():
         assert get_session().get(PaymentLink, link.id).decline_count == 1
+
+
+def test_the_pay_page_admits_google_pay_and_the_payment_feature_only_there(client, link_factory):
+    link = link_factory()
+    page = client.get(link.path)
+    directives = dict(
+        part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";")
+    )
+    script = [s for s in directives["script-src"].split() if not s.startswith("'nonce-")]
+    assert script == ["'self'", "https://sandbox.web.squarecdn.com", "https://pay.google.com"]
+    assert directives["connect-src"].split() == [
+        "'self'",
+        "https://sandbox.web.squarecdn.com",
+        "https://pci-connect.squareupsandbox.com",
+        "https://connect.squareupsandbox.com",
+        "https://o160250.ingest.sentry.io",
+        "https://pay.google.com",
+    ]
+    permissions = [p.strip() for p in page.headers["Permissions-Policy"].split(",")]
+    assert 'payment=(self "https://sandbox.web.squarecdn.com")' in permissions
+    assert 'id="wallet-buttons"' in page.text
+    for path in ("/login", "/pay", WELL_KNOWN_APPLE):
+        other = client.get(path)
+        assert "pay.google.com" not in other.headers["Content-Security-Policy"]
+        assert "payment=()" in other.headers["Permissions-Policy"]
+    submit_card(client, link.path)
+    paid = client.get(link.path)
+    assert "pay.google.com" not in paid.headers["Content-Security-Policy"]
+    assert 'id="wallet-buttons"' not in paid.text
+
+
+WELL_KNOWN_APPLE = "/.well-known/apple-developer-merchantid-domain-association"
