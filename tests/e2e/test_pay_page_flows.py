@@ -255,6 +255,8 @@ def test_the_demo_apple_pay_button_pays_through_the_same_form(
     expect(apple).to_be_visible()
     expect(google).to_be_visible()
     expect(page.get_by_label("Card number")).to_be_visible()  # the card field stays
+    card_top = page.get_by_label("Card number").bounding_box()["y"]
+    assert apple.bounding_box()["y"] < google.bounding_box()["y"] < card_top  # above the card
     pay_path = urlsplit(pay_url).path
     with page.expect_request(
         lambda r: r.method == "POST" and urlsplit(r.url).path == pay_path
