@@ -7,7 +7,7 @@ import inspect
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, Response, abort, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -15,6 +15,8 @@ from .paths import DEFAULT_INSTANCE_DIR, STATIC_DIR, TEMPLATES_DIR
 
 # /healthz's question, built once (a text() built per request costs ~5 us more).
 SELECT_ONE = text("SELECT 1")
+# Where Apple looks for the Apple Pay domain-association file (Square's Web Payments SDK docs).
+APPLE_PAY_PATH = "/.well-known/apple-developer-merchantid-domain-association"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -118,5 +120,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         with app.extensions["payapp.engine"].connect() as conn:
             conn.execute(SELECT_ONE)
         return jsonify(status="ok")
+
+    @app.get(APPLE_PAY_PATH)
+    def apple_pay_domain_association():
+        # Apple fetches this file to verify the domain registered for Apple Pay in Square.
+        path = app.config.get("APPLE_PAY_DOMAIN_ASSOCIATION")
+        if not path or not os.path.isfile(path):
+            abort(404)
+        with open(path, "rb") as f:
+            body = f.read()
+        return Response(body, mimetype="text/plain")
 
     return app

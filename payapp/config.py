@@ -57,6 +57,9 @@ class Defaults:
     SQUARE_TIMEOUT = 20  # seconds per Square API call
     SQUARE_WEBHOOK_SIGNATURE_KEY = None
     SQUARE_WEBHOOK_URL = None  # the exact notification URL registered with Square
+    # Apple Pay: the domain-association file Square's dashboard gives for this site's domain,
+    # served verbatim at /.well-known/apple-developer-merchantid-domain-association.
+    APPLE_PAY_DOMAIN_ASSOCIATION = None  # a file path
 
     # Texts through Twilio when the account, token and a sender (number or messaging service)
     # are set; the outbox folder otherwise.

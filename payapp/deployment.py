@@ -69,6 +69,8 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
             else "sandbox keys: no real payments",
         )
     )
+    if not cfg["DEMO_MODE"]:
+        checks.append(apple_pay_check(cfg))
     checks.append(
         Check(
             bool(cfg.get("SQUARE_WEBHOOK_SIGNATURE_KEY")),
@@ -96,6 +98,30 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
     checks.append(_backup_check(Path(cfg["BACKUP_DIR"]), now))
     checks.append(_review_check(session, now))
     return checks
+
+
+def apple_pay_check(cfg) -> Check:
+    """Square mode: Apple Pay shows only on a domain registered in Square's dashboard, which
+    checks the association file this site serves (PAYAPP_APPLE_PAY_DOMAIN_ASSOCIATION)."""
+    path = cfg.get("APPLE_PAY_DOMAIN_ASSOCIATION")
+    if path and Path(path).is_file():
+        return Check(
+            True,
+            "Apple Pay",
+            "domain-association file served; register this domain under Apple Pay in Square's "
+            "dashboard (Developer Console > Apple Pay) if not done yet",
+        )
+    return Check(
+        False,
+        "Apple Pay",
+        "file not found: download the domain-association file for this domain from Square's "
+        "dashboard (Developer Console > Apple Pay), set PAYAPP_APPLE_PAY_DOMAIN_ASSOCIATION to "
+        "its path, then register the domain there"
+        if path
+        else "no domain-association file: download it from Square's dashboard (Developer "
+        "Console > Apple Pay), set PAYAPP_APPLE_PAY_DOMAIN_ASSOCIATION to its path, then "
+        "register this domain there",
+    )
 
 
 TWILIO_SETTINGS = (

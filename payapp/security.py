@@ -40,9 +40,15 @@ ISSUER_CHALLENGE_FRAMES = "https:"
 # Square mode, nowhere else.
 SQUARE_CSP = {
     env: {
-        "script-src": [hosts.web],
+        "script-src": [hosts.web, square_browser.GOOGLE_PAY],
         "frame-src": [ISSUER_CHALLENGE_FRAMES],
-        "connect-src": [hosts.web, hosts.pci, hosts.api, square_browser.ERROR_REPORTING],
+        "connect-src": [
+            hosts.web,
+            hosts.pci,
+            hosts.api,
+            square_browser.ERROR_REPORTING,
+            square_browser.GOOGLE_PAY,
+        ],
         "style-src": [hosts.web],
         "img-src": [hosts.web],
         "font-src": list(square_browser.FONTS),

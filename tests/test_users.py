@@ -46,6 +46,7 @@ LOGIN, FORBIDDEN, OK = "redirect to login", "403", "200 or 303"
 PUBLIC = {
     ("GET", "/"),
     ("GET", "/healthz"),
+    ("GET", "/.well-known/apple-developer-merchantid-domain-association"),
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/login/code"),

@@ -34,6 +34,16 @@ SANDBOX_NONCES = {
     "cnon:card-nonce-rejected-expiration": ("INVALID_EXPIRATION", "VISA", "1111"),
     "cnon:gift-card-nonce-insufficient-funds": ("INSUFFICIENT_FUNDS", "SQUARE_GIFT_CARD", "0000"),
 }
+# Demo wallet nonces (Apple Pay / Google Pay). Square documents no sandbox wallet nonces (its
+# sandbox wallets use real wallet sheets with test cards), so these are payapp's own invention,
+# made by the demo card stand-in's wallet buttons (static/js/demo-card.js) and also answered by
+# the Square stand-in in tests. Square's real wallet tokens are card nonces charged the same way.
+DEMO_WALLET_NONCES = {
+    "cnon:demo-apple-pay-ok": (None, "VISA", "1111"),
+    "cnon:demo-google-pay-ok": (None, "VISA", "1111"),
+    "cnon:demo-wallet-declined": ("GENERIC_DECLINE", "VISA", "0002"),
+}
+SANDBOX_NONCES.update(DEMO_WALLET_NONCES)
 # Not card declines: Square answers these as INVALID_REQUEST_ERROR.
 REQUEST_ERRORS = {"cnon:card-nonce-already-used": "CARD_TOKEN_USED"}
 

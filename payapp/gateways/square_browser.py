@@ -37,4 +37,11 @@ HOSTS = {
 ERROR_REPORTING = "https://o160250.ingest.sentry.io"
 FONTS = ("https://square-fonts-production-f.squarecdn.com", "https://d1g145x70srn7h.cloudfront.net")
 
+# Google Pay: Square's payments.googlePay() loads Google's pay.js from this host, which then talks
+# to it (Google Pay API for web docs: <script src="https://pay.google.com/gp/p/js/pay.js">). Its
+# sheet opens from the pay page itself through the Payment Request API, so the page's
+# `payment=(self ...)` covers it; Apple Pay (ApplePaySession) runs in the page itself and needs no
+# host of its own. Same host in both environments.
+GOOGLE_PAY = "https://pay.google.com"
+
 BROWSER_SDK = {env: hosts.sdk_url for env, hosts in HOSTS.items()}

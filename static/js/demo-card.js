@@ -263,12 +263,45 @@
     return true;
   };
 
+  var WALLETS = {
+    apple: ['Apple Pay (demo)', 'cnon:demo-apple-pay-ok'],
+    google: ['Google Pay (demo)', 'cnon:demo-google-pay-ok']
+  };
+
+  function demoWallet(namesCard, kind, request) {
+    if (!namesCard || !request || !request.total) throw new Error('Wallet not supported.');
+    var w = WALLETS[kind];
+    return {
+      demoLabel: w[0],
+      // Square's googlePay.attach() renders its button into the container; ours is a plain button.
+      attach: async function (target) {
+        var container = document.querySelector(target);
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'button wallet-button';
+        b.textContent = w[0];
+        container.appendChild(b);
+      },
+      tokenize: async function () {
+        return { status: 'OK', token: w[1], details: { method: kind === 'apple' ? 'Apple Pay' : 'Google Pay' } };
+      },
+      destroy: async function () { return true; }
+    };
+  }
+
   window.PayappDemoSquare = {
     // Synchronous, like Square.payments(). The demo page passes DEMO_APP_ID; under any other id
     // this script is standing in for Square's SDK and its nonces must be Square's own.
     payments: function (applicationId, locationId) {
       var namesCard = applicationId === DEMO_APP_ID;
-      return { card: async function () { return new DemoCard(namesCard); } };
+      return {
+        card: async function () { return new DemoCard(namesCard); },
+        paymentRequest: function (options) { return options; },
+        // Demo wallets (demo mode only; under Square's id they reject like an unsupported device):
+        // payapp's own demo wallet nonces, accepted by payapp/gateways/demo.py.
+        applePay: async function (request) { return demoWallet(namesCard, 'apple', request); },
+        googlePay: async function (request) { return demoWallet(namesCard, 'google', request); }
+      };
     }
   };
 })();

@@ -36,6 +36,54 @@
     if (loading) loading.remove();
     await card.attach('#card-container');
     button.disabled = false;
+    await startWallets(payments);
+  }
+
+  // Apple Pay / Google Pay above the card field, only where the device supports them: Square's
+  // applePay()/googlePay() reject where unsupported, and the button then stays hidden. A wallet's
+  // token is posted like a card token (same form, same attempt key, same charge path).
+  function payWith(wallet) {
+    return async function () {
+      if (busy || !card) return;
+      setBusy(true);
+      showError('');
+      try {
+        var result = await wallet.tokenize();
+        if (result.status !== 'OK') { setBusy(false); return; } // the patient closed the sheet
+        form.elements.source_id.value = result.token;
+        var billing = result.details && result.details.billing;
+        form.elements.postal_code.value = (billing && billing.postalCode) || '';
+        window.htmx.trigger(form, 'card-tokenized');
+      } catch (err) {
+        showError('The wallet payment did not start. Please try again or use your card.');
+        setBusy(false);
+      }
+    };
+  }
+
+  async function startWallets(payments) {
+    var box = document.getElementById('wallet-buttons');
+    if (!box || !payments.paymentRequest) return;
+    var request = payments.paymentRequest({
+      countryCode: 'US',
+      currencyCode: form.dataset.currency,
+      total: { amount: form.dataset.amount, label: 'Total' }
+    });
+    var found = [
+      ['apple-pay-button', 'applePay'],
+      ['google-pay-button', 'googlePay']
+    ];
+    for (var i = 0; i < found.length; i++) {
+      var el = document.getElementById(found[i][0]);
+      try {
+        var wallet = await payments[found[i][1]](request);
+        if (found[i][1] === 'googlePay') await wallet.attach('#' + found[i][0]);
+        if (wallet.demoLabel && el.tagName === 'BUTTON') el.textContent = wallet.demoLabel;
+        el.addEventListener('click', payWith(wallet));
+        el.hidden = false;
+        box.hidden = false;
+      } catch (err) { /* not supported here: keep it hidden */ }
+    }
   }
 
   form.addEventListener('submit', async function (event) {

@@ -239,3 +239,35 @@ def test_swaps_after_a_script_styled_the_page_trip_no_csp_report(
 
     assert_no_csp_violations(page, flow_server, reports_before)
     assert [p for p in browser_problems if "Content Security Policy" not in p] == []
+
+
+# --- wallets (issue 11) -------------------------------------------------------------------------
+
+
+def test_the_demo_apple_pay_button_pays_through_the_same_form(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="WALLET-1")
+    page.goto(pay_url)
+    apple = page.get_by_role("button", name="Apple Pay (demo)")
+    google = page.get_by_role("button", name="Google Pay (demo)")
+    expect(apple).to_be_visible()
+    expect(google).to_be_visible()
+    expect(page.get_by_label("Card number")).to_be_visible()  # the card field stays
+    card_top = page.get_by_label("Card number").bounding_box()["y"]
+    assert apple.bounding_box()["y"] < google.bounding_box()["y"] < card_top  # above the card
+    pay_path = urlsplit(pay_url).path
+    with page.expect_request(
+        lambda r: r.method == "POST" and urlsplit(r.url).path == pay_path
+    ) as post:
+        apple.click()
+    form = post.value.post_data or ""
+    assert "source_id=cnon%3Ademo-apple-pay-ok" in form and "attempt_key=" in form
+    assert "csrf_token=" in form
+    expect(receipt_heading(page)).to_be_visible()
+    expect(messages(page)).to_have_count(1)
+    expect(page.locator("#wallet-buttons")).to_be_hidden()  # retired with the form
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert watched["htmx"] == []
+    assert browser_problems == []

@@ -868,3 +868,64 @@ def test_run_jobs_leaves_a_canceled_attempt_with_no_charge_alone(
     assert "0 paid" in run_jobs(app, runner)
     assert standin.charges == [] and not creates(standin)[1:]  # nothing re-sent, nothing charged
     assert assert_charge_matches_link(app, standin, link) == "open"
+
+
+# --- wallets (issue 11): a wallet token is a card nonce to CreatePayment ---------------------
+
+
+def test_a_wallet_token_pays_through_square_with_the_card_wire_format(
+    app, client, link_factory, standin
+):
+    link = link_factory()
+    page = open_pay_page(client, link.path)
+    first = submit_card(client, link.path, nonce="cnon:demo-apple-pay-ok", page=page)
+    again = submit_card(client, link.path, nonce="cnon:demo-apple-pay-ok", page=page)
+    assert "Payment received" in first.text and "Payment received" in again.text
+    [body] = creates(standin)
+    assert body["source_id"] == "cnon:demo-apple-pay-ok"
+    assert body["amount_money"] == {"amount": 12500, "currency": "USD"}
+    assert len(standin.charges) == 1
+    status, _claim, pays = local(app, link.id)
+    assert status == "paid" and pays == [("completed", standin.charges[0]["id"])]
+
+
+def test_a_declined_wallet_token_counts_as_a_decline(app, client, link_factory, standin):
+    link = link_factory()
+    response = submit_card(client, link.path, nonce="cnon:demo-wallet-declined")
+    assert "declined by your bank" in response.text
+    status, _claim, _pays = local(app, link.id)
+    assert status == "open"
+    with app.app_context():
+        assert get_session().get(PaymentLink, link.id).decline_count == 1
+
+
+def test_the_pay_page_admits_google_pay_and_the_payment_feature_only_there(client, link_factory):
+    link = link_factory()
+    page = client.get(link.path)
+    directives = dict(
+        part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";")
+    )
+    script = [s for s in directives["script-src"].split() if not s.startswith("'nonce-")]
+    assert script == ["'self'", "https://sandbox.web.squarecdn.com", "https://pay.google.com"]
+    assert directives["connect-src"].split() == [
+        "'self'",
+        "https://sandbox.web.squarecdn.com",
+        "https://pci-connect.squareupsandbox.com",
+        "https://connect.squareupsandbox.com",
+        "https://o160250.ingest.sentry.io",
+        "https://pay.google.com",
+    ]
+    permissions = [p.strip() for p in page.headers["Permissions-Policy"].split(",")]
+    assert 'payment=(self "https://sandbox.web.squarecdn.com")' in permissions
+    assert 'id="wallet-buttons"' in page.text
+    for path in ("/login", "/pay", WELL_KNOWN_APPLE):
+        other = client.get(path)
+        assert "pay.google.com" not in other.headers["Content-Security-Policy"]
+        assert "payment=()" in other.headers["Permissions-Policy"]
+    submit_card(client, link.path)
+    paid = client.get(link.path)
+    assert "pay.google.com" not in paid.headers["Content-Security-Policy"]
+    assert 'id="wallet-buttons"' not in paid.text
+
+
+WELL_KNOWN_APPLE = "/.well-known/apple-developer-merchantid-domain-association"

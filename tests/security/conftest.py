@@ -57,6 +57,7 @@ SCRIPT_SOURCES = (
     "/assets/js/",
     "https://sandbox.web.squarecdn.com/",
     "https://web.squarecdn.com/",
+    "https://pay.google.com/",
 )
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "srcdoc", "poster"}
 ACTIVE_TAGS = {"iframe", "frame", "frameset", "object", "embed", "applet", "base", "img", "style"}

@@ -93,6 +93,9 @@ GUESSES: tuple[str, ...] = (
     "PAYMENT_METHOD_ERROR/TEMPORARY_ERROR, no payment, idempotency key NOT consumed (the spec "
     "says to retry with the same key). Amount 2222 -> risk MODERATE, 3333 -> HIGH (an "
     "unverified third-party note about the sandbox).",
+    "payapp's invented demo wallet nonces cnon:demo-apple-pay-ok and cnon:demo-google-pay-ok "
+    "approve like cnon:card-nonce-ok; cnon:demo-wallet-declined declines like "
+    "cnon:card-nonce-declined (a wallet token is a card nonce to CreatePayment).",
     "Shape of a FAILED (declined) payment: card_details.status FAILED, card_details.errors = the "
     "errors, no approved_money, no card_payment_timeline.authorized_at.",
     "Gift cards: card_brand SQUARE_GIFT_CARD, last_4 '0000', bin '778332', card_type DEBIT, "

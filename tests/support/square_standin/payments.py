@@ -70,6 +70,11 @@ NONCES: dict[str, Outcome] = {
         "CARD_TOKEN_USED", "Card nonce already used; please request new nonce.", with_payment=False
     ),
     # Stand-in-only test values (not Square's):
+    # payapp's demo wallet nonces (payapp/gateways/demo.py DEMO_WALLET_NONCES): a wallet token is
+    # a card nonce to CreatePayment, so they answer like the card nonces.
+    "cnon:demo-apple-pay-ok": Outcome(),
+    "cnon:demo-google-pay-ok": Outcome(),
+    "cnon:demo-wallet-declined": _decline("GENERIC_DECLINE"),
     "cnon:standin-verification-required": _decline("CARD_DECLINED_VERIFICATION_REQUIRED"),
     "cnon:standin-token-expired": _token_error(
         "CARD_TOKEN_EXPIRED", "Card nonce expired.", with_payment=False
