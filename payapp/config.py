@@ -29,6 +29,7 @@ class Defaults:
     CLINIC_TIMEZONE = "America/New_York"
     DEFAULT_PHONE_REGION = "US"
     CURRENCY = "USD"
+    DEFAULT_LANGUAGE = "en"  # a new link's language on the staff form: "en" or "es"
 
     AMOUNT_MIN_CENTS = 100
     AMOUNT_MAX_CENTS = 2_500_000

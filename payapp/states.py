@@ -251,11 +251,20 @@ class ProblemCategory(_Labelled):
     OTHER = "other", "Something else"
 
 
+class Language(_Labelled):
+    """The language a patient reads a link's pages in (``payment_link.language``); labels are
+    each language's own name, as the switch link shows it."""
+
+    EN = "en", "English"
+    ES = "es", "Español"
+
+
 def jinja_globals() -> dict[str, object]:
     """The enums templates use by name (``LinkStatus.OPEN``, ``AuditAction`` for the filter)."""
     return {
         "LINK_CLOSED_STATES": LINK_CLOSED_STATES,
         "LinkStatus": LinkStatus,
+        "Language": Language,
         "PaymentStatus": PaymentStatus,
         "RefundStatus": RefundStatus,
         "MessageStatus": MessageStatus,

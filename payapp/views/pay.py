@@ -27,6 +27,7 @@ from wtforms.validators import Length
 
 from .. import (
     alerts,
+    i18n,
     link_requests,
     links,
     lookup,
@@ -44,6 +45,7 @@ from ..htmx import is_htmx_request, render
 from ..lru import LruCache
 from ..models import PaymentLink
 from ..money import cents_to_decimal_string
+from ..plaintext import patient_text
 from ..security import allow_square_scripts
 from ..states import LINK_CLOSED_STATES, LinkStatus, MessageStatus, SurgeKind
 
@@ -86,9 +88,11 @@ def new_attempt_key() -> str:
 
 def resolve_or_404(token: str):
     try:
-        return links.resolve_token(get_session(), token, current_app.config["SECRET_KEY"])
+        link = links.resolve_token(get_session(), token, current_app.config["SECRET_KEY"])
     except links.LinkError:
         abort(404)
+    i18n.use_link_language(link.language)
+    return link
 
 
 def page_context(link, status: str | None = None, **extra):
@@ -126,6 +130,7 @@ def show_pay_page(token: str):
         row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
     if row is None:
         abort(404)
+    i18n.use_link_language(row.language)
     status = links.effective_status(row)
     if status == LinkStatus.OPEN and row.first_viewed_at is not None:
         if not current_app.config["DEMO_MODE"]:
@@ -150,9 +155,10 @@ def show_pay_page(token: str):
 
 
 class OpenPages:
-    """Rendered open pay pages, keyed by the URL path, the link's effective status and every
-    column of its row as read by this request: a changed link is a new key, so no stale page and
-    no other link's page can be served. The markers are random per process (no stored text can
+    """Rendered open pay pages, keyed by the URL path, the link's effective status, the page's
+    language (the patient's choice is not in the row) and every column of its row as read by
+    this request: a changed link is a new key, so no stale page, no page in the other language
+    and no other link's page can be served. The markers are random per process (no stored text can
     hold them)."""
 
     def __init__(self, size: int = 512):
@@ -161,7 +167,7 @@ class OpenPages:
         self.markers = {name: f"\x00{mark}-{name}\x00" for name in ("csrf", "nonce", "attempt")}
 
     def key(self, path: str, row: Row, status: str) -> tuple:
-        return (path, status, tuple(row))
+        return (path, status, i18n.patient_language().value, tuple(row))
 
     def render(self, row: Row, status: str) -> str:
         markers = self.markers
@@ -216,7 +222,9 @@ def submit_payment(token: str):
     form = PayForm()
     result = {}
     if not form.validate():  # only the CSRF token (CSRFProtect has checked it already)
-        result["error"] = payments.PaymentError.bad_request("Reload the page and try again.")
+        result["error"] = payments.PaymentError.bad_request(
+            patient_text("Reload the page and try again.")
+        )
     else:
         try:
             result["payment"] = payments.charge_link(
