@@ -229,3 +229,17 @@ def test_a_new_link_takes_the_default_language_setting():
     draft = links.LinkDraft(patient_name="Ana", amount="10", send_now=False)
     clean = links.clean_draft(draft, links.LinkRules(default_language="es"))
     assert clean.language == Language.ES
+
+
+def test_the_create_link_command_takes_a_language(app, runner):
+    result = runner.invoke(
+        args=["create-link", "--amount", "40", "--name", "Luis Mora", "--language", "es"]
+    )
+    assert result.exit_code == 0, result.output
+    refused = runner.invoke(
+        args=["create-link", "--amount", "40", "--name", "Luis Mora", "--language", "de"]
+    )
+    assert refused.exit_code != 0 and "Choose English or Spanish." in refused.output
+    with app.app_context():
+        query = select(PaymentLink.language).where(PaymentLink.patient_name == "Luis Mora")
+        assert get_session().scalars(query).all() == ["es"]
