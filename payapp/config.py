@@ -244,6 +244,8 @@ def check_config(cfg) -> None:
         )
     if cfg["NEW_LINK_REQUESTS"] not in ("ask", "reissue"):
         raise ConfigError("PAYAPP_NEW_LINK_REQUESTS must be 'ask' or 'reissue'.")
+    if cfg["DEFAULT_LANGUAGE"] not in ("en", "es"):
+        raise ConfigError("PAYAPP_DEFAULT_LANGUAGE must be 'en' or 'es'.")
     try:
         parse_text_hours(cfg["TEXT_HOURS"], cfg["TEXT_DAYS"])
     except ValueError as exc:

@@ -242,3 +242,17 @@ def test_the_create_link_command_takes_a_language(app, runner):
     with app.app_context():
         query = select(PaymentLink.language).where(PaymentLink.patient_name == "Luis Mora")
         assert get_session().scalars(query).all() == ["es"]
+
+
+def test_an_unknown_default_language_refuses_to_start(tmp_path, monkeypatch):
+    from payapp import create_app
+    from payapp.config import ConfigError
+
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(tmp_path / "instance"))
+    with pytest.raises(ConfigError, match="DEFAULT_LANGUAGE"):
+        create_app({"TESTING": True, "DEFAULT_LANGUAGE": "fr"})
+
+
+@pytest.mark.parametrize("config_overrides", [{"DEFAULT_LANGUAGE": "es"}])
+def test_the_default_language_setting_picks_the_new_link_forms_choice(app, staff):
+    assert 'name="language" value="es" checked' in staff.get("/links/new").text
