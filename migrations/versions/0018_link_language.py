@@ -15,11 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Existing links keep reading English.
-    with op.batch_alter_table("payment_link") as batch:
-        batch.add_column(sa.Column("language", sa.String(2), nullable=False, server_default="en"))
+    # Existing links keep reading English. A plain ALTER TABLE (no batch copy of the table on
+    # SQLite), so 0013's search triggers stay.
+    op.add_column(
+        "payment_link", sa.Column("language", sa.String(2), nullable=False, server_default="en")
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("payment_link") as batch:
-        batch.drop_column("language")
+    op.drop_column("payment_link", "language")
