@@ -95,6 +95,9 @@ def init_app(app) -> None:
     Babel(app, locale_selector=lambda: patient_language().value)
     app.before_request(switch_language)
     app.jinja_env.filters["patient_date"] = patient_date
+    # A translated phrase without placeholders as plain text, escaped like the literal it
+    # replaced (an apostrophe still reads &#39; in an attribute or a macro's argument).
+    app.jinja_env.filters["as_text"] = str
     app.jinja_env.globals.update(
         page_language=patient_language, language_switch=switch_links, phone_link=phone_link
     )

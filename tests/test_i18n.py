@@ -256,3 +256,55 @@ def test_an_unknown_default_language_refuses_to_start(tmp_path, monkeypatch):
 @pytest.mark.parametrize("config_overrides", [{"DEFAULT_LANGUAGE": "es"}])
 def test_the_default_language_setting_picks_the_new_link_forms_choice(app, staff):
     assert 'name="language" value="es" checked' in staff.get("/links/new").text
+
+
+# --- the other patient pages ------------------------------------------------------------------
+
+
+def test_the_statement_lookup_page_follows_the_patients_choice(app):
+    client = app.test_client()
+    assert "Pay your bill" in client.get("/pay").text
+    client.get("/pay?lang=es")
+    html = client.get("/pay").text
+    assert HTML_LANG.search(html)[1] == "es"
+    assert "Pague su cuenta" in html and "Buscar mi cuenta" in html
+    page = client.get("/pay")
+    answer = client.post(
+        "/pay",
+        data={"csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1]},
+    )
+    assert "Escriba el número que aparece en su estado de cuenta en papel." in answer.text
+
+
+def test_a_spanish_links_problem_form_and_its_thanks(app, client, link_factory):
+    link = link_factory(language="es")
+    form = client.get(f"{link.path}/problem")
+    assert "¿Qué salió mal?" in form.text and "El monto parece incorrecto" in form.text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)[1]
+    refused = client.post(f"{link.path}/problem", data={"csrf_token": token})
+    assert "Elija qué salió mal." in refused.text
+    sent = client.post(
+        f"{link.path}/problem",
+        data={"csrf_token": token, "category": "amount_wrong"},
+        follow_redirects=True,
+    )
+    assert "recibió su reporte" in sent.text
+
+
+def test_a_spanish_links_reminder_opt_out_page(app, client, link_factory):
+    from payapp import reminders
+
+    link = link_factory(language="es")
+    with app.app_context():
+        row = get_session().get(PaymentLink, link.id)
+        url = reminders.opt_out_url("http://x", row, app.config["SECRET_KEY"])
+    html = client.get(url.removeprefix("http://x")).text
+    assert "¿Dejar de recibir recordatorios de esta cuenta?" in html
+    # A mangled link names no link: English, unless the patient chose Spanish.
+    assert "This link to stop reminders is not valid." in (
+        app.test_client().get("/reminders/stop/not-a-token.abcdefgh").text
+    )
+    client.get(f"{link.path}?lang=es")
+    assert "Este enlace para dejar de recibir recordatorios no es válido." in (
+        client.get("/reminders/stop/not-a-token.abcdefgh").text
+    )

@@ -295,6 +295,7 @@ def show_stop_reminders(token: str):
         link = reminders.resolve_opt_out(get_session(), token, current_app.config["SECRET_KEY"])
     except reminders.OptOutError as exc:
         return refused_opt_out(exc)
+    i18n.use_link_language(link.language)
     return render("pay/stop_reminders.html", link=link, error=None)
 
 
