@@ -308,3 +308,16 @@ def test_a_spanish_links_reminder_opt_out_page(app, client, link_factory):
     assert "Este enlace para dejar de recibir recordatorios no es válido." in (
         client.get("/reminders/stop/not-a-token.abcdefgh").text
     )
+
+
+def test_a_spanish_patient_asking_for_a_new_link_is_answered_in_spanish(app, client, link_factory):
+    link = link_factory(language="es")
+    with app.app_context():
+        session = get_session()
+        session.get(PaymentLink, link.id).status = LinkStatus.LOCKED
+        session.commit()
+    page = client.get(link.path)
+    assert "Envíenme un enlace nuevo" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+    answer = client.post(f"{link.path}/new-link", data={"csrf_token": token}, follow_redirects=True)
+    assert "Le pedimos a la recepción que le envíe un enlace nuevo" in answer.text

@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -273,7 +274,7 @@ def stop_reminders(token: str):
     """The patient's "Don't remind me": no more reminders for this link (CSRF checked app-wide)."""
     link = resolve_or_404(token)
     reminders.stop_reminders(get_session(), link, by_patient=True, detail="on the payment page")
-    flash("We won't send you reminders about this payment.", "success")
+    flash(_("We won't send you reminders about this payment."), "success")
     return redirect(url_for("pay.show_pay_page", token=token), code=303)
 
 
@@ -422,7 +423,7 @@ def request_new_link(token: str):
             rules=links.LinkRules.from_config(cfg),
         )
     except link_requests.LinkRequestError as exc:
-        flash(exc.message, "error")
+        flash(_(exc.message), "error")
         return back
     hint = link_requests.contact_hint(link)
     clinic = Clinic.from_config(cfg)
@@ -438,14 +439,20 @@ def request_new_link(token: str):
             clinic=clinic,
         )
         flash(
-            f"We've asked the front desk to send you a new link to {hint}. "
-            "You'll usually hear back within one business day.",
+            _(
+                "We've asked the front desk to send you a new link to %(contact)s. "
+                "You'll usually hear back within one business day.",
+                contact=hint,
+            ),
             "success",
         )
     elif outcome.kind == "already_asked":
         flash(
-            f"You've already asked: the front desk will send a new link to {hint}. "
-            "You'll usually hear back within one business day.",
+            _(
+                "You've already asked: the front desk will send a new link to %(contact)s. "
+                "You'll usually hear back within one business day.",
+                contact=hint,
+            ),
             "info",
         )
     elif outcome.kind == "reissued":
@@ -460,17 +467,31 @@ def request_new_link(token: str):
         )
         states = {message.status for message in sent}
         if MessageStatus.SENT in states:
-            flash(f"We've sent a new link to {hint}.", "success")
+            flash(_("We've sent a new link to %(contact)s.", contact=hint), "success")
         elif MessageStatus.QUEUED in states:  # a text waiting for the clinic's texting hours
-            flash(f"We'll text a new link to {hint} when the clinic opens.", "success")
+            flash(
+                _("We'll text a new link to %(contact)s when the clinic opens.", contact=hint),
+                "success",
+            )
         else:
             flash(
-                f"We couldn't send the new link to {hint} just now. "
-                f"Call {clinic.name} at {clinic.phone} and they'll help you pay.",
+                _(
+                    "We couldn't send the new link to %(contact)s just now. "
+                    "Call %(clinic)s at %(phone)s and they'll help you pay.",
+                    contact=hint,
+                    clinic=clinic.name,
+                    phone=clinic.phone,
+                ),
                 "error",
             )
     else:  # already_sent
-        flash(f"We've already sent a new link to {hint}. If it hasn't arrived, call us.", "info")
+        flash(
+            _(
+                "We've already sent a new link to %(contact)s. If it hasn't arrived, call us.",
+                contact=hint,
+            ),
+            "info",
+        )
     return back
 
 
