@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from flask import current_app, g, has_request_context, redirect, request, session
+from flask import current_app, g, has_request_context, redirect, request, session, url_for
 from flask_babel import Babel
 from markupsafe import Markup
 
@@ -59,7 +59,9 @@ def switch_language():
     if language is not None:
         session[CHOICE_KEY] = language.value
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    return redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), code=303)
+    # Back to this route's own URL (built, never the raw path: no way to point elsewhere).
+    here = url_for(request.endpoint, **(request.view_args or {}))
+    return redirect(here + (f"?{urlencode(rest)}" if rest else ""), code=303)
 
 
 def patient_date(when: datetime | None) -> str:

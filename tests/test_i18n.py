@@ -321,3 +321,11 @@ def test_a_spanish_patient_asking_for_a_new_link_is_answered_in_spanish(app, cli
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
     answer = client.post(f"{link.path}/new-link", data={"csrf_token": token}, follow_redirects=True)
     assert "Le pedimos a la recepción que le envíe un enlace nuevo" in answer.text
+
+
+def test_the_switch_keeps_other_arguments_and_only_points_back_at_the_page(app, link_factory):
+    link = link_factory()
+    response = app.test_client().get(f"{link.path}?lang=es&utm=x")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"{link.path}?utm=x"
+    assert app.test_client().get("/pay?lang=es").headers["Location"] == "/pay"
