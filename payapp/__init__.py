@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from . import alerts, assets, cli, db, errors, links, payments, security, states
+    from . import alerts, assets, cli, db, errors, i18n, links, payments, security, states
     from .clinic import Clinic
     from .config import load_config
     from .decline_reasons import describe_code
@@ -85,6 +85,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(account.bp)
     app.register_blueprint(pay.bp)
     pay.init_app(app)
+    i18n.init_app(app)
     app.register_blueprint(staff.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(twilio.bp)

@@ -51,7 +51,10 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production 
 @click.option("--description", default="", help="Staff-only note, never sent (no clinical details)")
 @click.option("--expires-in", default="", help="Days the link stays valid, e.g. 14d (1-90)")
 @click.option("--send/--no-send", default=False, help="Also email/text the link to the patient")
-def create_link_command(amount, name, email, phone, reference, description, expires_in, send):
+@click.option("--language", default="", help="en or es (default: DEFAULT_LANGUAGE)")
+def create_link_command(
+    amount, name, email, phone, reference, description, expires_in, send, language
+):
     """Create a payment link; prints the patient URL as the last line."""
     cfg = current_app.config
     draft = links.LinkDraft(
@@ -63,6 +66,7 @@ def create_link_command(amount, name, email, phone, reference, description, expi
         description=description,
         expires_in_days=expires_in,
         send_now=send,
+        language=language,
     )
     try:
         link = links.create_link(get_session(), draft, links.LinkRules.from_config(cfg))

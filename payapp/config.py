@@ -29,6 +29,7 @@ class Defaults:
     CLINIC_TIMEZONE = "America/New_York"
     DEFAULT_PHONE_REGION = "US"
     CURRENCY = "USD"
+    DEFAULT_LANGUAGE = "en"  # a new link's language on the staff form: "en" or "es"
 
     AMOUNT_MIN_CENTS = 100
     AMOUNT_MAX_CENTS = 2_500_000
@@ -246,6 +247,8 @@ def check_config(cfg) -> None:
         )
     if cfg["NEW_LINK_REQUESTS"] not in ("ask", "reissue"):
         raise ConfigError("PAYAPP_NEW_LINK_REQUESTS must be 'ask' or 'reissue'.")
+    if cfg["DEFAULT_LANGUAGE"] not in ("en", "es"):
+        raise ConfigError("PAYAPP_DEFAULT_LANGUAGE must be 'en' or 'es'.")
     try:
         parse_text_hours(cfg["TEXT_HOURS"], cfg["TEXT_DAYS"])
     except ValueError as exc:

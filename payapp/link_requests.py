@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from . import audit, links
 from .models import LinkRequest, PaymentLink, utcnow
+from .plaintext import patient_text
 from .states import AuditAction, LinkRequestState, LinkStatus
 
 # Cancelled links were withdrawn on purpose and paid ones need nothing: those say "call us".
@@ -36,7 +37,9 @@ class LinkRequestError(ValueError):
 
     @classmethod
     def not_offered(cls) -> LinkRequestError:
-        return cls("not_offered", "A new link can't be sent for this one. Please call us.")
+        return cls(
+            "not_offered", patient_text("A new link can't be sent for this one. Please call us.")
+        )
 
     @classmethod
     def already_handled(cls) -> LinkRequestError:

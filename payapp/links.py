@@ -36,8 +36,8 @@ from . import audit
 from .lru import LruCache
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
-from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
-from .states import LINK_PAID_STATES, AuditAction, LinkStatus
+from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message, patient_text
+from .states import LINK_PAID_STATES, AuditAction, Language, LinkStatus
 
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
 
@@ -57,25 +57,28 @@ class LinkError(Exception):
 
     @classmethod
     def not_found(cls):
-        return cls("not_found", "This payment link is not valid.")
+        return cls("not_found", patient_text("This payment link is not valid."))
 
     @classmethod
     def expired(cls):
-        return cls(LinkStatus.EXPIRED, "This payment link has expired.")
+        return cls(LinkStatus.EXPIRED, patient_text("This payment link has expired."))
 
     @classmethod
     def cancelled(cls):
-        return cls(LinkStatus.CANCELLED, "This payment link was cancelled by the clinic.")
+        return cls(
+            LinkStatus.CANCELLED, patient_text("This payment link was cancelled by the clinic.")
+        )
 
     @classmethod
     def locked(cls):
         return cls(
-            LinkStatus.LOCKED, "This payment link is locked after too many declined attempts."
+            LinkStatus.LOCKED,
+            patient_text("This payment link is locked after too many declined attempts."),
         )
 
     @classmethod
     def already_paid(cls):
-        return cls(LinkStatus.PAID, "This payment link has already been paid.")
+        return cls(LinkStatus.PAID, patient_text("This payment link has already been paid."))
 
     @classmethod
     def not_open(cls, status: str):
@@ -103,6 +106,7 @@ class LinkRules:
     expiry_days_default: int = 14
     expiry_days_max: int = 90
     max_declines: int = 5
+    default_language: str = Language.EN
 
     @classmethod
     def from_config(cls, cfg) -> LinkRules:
@@ -114,6 +118,7 @@ class LinkRules:
             expiry_days_default=int(cfg["LINK_EXPIRY_DAYS_DEFAULT"]),
             expiry_days_max=int(cfg["LINK_EXPIRY_DAYS_MAX"]),
             max_declines=int(cfg["MAX_DECLINES"]),
+            default_language=str(cfg["DEFAULT_LANGUAGE"]),
         )
 
 
@@ -130,6 +135,8 @@ class LinkDraft:
     expires_in_days: str = ""
     # False: the link is only shown (QR code at the desk), so no email or phone is needed.
     send_now: bool = True
+    # What the patient reads the pay page in (states.Language); empty: the clinic's default.
+    language: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -142,6 +149,7 @@ class CleanLink:
     reference: str
     description: str
     expires_in_days: int
+    language: str = Language.EN
 
 
 def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
@@ -207,9 +215,13 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
                 f"Enter the number of days the link stays valid, 1 to {rules.expiry_days_max}."
             )
 
+    language = Language.lookup((draft.language or "").strip() or rules.default_language)
+    if language is None:
+        errors["language"] = "Choose English or Spanish."
+
     if errors:
         raise LinkInputError(errors)
-    return CleanLink(name, email, phone, amount_cents, reference, description, days)
+    return CleanLink(name, email, phone, amount_cents, reference, description, days, language)
 
 
 def normalize_phone(text: str, region: str) -> str | None:
@@ -252,6 +264,7 @@ def create_link(
         currency=rules.currency,
         reference=clean.reference,
         description=clean.description,
+        language=clean.language.value,
         status=LinkStatus.OPEN,
         # Whole seconds: the token carries the expiry as an integer timestamp.
         expires_at=(now + timedelta(days=clean.expires_in_days)).replace(microsecond=0),
@@ -298,6 +311,7 @@ def reissue_link(
         reference=old.reference,
         description=old.description,
         send_now=bool(old.email or old.phone),
+        language=old.language,
     )
     new = create_link(session, draft, rules, created_by_id=staff_id, now=now)
     new.reissued_from_id = old.id

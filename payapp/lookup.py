@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .models import PaymentLink, utcnow
+from .plaintext import patient_text
 from .states import AuditAction, LinkStatus
 
 # The reference column's width: a longer "statement number" cannot be one.
@@ -51,11 +52,11 @@ def clean_query(statement: str, last_name: str) -> StatementQuery:
     statement, last_name = (statement or "").strip(), (last_name or "").strip()
     errors = {}
     if not statement:
-        errors["statement"] = "Enter the statement number from your paper statement."
+        errors["statement"] = patient_text("Enter the statement number from your paper statement.")
     elif len(statement) > MAX_STATEMENT:
         errors["statement"] = f"A statement number is at most {MAX_STATEMENT} characters."
     if not last_name:
-        errors["last_name"] = "Enter the patient's last name."
+        errors["last_name"] = patient_text("Enter the patient's last name.")
     elif len(last_name) > MAX_LAST_NAME:
         errors["last_name"] = f"A last name is at most {MAX_LAST_NAME} characters."
     if errors:

@@ -143,6 +143,8 @@ class PaymentLink(Base):
     last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the patient or staff stopped reminders for this link.
     reminders_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the patient reads the pay page in (states.Language; migration 0018).
+    language: Mapped[str] = mapped_column(String(2), server_default="en")
 
     created_by: Mapped[StaffUser | None] = relationship()
     payments: Mapped[list[Payment]] = relationship(

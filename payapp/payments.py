@@ -23,6 +23,7 @@ from .gateways import (
     is_stale,
 )
 from .models import AuditEvent, Payment, PaymentLink, utcnow
+from .plaintext import patient_text
 from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -36,26 +37,42 @@ POSTAL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,10}$")
 
 # Square error code -> what the patient reads. Anything unlisted gets the generic decline text.
 DECLINE_MESSAGES = {
-    "GENERIC_DECLINE": "Your card was declined by your bank. Try another card, or call your bank.",
-    "CARD_DECLINED": "Your card was declined by your bank. Try another card, or call your bank.",
-    "CVV_FAILURE": "The security code (CVV) did not match. Check the 3 or 4 digits on your card "
-    "and try again.",
-    "ADDRESS_VERIFICATION_FAILURE": "The ZIP code did not match the one your bank has on file. "
-    "Check it and try again.",
-    "INVALID_POSTAL_CODE": "The ZIP code is not valid. Check it and try again.",
-    "INVALID_EXPIRATION": "The expiration date did not match. Check it and try again.",
-    "CARD_EXPIRED": "This card has expired. Please use another card.",
-    "INSUFFICIENT_FUNDS": "The card was declined for insufficient funds. Try another card.",
-    "CARD_TOKEN_USED": "Please enter your card details again and retry.",
-    "CARD_TOKEN_EXPIRED": "Please enter your card details again and retry.",
-    "INVALID_CARD_DATA": "Please enter your card details again and retry.",
+    "GENERIC_DECLINE": patient_text(
+        "Your card was declined by your bank. Try another card, or call your bank."
+    ),
+    "CARD_DECLINED": patient_text(
+        "Your card was declined by your bank. Try another card, or call your bank."
+    ),
+    "CVV_FAILURE": patient_text(
+        "The security code (CVV) did not match. Check the 3 or 4 digits on your card and try again."
+    ),
+    "ADDRESS_VERIFICATION_FAILURE": patient_text(
+        "The ZIP code did not match the one your bank has on file. Check it and try again."
+    ),
+    "INVALID_POSTAL_CODE": patient_text("The ZIP code is not valid. Check it and try again."),
+    "INVALID_EXPIRATION": patient_text(
+        "The expiration date did not match. Check it and try again."
+    ),
+    "CARD_EXPIRED": patient_text("This card has expired. Please use another card."),
+    "INSUFFICIENT_FUNDS": patient_text(
+        "The card was declined for insufficient funds. Try another card."
+    ),
+    "CARD_TOKEN_USED": patient_text("Please enter your card details again and retry."),
+    "CARD_TOKEN_EXPIRED": patient_text("Please enter your card details again and retry."),
+    "INVALID_CARD_DATA": patient_text("Please enter your card details again and retry."),
     # Only a card token Square does not know reaches here as a decline (field source_id).
-    "NOT_FOUND": "Please enter your card details again and retry.",
-    "CARD_DECLINED_VERIFICATION_REQUIRED": "Your bank needs to verify this payment. Enter your "
-    "card again and follow your bank's prompt, or try another card.",
-    "CARD_NOT_SUPPORTED": "This type of card is not accepted. Please use another card.",
-    "PAN_FAILURE": "The card number is not valid. Check it and try again.",
-    "TEMPORARY_ERROR": "The payment system had a temporary problem. Please try again in a minute.",
+    "NOT_FOUND": patient_text("Please enter your card details again and retry."),
+    "CARD_DECLINED_VERIFICATION_REQUIRED": patient_text(
+        "Your bank needs to verify this payment. Enter your "
+        "card again and follow your bank's prompt, or try another card."
+    ),
+    "CARD_NOT_SUPPORTED": patient_text(
+        "This type of card is not accepted. Please use another card."
+    ),
+    "PAN_FAILURE": patient_text("The card number is not valid. Check it and try again."),
+    "TEMPORARY_ERROR": patient_text(
+        "The payment system had a temporary problem. Please try again in a minute."
+    ),
 }
 GENERIC_DECLINE_MESSAGE = DECLINE_MESSAGES["GENERIC_DECLINE"]
 
@@ -101,16 +118,20 @@ class PaymentError(Exception):
     def in_progress(cls):
         return cls(
             "in_progress",
-            "A payment is already in progress for this link. Wait a moment "
-            "and reload the page to see the result.",
+            patient_text(
+                "A payment is already in progress for this link. Wait a moment "
+                "and reload the page to see the result."
+            ),
         )
 
     @classmethod
     def unknown(cls, payment=None):
         return cls(
             "unknown",
-            "We're confirming this payment with the bank. You will not be "
-            "charged twice. If you don't get a receipt within an hour, call the clinic.",
+            patient_text(
+                "We're confirming this payment with the bank. You will not be "
+                "charged twice. If you don't get a receipt within an hour, call the clinic."
+            ),
             payment=payment,
         )
 
@@ -118,8 +139,10 @@ class PaymentError(Exception):
     def unavailable(cls, code: str | None = None):
         return cls(
             "unavailable",
-            "Online payment is not available right now. Nothing was "
-            "charged. Please call the clinic to pay.",
+            patient_text(
+                "Online payment is not available right now. Nothing was "
+                "charged. Please call the clinic to pay."
+            ),
             code=code,
         )
 
@@ -159,19 +182,23 @@ def charge_link(
     (or LinkError when the link cannot be paid). Repeating an attempt key replays its result."""
     now = now or utcnow()
     if not ATTEMPT_KEY.match(attempt_key or ""):
-        raise PaymentError.bad_request("This page is out of date. Reload it and try again.")
+        raise PaymentError.bad_request(
+            patient_text("This page is out of date. Reload it and try again.")
+        )
     if not source_id or len(source_id) > 255:
-        raise PaymentError.bad_request("Enter your card details, then press Pay.")
+        raise PaymentError.bad_request(patient_text("Enter your card details, then press Pay."))
     postal_code = (postal_code or "").strip()
     if postal_code and not POSTAL_CODE.match(postal_code):
-        raise PaymentError.bad_request("Enter your ZIP code, for example 94103.")
+        raise PaymentError.bad_request(patient_text("Enter your ZIP code, for example 94103."))
 
     key = idempotency_key_for(link, attempt_key)
     existing = session.scalar(select(Payment).where(Payment.idempotency_key == key))
     if existing is not None:
         if existing.source_id != source_id:
             # A stale page re-using its attempt key with a new card: Square would refuse it too.
-            raise PaymentError.bad_request("This page is out of date. Reload it and try again.")
+            raise PaymentError.bad_request(
+                patient_text("This page is out of date. Reload it and try again.")
+            )
         return replay(existing)
 
     links.ensure_payable(link, now)

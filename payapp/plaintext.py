@@ -27,3 +27,9 @@ def has_invisible_characters(text: str, *, allow: str = "") -> bool:
 def invisible_message(what: str) -> str:
     """The message staff see: what to do next, in plain words."""
     return f"Remove the invisible or control characters from {what} (retype it rather than paste)."
+
+
+def patient_text(text: str) -> str:
+    """Marks a message a patient may read for the Spanish catalogue (``pybabel extract -k
+    patient_text``); the page translates it where it shows it (payapp/i18n.py)."""
+    return text

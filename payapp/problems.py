@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from . import audit
 from .links import normalize_phone
 from .models import PaymentLink, ProblemReport, utcnow
-from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
+from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message, patient_text
 from .states import AuditAction, ProblemCategory
 
 TEXT_MAX = 1000
@@ -50,7 +50,7 @@ def clean_draft(draft: ProblemDraft, phone_region: str) -> tuple[ProblemCategory
     errors: dict[str, str] = {}
     category = ProblemCategory.lookup(draft.category)
     if category is None:
-        errors["category"] = "Choose what went wrong."
+        errors["category"] = patient_text("Choose what went wrong.")
     text = (draft.text or "").strip()
     if len(text) > TEXT_MAX:
         errors["text"] = f"Keep it under {TEXT_MAX} characters ({len(text)} now)."
@@ -60,7 +60,9 @@ def clean_draft(draft: ProblemDraft, phone_region: str) -> tuple[ProblemCategory
     if (draft.callback_phone or "").strip():
         phone = normalize_phone(draft.callback_phone[:100], phone_region)
         if phone is None:
-            errors["callback_phone"] = "Enter a phone number we can call, like (212) 555-0123."
+            errors["callback_phone"] = patient_text(
+                "Enter a phone number we can call, like (212) 555-0123."
+            )
     if errors:
         raise ProblemError(errors)
     return category, text, phone

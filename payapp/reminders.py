@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from . import audit, notify
 from .clinic import Clinic
 from .models import Message, PaymentLink, utcnow
+from .plaintext import patient_text
 from .states import AuditAction, LinkStatus, MessageStatus
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -55,11 +56,11 @@ class OptOutError(Exception):
 
     @classmethod
     def invalid(cls) -> OptOutError:
-        return cls("invalid", "This link to stop reminders is not valid.")
+        return cls("invalid", patient_text("This link to stop reminders is not valid."))
 
     @classmethod
     def expired(cls) -> OptOutError:
-        return cls("expired", "This link to stop reminders has expired.")
+        return cls("expired", patient_text("This link to stop reminders has expired."))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .plaintext import patient_text
+
 
 class _Labelled(StrEnum):
     """A StrEnum whose members are declared as ``NAME = "value", "Label"``."""
@@ -245,10 +247,18 @@ class ProblemCategory(_Labelled):
     """What a patient says went wrong on the "Problem paying?" form, in the order it lists them.
     Labels are the patient's own words; staff read the same ones."""
 
-    AMOUNT_WRONG = "amount_wrong", "The amount looks wrong"
-    CARD_DECLINED = "card_declined", "My card was declined"
-    UNEXPECTED_MESSAGE = "unexpected_message", "I didn't expect this message"
-    OTHER = "other", "Something else"
+    AMOUNT_WRONG = "amount_wrong", patient_text("The amount looks wrong")
+    CARD_DECLINED = "card_declined", patient_text("My card was declined")
+    UNEXPECTED_MESSAGE = "unexpected_message", patient_text("I didn't expect this message")
+    OTHER = "other", patient_text("Something else")
+
+
+class Language(_Labelled):
+    """The language a patient reads a link's pages in (``payment_link.language``); labels are
+    each language's own name, as the switch link shows it."""
+
+    EN = "en", "English"
+    ES = "es", "Español"
 
 
 def jinja_globals() -> dict[str, object]:
@@ -256,6 +266,7 @@ def jinja_globals() -> dict[str, object]:
     return {
         "LINK_CLOSED_STATES": LINK_CLOSED_STATES,
         "LinkStatus": LinkStatus,
+        "Language": Language,
         "PaymentStatus": PaymentStatus,
         "RefundStatus": RefundStatus,
         "MessageStatus": MessageStatus,

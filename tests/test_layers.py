@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "payapp.assets": 3,
     "payapp.errors": 3,
     "payapp.htmx": 3,
+    "payapp.i18n": 3,
     "payapp.cli": 3,
     "payapp.site_surface": 3,
     # 4 the app factory

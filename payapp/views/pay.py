@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -27,6 +28,7 @@ from wtforms.validators import Length
 
 from .. import (
     alerts,
+    i18n,
     link_requests,
     links,
     lookup,
@@ -44,6 +46,7 @@ from ..htmx import is_htmx_request, render
 from ..lru import LruCache
 from ..models import PaymentLink
 from ..money import cents_to_decimal_string
+from ..plaintext import patient_text
 from ..security import allow_square_scripts
 from ..states import LINK_CLOSED_STATES, LinkStatus, MessageStatus, SurgeKind
 
@@ -86,9 +89,11 @@ def new_attempt_key() -> str:
 
 def resolve_or_404(token: str):
     try:
-        return links.resolve_token(get_session(), token, current_app.config["SECRET_KEY"])
+        link = links.resolve_token(get_session(), token, current_app.config["SECRET_KEY"])
     except links.LinkError:
         abort(404)
+    i18n.use_link_language(link.language)
+    return link
 
 
 def page_context(link, status: str | None = None, **extra):
@@ -126,6 +131,7 @@ def show_pay_page(token: str):
         row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
     if row is None:
         abort(404)
+    i18n.use_link_language(row.language)
     status = links.effective_status(row)
     if status == LinkStatus.OPEN and row.first_viewed_at is not None:
         if not current_app.config["DEMO_MODE"]:
@@ -150,9 +156,10 @@ def show_pay_page(token: str):
 
 
 class OpenPages:
-    """Rendered open pay pages, keyed by the URL path, the link's effective status and every
-    column of its row as read by this request: a changed link is a new key, so no stale page and
-    no other link's page can be served. The markers are random per process (no stored text can
+    """Rendered open pay pages, keyed by the URL path, the link's effective status, the page's
+    language (the patient's choice is not in the row) and every column of its row as read by
+    this request: a changed link is a new key, so no stale page, no page in the other language
+    and no other link's page can be served. The markers are random per process (no stored text can
     hold them)."""
 
     def __init__(self, size: int = 512):
@@ -161,7 +168,7 @@ class OpenPages:
         self.markers = {name: f"\x00{mark}-{name}\x00" for name in ("csrf", "nonce", "attempt")}
 
     def key(self, path: str, row: Row, status: str) -> tuple:
-        return (path, status, tuple(row))
+        return (path, status, i18n.patient_language().value, tuple(row))
 
     def render(self, row: Row, status: str) -> str:
         markers = self.markers
@@ -216,7 +223,9 @@ def submit_payment(token: str):
     form = PayForm()
     result = {}
     if not form.validate():  # only the CSRF token (CSRFProtect has checked it already)
-        result["error"] = payments.PaymentError.bad_request("Reload the page and try again.")
+        result["error"] = payments.PaymentError.bad_request(
+            patient_text("Reload the page and try again.")
+        )
     else:
         try:
             result["payment"] = payments.charge_link(
@@ -265,7 +274,7 @@ def stop_reminders(token: str):
     """The patient's "Don't remind me": no more reminders for this link (CSRF checked app-wide)."""
     link = resolve_or_404(token)
     reminders.stop_reminders(get_session(), link, by_patient=True, detail="on the payment page")
-    flash("We won't send you reminders about this payment.", "success")
+    flash(_("We won't send you reminders about this payment."), "success")
     return redirect(url_for("pay.show_pay_page", token=token), code=303)
 
 
@@ -287,6 +296,7 @@ def show_stop_reminders(token: str):
         link = reminders.resolve_opt_out(get_session(), token, current_app.config["SECRET_KEY"])
     except reminders.OptOutError as exc:
         return refused_opt_out(exc)
+    i18n.use_link_language(link.language)
     return render("pay/stop_reminders.html", link=link, error=None)
 
 
@@ -413,7 +423,7 @@ def request_new_link(token: str):
             rules=links.LinkRules.from_config(cfg),
         )
     except link_requests.LinkRequestError as exc:
-        flash(exc.message, "error")
+        flash(_(exc.message), "error")
         return back
     hint = link_requests.contact_hint(link)
     clinic = Clinic.from_config(cfg)
@@ -429,14 +439,20 @@ def request_new_link(token: str):
             clinic=clinic,
         )
         flash(
-            f"We've asked the front desk to send you a new link to {hint}. "
-            "You'll usually hear back within one business day.",
+            _(
+                "We've asked the front desk to send you a new link to %(contact)s. "
+                "You'll usually hear back within one business day.",
+                contact=hint,
+            ),
             "success",
         )
     elif outcome.kind == "already_asked":
         flash(
-            f"You've already asked: the front desk will send a new link to {hint}. "
-            "You'll usually hear back within one business day.",
+            _(
+                "You've already asked: the front desk will send a new link to %(contact)s. "
+                "You'll usually hear back within one business day.",
+                contact=hint,
+            ),
             "info",
         )
     elif outcome.kind == "reissued":
@@ -451,17 +467,31 @@ def request_new_link(token: str):
         )
         states = {message.status for message in sent}
         if MessageStatus.SENT in states:
-            flash(f"We've sent a new link to {hint}.", "success")
+            flash(_("We've sent a new link to %(contact)s.", contact=hint), "success")
         elif MessageStatus.QUEUED in states:  # a text waiting for the clinic's texting hours
-            flash(f"We'll text a new link to {hint} when the clinic opens.", "success")
+            flash(
+                _("We'll text a new link to %(contact)s when the clinic opens.", contact=hint),
+                "success",
+            )
         else:
             flash(
-                f"We couldn't send the new link to {hint} just now. "
-                f"Call {clinic.name} at {clinic.phone} and they'll help you pay.",
+                _(
+                    "We couldn't send the new link to %(contact)s just now. "
+                    "Call %(clinic)s at %(phone)s and they'll help you pay.",
+                    contact=hint,
+                    clinic=clinic.name,
+                    phone=clinic.phone,
+                ),
                 "error",
             )
     else:  # already_sent
-        flash(f"We've already sent a new link to {hint}. If it hasn't arrived, call us.", "info")
+        flash(
+            _(
+                "We've already sent a new link to %(contact)s. If it hasn't arrived, call us.",
+                contact=hint,
+            ),
+            "info",
+        )
     return back
 
 

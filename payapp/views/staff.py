@@ -33,6 +33,7 @@ class NewLinkForm(FlaskForm):
     description = TextAreaField("Short description (staff only)", validators=[Length(max=2000)])
     expires_in_days = StringField("Link expires after (days)", validators=[Length(max=20)])
     send_now = BooleanField("Send the link to the patient now", default=True)
+    language = StringField("Patient's language", validators=[Length(max=20)])
 
 
 class ActionForm(FlaskForm):
@@ -115,7 +116,10 @@ def link_cursor(value: str | None) -> int | None:
 @bp.get("/links/new")
 @login_required
 def show_new_link():
-    form = NewLinkForm(expires_in_days=str(current_app.config["LINK_EXPIRY_DAYS_DEFAULT"]))
+    form = NewLinkForm(
+        expires_in_days=str(current_app.config["LINK_EXPIRY_DAYS_DEFAULT"]),
+        language=current_app.config["DEFAULT_LANGUAGE"],
+    )
     return render("staff/link_new.html", form=form, errors={})
 
 
@@ -136,6 +140,7 @@ def submit_new_link():
         description=form.description.data or "",
         expires_in_days=form.expires_in_days.data or "",
         send_now=bool(form.send_now.data),
+        language=form.language.data or "",
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)

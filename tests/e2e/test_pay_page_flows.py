@@ -271,3 +271,32 @@ def test_the_demo_apple_pay_button_pays_through_the_same_form(
     assert_no_csp_violations(page, flow_server, reports_before)
     assert watched["htmx"] == []
     assert browser_problems == []
+
+
+def test_a_spanish_patient_switches_without_script_help_and_pays(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    """The "Español" link is a plain link (no JS): the page, the decline and the receipt follow
+    it, and the switched page still passes the CSP."""
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="FLOW-ES")
+    page.goto(pay_url)
+    page.get_by_role("link", name="Español").click()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator(".pay-summary")).to_contain_text("Pagar antes del")
+    pagar = page.get_by_role("button", name=re.compile(r"^Pagar \$125\.00$"))
+
+    fill_card(page, DECLINED_CARD)
+    expect(pagar).to_be_enabled()
+    pagar.click()
+    expect(messages(page)).to_contain_text("no se le cobró nada")
+
+    fill_card(page, APPROVED_CARD)
+    expect(pagar).to_be_enabled()
+    pagar.click()
+    expect(page.get_by_role("heading", name="Su pago fue recibido")).to_be_visible()
+    expect(page.locator(".receipt")).to_contain_text("Visa terminada en 1111")
+    expect(page.locator(".pay-summary")).to_contain_text("Pagado el")
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert watched["htmx"] == []
+    assert browser_problems == []

@@ -229,3 +229,42 @@ def test_upgrading_to_0013_puts_existing_links_in_the_search_index(empty_db):
                     " VALUES ('integrity-check')"
                 )
             )
+
+
+def test_upgrading_to_0018_gives_existing_links_english_and_keeps_the_search_triggers(empty_db):
+    """0018 adds payment_link.language: links made before it read English, and a link added
+    after it is still indexed (on SQLite the column is added without copying the table)."""
+    from alembic import command
+
+    from payapp.links import list_links
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0017")
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO payment_link (public_id, patient_name, amount_cents, currency,"
+                " reference, description, status, expires_at, created_at, decline_count,"
+                " reminders_sent) VALUES ('pub0', 'Old Patient', 4200, 'USD', 'ST-0001', '',"
+                " 'open', '2026-02-01 00:00:00', '2026-01-01 00:00:00', 0, 0)"
+            )
+        )
+    upgrade_schema(empty_db)
+    with Session(empty_db) as session:
+        assert session.scalars(select(PaymentLink.language)).all() == ["en"]
+        create_link(
+            session,
+            LinkDraft(patient_name="Nueva Paciente", amount="10", send_now=False, language="es"),
+            LinkRules(),
+        )
+        assert [x.language for x in list_links(session, query="nueva").links] == ["es"]
+        if empty_db.dialect.name == "sqlite":
+            session.execute(
+                text(
+                    "INSERT INTO payment_link_search (payment_link_search)"
+                    " VALUES ('integrity-check')"
+                )
+            )

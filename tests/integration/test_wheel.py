@@ -175,3 +175,23 @@ def test_the_installed_site_serves_a_pay_page_with_its_css_and_js(
     suffixes = assert_static_files_served(served, response.text, installed)
     assert {".css", ".js"} <= suffixes
     assert "/assets/js/pay-demo." in response.text  # the pay page's bundle
+
+
+def test_the_installed_site_speaks_spanish_from_its_packaged_catalogue(installed, served, caplog):
+    caplog.set_level(logging.WARNING, logger="httpx")
+    out = installed.run(
+        "flask",
+        "--app",
+        "payapp",
+        "create-link",
+        "--amount",
+        "12.50",
+        "--name",
+        "Pat Wheel",
+        "--language",
+        "es",
+    )
+    path = urlsplit(out.strip().splitlines()[-1]).path
+    response = httpx.get(served + path, timeout=5)
+    assert response.status_code == 200
+    assert '<html lang="es">' in response.text and "Pagar $12.50" in response.text

@@ -1,0 +1,105 @@
+"""What language a patient reads: Flask-Babel, the locale selector and the "Español / English"
+switch. Staff pages are always English; only the patient's pages (the pay blueprint) follow
+the patient's explicit choice > the link's language > DEFAULT_LANGUAGE.
+
+Catalogues: payapp/translations/<lang>/LC_MESSAGES/messages.po, compiled to messages.mo and
+committed (tests/test_i18n.py checks the .mo matches the .po); see docs/developer.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from flask import current_app, g, has_request_context, redirect, request, session, url_for
+from flask_babel import Babel
+from markupsafe import Markup
+
+from .states import Language
+
+PATIENT_BLUEPRINTS = frozenset({"pay"})
+CHOICE_KEY = "patient_lang"  # the patient's explicit choice, in the signed session cookie
+# Babel locales: es_US reads "$125.00" and "14 de diciembre de 2026", as a US patient expects.
+BABEL_LOCALES = {Language.EN: "en_US", Language.ES: "es_US"}
+
+
+def clean_language(value: object) -> Language | None:
+    """One of the two languages, or None: nothing else is ever stored or selected."""
+    return Language.lookup(value)
+
+
+def patient_language() -> Language:
+    """The language of this request's page (English outside the patient's pages)."""
+    if not has_request_context() or request.blueprint not in PATIENT_BLUEPRINTS:
+        return Language.EN
+    for candidate in (
+        session.get(CHOICE_KEY),
+        g.get("link_language"),
+        current_app.config["DEFAULT_LANGUAGE"],
+    ):
+        language = clean_language(candidate)
+        if language is not None:
+            return language
+    return Language.EN
+
+
+def use_link_language(value: object) -> None:
+    """The view found the link: its language counts unless the patient chose one."""
+    g.link_language = value
+
+
+def switch_language():
+    """``?lang=es`` on a patient's page: remember the choice and show the page without it."""
+    if request.blueprint not in PATIENT_BLUEPRINTS or "lang" not in request.args:
+        return None
+    if request.method != "GET":
+        return None
+    language = clean_language(request.args.get("lang"))
+    if language is not None:
+        session[CHOICE_KEY] = language.value
+    rest = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    # Back to this route's own URL (built, never the raw path: no way to point elsewhere).
+    here = url_for(request.endpoint, **(request.view_args or {}))
+    return redirect(here + (f"?{urlencode(rest)}" if rest else ""), code=303)
+
+
+def patient_date(when: datetime | None) -> str:
+    """A date in the clinic's zone, in the page's language ('14 de diciembre de 2026')."""
+    if when is None:
+        return ""
+    clinic = current_app.jinja_env.globals["clinic"]
+    language = patient_language()
+    if language == Language.EN:
+        return clinic.local_date(when)
+    local = when.astimezone(ZoneInfo(clinic.timezone))
+    return format_date(local.date(), "long", locale=BABEL_LOCALES[language])
+
+
+def switch_links() -> list[tuple[Language, str]]:
+    """(language, URL) for each language other than the page's: the visible switch. The path
+    only (the open page is cached per path); switch_language() keeps any other arguments."""
+    current = patient_language()
+    return [
+        (language, f"{request.path}?lang={language.value}")
+        for language in Language
+        if language != current
+    ]
+
+
+def phone_link() -> Markup:
+    """The clinic's number as a tel: link, for translated sentences that hold one."""
+    phone = current_app.jinja_env.globals["clinic"].phone
+    return Markup('<a href="tel:{0}">{0}</a>').format(phone)
+
+
+def init_app(app) -> None:
+    Babel(app, locale_selector=lambda: patient_language().value)
+    app.before_request(switch_language)
+    app.jinja_env.filters["patient_date"] = patient_date
+    # A translated phrase without placeholders as plain text, escaped like the literal it
+    # replaced (an apostrophe still reads &#39; in an attribute or a macro's argument).
+    app.jinja_env.filters["as_text"] = str
+    app.jinja_env.globals.update(
+        page_language=patient_language, language_switch=switch_links, phone_link=phone_link
+    )
