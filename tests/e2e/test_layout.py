@@ -91,6 +91,7 @@ def test_the_send_to_legend_sits_inside_its_box(page: Page, layout_server: Payap
     expect(group).to_have_accessible_description(
         "Email, mobile, or both. Not needed for a link shown only as a QR code."
     )
-    fieldset, legend = box(page, "fieldset"), box(page, "fieldset > legend")
+    send_to = "fieldset[aria-describedby='send-to-hint']"
+    fieldset, legend = box(page, send_to), box(page, f"{send_to} > legend")
     assert legend["y"] > fieldset["y"] + 1  # below the top border, not straddling it
     assert legend["x"] > fieldset["x"] + 1
