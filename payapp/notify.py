@@ -475,22 +475,20 @@ def send_link_request_notice(
     """Email the front desk that a patient asked for a new link: the statement number, when and
     the staff page; no name, amount or contact (an email is forwarded and read on phones). A
     failure is audited and returned as False, never raised: the task is on the dashboard."""
-    message = EmailMessage()
-    message["Subject"] = f"{clinic.name}: a patient asked for a new payment link"
-    message["From"] = transports.mail_from
-    message["To"] = to
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=transports.mail_from.rpartition("@")[2] or None)
-    message.set_content(
-        templates.get_template("emails/link_request_notice.txt").render(
-            clinic=clinic,
-            requested_at=clinic.local_time(utcnow()),
-            reference=link.reference,
-            url=staff_url,
-        )
+    body = templates.get_template("emails/link_request_notice.txt").render(
+        clinic=clinic,
+        requested_at=clinic.local_time(utcnow()),
+        reference=link.reference,
+        url=staff_url,
     )
     try:
-        transports.mail.send(message, f"{utcnow():%Y%m%dT%H%M%S}-new-link-{link.id}")
+        send_staff_email(
+            transports,
+            to,
+            f"{clinic.name}: a patient asked for a new payment link",
+            body,
+            f"{utcnow():%Y%m%dT%H%M%S}-new-link-{link.id}",
+        )
     except Exception as exc:  # noqa: BLE001 - the task is stored; the notice is best effort
         audit.record(
             session,
