@@ -67,6 +67,7 @@ from .models import (
     Refund,
     SiteSetting,
 )
+from .plaintext import staff_text
 from .states import LinkStatus, PaymentStatus, RefundStatus
 
 PRESETS = {"today": 1, "7": 7, "30": 30, "90": 90}
@@ -138,11 +139,11 @@ class Funnel:
     def steps(self) -> list[tuple[str, int, float | None]]:
         """(label, count, share of created) in funnel order."""
         rows = [
-            ("Created", self.created),
-            ("Sent", self.sent),
-            ("Opened", self.opened),
-            ("Tried to pay", self.attempted),
-            ("Paid", self.paid),
+            (staff_text("Created"), self.created),
+            (staff_text("Sent"), self.sent),
+            (staff_text("Opened"), self.opened),
+            (staff_text("Tried to pay"), self.attempted),
+            (staff_text("Paid"), self.paid),
         ]
         return [(label, n, ratio(n, self.created)) for label, n in rows]
 
