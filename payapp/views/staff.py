@@ -42,6 +42,10 @@ class NewLinkForm(FlaskForm):
     )
     send_now = BooleanField(lazy_gettext("Send the link to the patient now"), default=True)
     language = StringField(lazy_gettext("Patient's language"), validators=[Length(max=20)])
+    postal_code = StringField(
+        lazy_gettext("Patient ZIP code (for pay by statement number)"),
+        validators=[Length(max=50)],
+    )
 
 
 class ActionForm(FlaskForm):
@@ -143,7 +147,7 @@ def submit_new_link():
     form = NewLinkForm()
     if not form.validate():
         errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
-        errors.setdefault("form", "Some fields are too long. Shorten them and try again.")
+        errors.setdefault("form", _("Some fields are too long. Shorten them and try again."))
         return render("staff/link_new.html", form=form, errors=errors, status_code=422)
     draft = links.LinkDraft(
         patient_name=form.patient_name.data or "",
@@ -155,6 +159,7 @@ def submit_new_link():
         expires_in_days=form.expires_in_days.data or "",
         send_now=bool(form.send_now.data),
         language=form.language.data or "",
+        postal_code=form.postal_code.data or "",
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)

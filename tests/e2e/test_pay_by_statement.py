@@ -27,22 +27,35 @@ def test_a_patient_finds_a_bill_by_statement_number_and_pays_it(
 ) -> None:
     page.set_viewport_size(PHONE)
     page.add_init_script(RECORD_CSP_VIOLATIONS)
-    pay_url = payapp_server.create_link(reference="ST-E2E-7", name="María Peña", amount="42.50")
+    pay_url = payapp_server.create_link(
+        reference="ST-E2E-7", name="María Peña", amount="42.50", postal_code="10027-1234"
+    )
 
     page.goto(f"{payapp_server.base_url}/pay")
     expect(page.get_by_role("heading", name="Pay your bill")).to_be_visible()
     page.get_by_label("Statement number").fill("ST-E2E-7")
-    page.get_by_label("Patient's last name").fill("Smith")
+    page.get_by_label("Last name or ZIP code").fill("Smith")
     page.get_by_role("button", name="Find my bill").click()
     expect(page.get_by_role("alert")).to_contain_text("We couldn't find an open bill")
     assert page.url == f"{payapp_server.base_url}/pay"
+    page.get_by_label("Statement number").fill("ST-E2E-7")
+    page.get_by_label("Last name or ZIP code").fill("10001")  # a ZIP, not the patient's
+    page.get_by_role("button", name="Find my bill").click()
+    expect(page.get_by_role("alert")).to_contain_text("We couldn't find an open bill")
 
     # Typed as a patient might: lower case, no accent, stray spaces.
     page.get_by_label("Statement number").fill(" st-e2e-7 ")
-    page.get_by_label("Patient's last name").fill("pena")
+    page.get_by_label("Last name or ZIP code").fill("pena")
     page.get_by_role("button", name="Find my bill").click()
     page.wait_for_url(pay_url)
     expect(page.locator(".pay-summary")).to_contain_text("$42.50")
+
+    # Or with the ZIP code instead of the name (stored as 5 digits from the ZIP+4 staff gave).
+    page.goto(f"{payapp_server.base_url}/pay")
+    page.get_by_label("Statement number").fill("ST-E2E-7")
+    page.get_by_label("Last name or ZIP code").fill(" 10027 ")
+    page.get_by_role("button", name="Find my bill").click()
+    page.wait_for_url(pay_url)
     expect(page.locator("#pay-footer")).to_contain_text(
         f"Go to {payapp_server.base_url}/pay and enter statement ST-E2E-7"
     )
@@ -66,7 +79,7 @@ def test_the_lookup_page_and_its_answers_have_no_serious_accessibility_problems(
     expect(page.get_by_role("alert")).to_contain_text("Please fix the highlighted fields")
     audit.check("lookup form, errors")
     page.get_by_label("Statement number").fill("NO-SUCH-STATEMENT")
-    page.get_by_label("Patient's last name").fill("Nobody")
+    page.get_by_label("Last name or ZIP code").fill("Nobody")
     page.get_by_role("button", name="Find my bill").click()
     expect(page.get_by_role("alert")).to_contain_text("We couldn't find an open bill")
     audit.check("lookup, not found")
