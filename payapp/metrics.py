@@ -116,11 +116,11 @@ def period_for(
         try:
             start, end = date.fromisoformat(first), date.fromisoformat(last)
         except ValueError:
-            raise PeriodError("Enter both dates as YYYY-MM-DD.") from None
+            raise PeriodError(staff_text("Enter both dates as YYYY-MM-DD.")) from None
         if end < start:
-            raise PeriodError("The first day must not be after the last.")
+            raise PeriodError(staff_text("The first day must not be after the last."))
         if (end - start).days + 1 > MAX_DAYS:
-            raise PeriodError(f"Choose at most {MAX_DAYS} days.")
+            raise PeriodError(staff_text("Choose at most %(max)s days.") % {"max": MAX_DAYS})
         return "custom", Period(start, end, tz)
     if choice not in PRESETS:
         choice = "30"

@@ -347,6 +347,8 @@ def test_the_main_staff_pages_show_no_word_the_catalogue_did_not_translate(
         },
         follow_redirects=True,
     )
+    pages["bad export dates"] = admin.get("/exports/links.csv?from=2025-03-09&to=2025-03-01")
+    pages["bad period"] = admin.get("/dashboard?period=custom&from=2025-03-09&to=2025-03-01")
     pages["weak password"] = staff_post(
         admin, "/users/new", {"email": "new@example.com", "role": "staff", "password": "x"}
     )
