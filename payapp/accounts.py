@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .models import StaffUser
 from .passwords import hash_password, password_problem
-from .plaintext import has_invisible_characters, invisible_message
+from .plaintext import has_invisible_characters, invisible_message, staff_text
 from .states import AuditAction
 
 ROLES = ("admin", "staff")
@@ -62,12 +62,14 @@ def create_user(
         # Syntax only: a clinic's mail server may not be reachable from where payapp runs.
         validate_email(email, check_deliverability=False)
     except EmailNotValidError:
-        raise UserError("Give a valid email address.", "email") from None
+        raise UserError(staff_text("Give a valid email address."), "email") from None
     if role not in ROLES:
-        raise UserError("Role must be admin or staff.", "role")
+        raise UserError(staff_text("Role must be admin or staff."), "role")
     check_password_rules(password, email)
     if find_user(session, email):
-        raise UserError(f"A user with email {email} already exists.", "email")
+        raise UserError(
+            staff_text("A user with email %(email)s already exists.") % {"email": email}, "email"
+        )
     user = StaffUser(
         email=email,
         password_hash=hash_password(password),
@@ -106,7 +108,7 @@ def clear_failures(user: StaffUser) -> None:
 def deactivate_user(session: Session, user: StaffUser, by: StaffUser | None) -> None:
     """The account can no longer log in, and its sessions end (committed)."""
     if by is not None and by.id == user.id:
-        raise UserError("You can't deactivate your own account. Ask another admin.")
+        raise UserError(staff_text("You can't deactivate your own account. Ask another admin."))
     user.active = False
     user.session_generation += 1
     audit.record(session, AuditAction.USER_DEACTIVATED, detail=f"user {user.id}", **_actor(by))
@@ -132,7 +134,7 @@ def set_refund_permission(
 ) -> None:
     """Let a staff account refund payments, or not (committed); admins always can."""
     if user.role == "admin" and by is not None:
-        raise UserError("Admins can always refund payments.")
+        raise UserError(staff_text("Admins can always refund payments."))
     user.can_refund = allowed
     action = AuditAction.USER_REFUNDS_GRANTED if allowed else AuditAction.USER_REFUNDS_REVOKED
     audit.record(session, action, detail=f"user {user.id}", **_actor(by))
@@ -157,7 +159,7 @@ def set_temporary_password(
     """An admin's reset for a forgotten password: the user must choose their own at next login;
     the lock is cleared and their sessions end (committed)."""
     if by is not None and by.id == user.id:
-        raise UserError("Change your own password on the Your account page.")
+        raise UserError(staff_text("Change your own password on the Your account page."))
     check_password_rules(password, user.email)
     user.password_hash = hash_password(password)
     user.password_must_change = True

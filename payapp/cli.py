@@ -52,8 +52,9 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production 
 @click.option("--expires-in", default="", help="Days the link stays valid, e.g. 14d (1-90)")
 @click.option("--send/--no-send", default=False, help="Also email/text the link to the patient")
 @click.option("--language", default="", help="en or es (default: DEFAULT_LANGUAGE)")
+@click.option("--zip", "postal_code", default="", help="Patient ZIP code, for /pay (optional)")
 def create_link_command(
-    amount, name, email, phone, reference, description, expires_in, send, language
+    amount, name, email, phone, reference, description, expires_in, send, language, postal_code
 ):
     """Create a payment link; prints the patient URL as the last line."""
     cfg = current_app.config
@@ -67,6 +68,7 @@ def create_link_command(
         expires_in_days=expires_in,
         send_now=send,
         language=language,
+        postal_code=postal_code,
     )
     try:
         link = links.create_link(get_session(), draft, links.LinkRules.from_config(cfg))

@@ -26,6 +26,7 @@ from .clinic import Clinic
 from .models import Payment, PaymentLink, Refund, utcnow
 from .money import cents_to_decimal_string
 from .payments import card_brand_name
+from .plaintext import staff_text
 from .states import REFUND_HOLDING_STATES, AuditAction, LinkStatus, PaymentStatus
 
 MAX_DAYS = 366
@@ -85,28 +86,40 @@ class DateRange:
         return f"{self.first.isoformat()}_to_{self.last.isoformat()}"
 
 
-def _parse_date(text: str, which: str) -> date:
+def _parse_date(text: str, missing: str, invalid: str) -> date:
     text = (text or "").strip()
     if not text:
-        raise ExportError(f"Choose {which} date.")
+        raise ExportError(missing)
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ExportError(
-            f"The {which.split()[-1]} date {text[:20]!r} is not a date: use year-month-day, "
-            "for example 2030-03-31."
-        ) from None
+        raise ExportError(invalid % {"text": repr(text[:20])}) from None
 
 
 def parse_range(first_text: str, last_text: str, clinic: Clinic) -> DateRange:
     """The range staff asked for, checked: both dates, in order, at most MAX_DAYS days.
     Midnights are the clinic's own, daylight saving included."""
-    first = _parse_date(first_text, "a start")
-    last = _parse_date(last_text, "an end")
+    first = _parse_date(
+        first_text,
+        staff_text("Choose a start date."),
+        staff_text(
+            "The start date %(text)s is not a date: use year-month-day, for example 2030-03-31."
+        ),
+    )
+    last = _parse_date(
+        last_text,
+        staff_text("Choose an end date."),
+        staff_text(
+            "The end date %(text)s is not a date: use year-month-day, for example 2030-03-31."
+        ),
+    )
     if first > last:
-        raise ExportError("The start date is after the end date.")
+        raise ExportError(staff_text("The start date is after the end date."))
     if (last - first).days + 1 > MAX_DAYS:
-        raise ExportError(f"Export at most {MAX_DAYS} days at a time; split a longer period.")
+        raise ExportError(
+            staff_text("Export at most %(max)s days at a time; split a longer period.")
+            % {"max": MAX_DAYS}
+        )
     zone = ZoneInfo(clinic.timezone)
     start = datetime.combine(first, time(0), zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)

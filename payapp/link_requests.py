@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from . import audit, links
 from .models import LinkRequest, PaymentLink, utcnow
-from .plaintext import patient_text
+from .plaintext import patient_text, staff_text
 from .states import AuditAction, LinkRequestState, LinkStatus
 
 # Cancelled links were withdrawn on purpose and paid ones need nothing: those say "call us".
@@ -43,7 +43,7 @@ class LinkRequestError(ValueError):
 
     @classmethod
     def already_handled(cls) -> LinkRequestError:
-        return cls("already_handled", "Someone has already handled this request.")
+        return cls("already_handled", staff_text("Someone has already handled this request."))
 
 
 @dataclass

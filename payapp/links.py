@@ -45,6 +45,8 @@ NAME_MAX, REFERENCE_MAX, DESCRIPTION_MAX = 120, 40, 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(r"[^\W_]+")  # a run of letters and digits
 _EXPIRES_IN = re.compile(r"^\s*(\d+)\s*d?\s*$")
+# A US ZIP code or ZIP+4 (12345, 12345-6789, 12345 6789, 123456789); the first 5 digits are kept.
+_ZIP = re.compile(r"(\d{5})(?:[- ]?\d{4})?")
 
 
 class LinkError(Exception):
@@ -137,6 +139,8 @@ class LinkDraft:
     send_now: bool = True
     # What the patient reads the pay page in (states.Language); empty: the clinic's default.
     language: str = ""
+    # Optional: lets the patient find the bill at /pay by statement number and ZIP code.
+    postal_code: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -150,6 +154,13 @@ class CleanLink:
     description: str
     expires_in_days: int
     language: str = Language.EN
+    postal_code: str | None = None
+
+
+def zip5(text: str | None) -> str | None:
+    """'12345', '12345-6789' or '12345 6789' (spaces around allowed) -> '12345'; else None."""
+    match = _ZIP.fullmatch((text or "").strip())
+    return match[1] if match else None
 
 
 def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
@@ -219,9 +230,19 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
     if language is None:
         errors["language"] = "Choose English or Spanish."
 
+    postal_code = None
+    if (draft.postal_code or "").strip():
+        postal_code = zip5(draft.postal_code)
+        if postal_code is None:
+            errors["postal_code"] = (
+                "Enter a US ZIP code like 12345 or 12345-6789, or leave it empty."
+            )
+
     if errors:
         raise LinkInputError(errors)
-    return CleanLink(name, email, phone, amount_cents, reference, description, days, language)
+    return CleanLink(
+        name, email, phone, amount_cents, reference, description, days, language, postal_code
+    )
 
 
 def normalize_phone(text: str, region: str) -> str | None:
@@ -265,6 +286,7 @@ def create_link(
         reference=clean.reference,
         description=clean.description,
         language=clean.language.value,
+        postal_code=clean.postal_code,
         status=LinkStatus.OPEN,
         # Whole seconds: the token carries the expiry as an integer timestamp.
         expires_at=(now + timedelta(days=clean.expires_in_days)).replace(microsecond=0),
@@ -312,6 +334,7 @@ def reissue_link(
         description=old.description,
         send_now=bool(old.email or old.phone),
         language=old.language,
+        postal_code=old.postal_code or "",
     )
     new = create_link(session, draft, rules, created_by_id=staff_id, now=now)
     new.reissued_from_id = old.id

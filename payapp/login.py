@@ -17,6 +17,7 @@ from . import audit, mfa
 from .accounts import UserError, check_password_rules, clear_failures, find_user
 from .models import StaffUser, utcnow
 from .passwords import hash_password, verify_no_password, verify_password
+from .plaintext import staff_text
 from .states import AuditAction
 
 # How long the second login step may wait after a right password.
@@ -24,16 +25,16 @@ SECOND_STEP_SECONDS = 5 * 60
 
 # One message for every refused login, whatever the reason: it must not tell whether the
 # account exists, was mistyped, is waiting after failures, or is locked.
-LOGIN_REFUSED = (
+LOGIN_REFUSED = staff_text(
     "Email or password is incorrect. Check both and try again. After several failed attempts "
     "you have to wait a few minutes between tries; if you are stuck, ask your clinic's payapp "
     "administrator."
 )
-CODE_REFUSED = (
+CODE_REFUSED = staff_text(
     "That code did not work. Enter the newest 6-digit code from your authenticator app (check "
     "that your phone's clock is right), or one of your recovery codes."
 )
-TOO_MANY_TRIES = (
+TOO_MANY_TRIES = staff_text(
     "Too many wrong attempts. Wait a few minutes and try again, or ask your clinic's payapp "
     "administrator to unlock your account."
 )
@@ -276,10 +277,12 @@ def confirm_identity(
         ok = user.mfa_enabled and counter is not None
         if ok:
             user.totp_last_counter = counter
-        wrong = "That code did not work. Enter the newest 6-digit code from your authenticator app."
+        wrong = staff_text(
+            "That code did not work. Enter the newest 6-digit code from your authenticator app."
+        )
     else:
         ok = verify_password(user.password_hash, password)
-        wrong = "That password is not right. Try again."
+        wrong = staff_text("That password is not right. Try again.")
     if not ok:
         record_failure(
             session, user, policy, now, f"wrong {'code' if code else 'password'} to confirm"
@@ -312,11 +315,11 @@ def change_password(
         raise AuthError(
             TOO_MANY_TRIES
             if is_blocked(user, policy, now)
-            else "Your current password is not right. Try again."
+            else staff_text("Your current password is not right. Try again.")
         )
     check_password_rules(new, user.email)
     if verify_password(user.password_hash, new):
-        raise UserError("The new password must be different from the current one.")
+        raise UserError(staff_text("The new password must be different from the current one."))
     user.password_hash = hash_password(new)
     user.password_must_change = False
     user.failed_logins = 0
@@ -329,7 +332,7 @@ def change_password(
 def start_mfa_enrolment(session: Session, user: StaffUser) -> str:
     """The secret to show for enrolment: a new one, or the one of an enrolment in progress."""
     if user.mfa_enabled:
-        raise UserError("Two-step verification is already on for this account.")
+        raise UserError(staff_text("Two-step verification is already on for this account."))
     if not user.totp_secret:
         user.totp_secret = mfa.new_secret()
         session.commit()
@@ -343,12 +346,14 @@ def confirm_mfa_enrolment(
     (shown once; only their digests are kept)."""
     now = now or utcnow()
     if user.mfa_enabled:
-        raise UserError("Two-step verification is already on for this account.")
+        raise UserError(staff_text("Two-step verification is already on for this account."))
     counter = mfa.verify_totp(user.totp_secret or "", code, None, now)
     if counter is None:
         raise UserError(
-            "That code did not match. Check that you added the key shown here, then enter the "
-            "newest 6-digit code your app shows."
+            staff_text(
+                "That code did not match. Check that you added the key shown here, then enter the "
+                "newest 6-digit code your app shows."
+            )
         )
     codes = mfa.new_recovery_codes()
     user.mfa_enabled_at = now
@@ -362,7 +367,7 @@ def confirm_mfa_enrolment(
 def regenerate_recovery_codes(session: Session, user: StaffUser) -> list[str]:
     """New recovery codes replace all the old ones (committed)."""
     if not user.mfa_enabled:
-        raise UserError("Turn on two-step verification first.")
+        raise UserError(staff_text("Turn on two-step verification first."))
     codes = mfa.new_recovery_codes()
     user.recovery_codes = mfa.store_recovery_codes(codes)
     audit.record(session, AuditAction.MFA_RECOVERY_CODES_REPLACED, actor="staff", staff_id=user.id)

@@ -67,6 +67,7 @@ from .models import (
     Refund,
     SiteSetting,
 )
+from .plaintext import staff_text
 from .states import LinkStatus, PaymentStatus, RefundStatus
 
 PRESETS = {"today": 1, "7": 7, "30": 30, "90": 90}
@@ -115,11 +116,11 @@ def period_for(
         try:
             start, end = date.fromisoformat(first), date.fromisoformat(last)
         except ValueError:
-            raise PeriodError("Enter both dates as YYYY-MM-DD.") from None
+            raise PeriodError(staff_text("Enter both dates as YYYY-MM-DD.")) from None
         if end < start:
-            raise PeriodError("The first day must not be after the last.")
+            raise PeriodError(staff_text("The first day must not be after the last."))
         if (end - start).days + 1 > MAX_DAYS:
-            raise PeriodError(f"Choose at most {MAX_DAYS} days.")
+            raise PeriodError(staff_text("Choose at most %(max)s days.") % {"max": MAX_DAYS})
         return "custom", Period(start, end, tz)
     if choice not in PRESETS:
         choice = "30"
@@ -138,11 +139,11 @@ class Funnel:
     def steps(self) -> list[tuple[str, int, float | None]]:
         """(label, count, share of created) in funnel order."""
         rows = [
-            ("Created", self.created),
-            ("Sent", self.sent),
-            ("Opened", self.opened),
-            ("Tried to pay", self.attempted),
-            ("Paid", self.paid),
+            (staff_text("Created"), self.created),
+            (staff_text("Sent"), self.sent),
+            (staff_text("Opened"), self.opened),
+            (staff_text("Tried to pay"), self.attempted),
+            (staff_text("Paid"), self.paid),
         ]
         return [(label, n, ratio(n, self.created)) for label, n in rows]
 

@@ -145,6 +145,9 @@ class PaymentLink(Base):
     reminders_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # What the patient reads the pay page in (states.Language; migration 0018).
     language: Mapped[str] = mapped_column(String(2), server_default="en")
+    # The patient's 5-digit ZIP code, optional: /pay finds the link by statement number and
+    # ZIP as well as by last name (lookup.py; migration 0021).
+    postal_code: Mapped[str | None] = mapped_column(String(10))
 
     created_by: Mapped[StaffUser | None] = relationship()
     payments: Mapped[list[Payment]] = relationship(

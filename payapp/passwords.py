@@ -10,6 +10,8 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .plaintext import staff_text
+
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
 PASSWORD_MIN_DISTINCT = 5
@@ -33,23 +35,25 @@ def password_problem(password: str | None, email: str = "") -> str | None:
     before or after, one character repeated, the email address)."""
     password = password or ""
     if len(password) < PASSWORD_MIN:
-        return f"The password must be at least {PASSWORD_MIN} characters."
+        return staff_text("The password must be at least %(min)s characters.") % {
+            "min": PASSWORD_MIN
+        }
     if len(password) > PASSWORD_MAX:
-        return f"The password can be at most {PASSWORD_MAX} characters."
+        return staff_text("The password can be at most %(max)s characters.") % {"max": PASSWORD_MAX}
     lowered = password.lower()
     email = (email or "").strip().lower()
     local_part = email.partition("@")[0]
     core = lowered.strip(string.digits + string.punctuation + " ")
     if email and (lowered == email or core in (email, local_part)):
-        return "The password must not be your email address. Choose something else."
+        return staff_text("The password must not be your email address. Choose something else.")
     common = common_passwords()
     if lowered in common or lowered.replace(" ", "") in common or core in common:
-        return (
+        return staff_text(
             "That password is one of the most commonly used, so it is easy to guess. Choose "
             "another: a few unrelated words together work well."
         )
     if len(set(lowered)) < PASSWORD_MIN_DISTINCT:
-        return "That password repeats too few characters to be safe. Choose another."
+        return staff_text("That password repeats too few characters to be safe. Choose another.")
     return None
 
 

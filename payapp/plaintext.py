@@ -33,3 +33,10 @@ def patient_text(text: str) -> str:
     """Marks a message a patient may read for the Spanish catalogue (``pybabel extract -k
     patient_text``); the page translates it where it shows it (payapp/i18n.py)."""
     return text
+
+
+def staff_text(text: str) -> str:
+    """Marks words staff read for the catalogue (``pybabel extract -k staff_text``), where a
+    plain ``str`` must stay (stored audit details, emails built outside a request). Staff pages
+    are English in this issue; a later translation translates them where they are shown."""
+    return text

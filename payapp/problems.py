@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, selectinload
 from . import audit
 from .links import normalize_phone
 from .models import PaymentLink, ProblemReport, utcnow
-from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message, patient_text
+from .plaintext import (
+    LINE_BREAKS,
+    has_invisible_characters,
+    invisible_message,
+    patient_text,
+    staff_text,
+)
 from .states import AuditAction, ProblemCategory
 
 TEXT_MAX = 1000
@@ -33,7 +39,7 @@ class ProblemError(ValueError):
 
     @classmethod
     def already_resolved(cls) -> ProblemError:
-        return cls({"form": "Someone has already resolved this report."})
+        return cls({"form": staff_text("Someone has already resolved this report.")})
 
 
 @dataclass
@@ -107,7 +113,9 @@ def resolve_report(
     at once: one UPDATE wins, the other gets ProblemError.already_resolved()."""
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
-        raise ProblemError({"note": f"Keep the note under {NOTE_MAX} characters."})
+        raise ProblemError(
+            {"note": staff_text("Keep the note under %(max)s characters.") % {"max": NOTE_MAX}}
+        )
     if has_invisible_characters(note, allow=LINE_BREAKS):
         raise ProblemError({"note": invisible_message("the note")})
     now = now or utcnow()

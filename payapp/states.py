@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .plaintext import patient_text
+from .plaintext import patient_text, staff_text
 
 
 class _Labelled(StrEnum):
@@ -40,13 +40,13 @@ class LinkStatus(_Labelled):
     """A payment link's state: open -> paid -> (partially_)refunded; open -> expired | cancelled |
     locked. Declared in the order the staff status filter lists them."""
 
-    OPEN = "open", "Open"
-    PAID = "paid", "Paid"
-    EXPIRED = "expired", "Expired"
-    CANCELLED = "cancelled", "Cancelled"
-    LOCKED = "locked", "Locked"
-    PARTIALLY_REFUNDED = "partially_refunded", "Partly refunded"
-    REFUNDED = "refunded", "Refunded"
+    OPEN = "open", staff_text("Open")
+    PAID = "paid", staff_text("Paid")
+    EXPIRED = "expired", staff_text("Expired")
+    CANCELLED = "cancelled", staff_text("Cancelled")
+    LOCKED = "locked", staff_text("Locked")
+    PARTIALLY_REFUNDED = "partially_refunded", staff_text("Partly refunded")
+    REFUNDED = "refunded", staff_text("Refunded")
 
 
 # Link states that mean "a charge already went through" (a second completion is a double charge).
@@ -59,22 +59,22 @@ class PaymentStatus(_Labelled):
     """One charge attempt: pending -> completed | failed | unknown; unknown -> completed | failed
     | cancelled (an authorization we voided)."""
 
-    PENDING = "pending", "In progress"
-    COMPLETED = "completed", "Paid"
-    FAILED = "failed", "Declined"
-    UNKNOWN = "unknown", "Confirming"
-    CANCELLED = "cancelled", "Voided"
+    PENDING = "pending", staff_text("In progress")
+    COMPLETED = "completed", staff_text("Paid")
+    FAILED = "failed", staff_text("Declined")
+    UNKNOWN = "unknown", staff_text("Confirming")
+    CANCELLED = "cancelled", staff_text("Voided")
 
 
 class RefundStatus(_Labelled):
     """One refund: pending -> completed | failed | rejected; unknown while the gateway has not
     answered. Labels are read mid-sentence ("$25.00 — refunded")."""
 
-    PENDING = "pending", "pending at Square"
-    COMPLETED = "completed", "refunded"
-    FAILED = "failed", "failed"
-    REJECTED = "rejected", "rejected"
-    UNKNOWN = "unknown", "being confirmed"
+    PENDING = "pending", staff_text("pending at Square")
+    COMPLETED = "completed", staff_text("refunded")
+    FAILED = "failed", staff_text("failed")
+    REJECTED = "rejected", staff_text("rejected")
+    UNKNOWN = "unknown", staff_text("being confirmed")
 
 
 # Refunds that count against what can still be refunded.
@@ -84,108 +84,123 @@ REFUND_HOLDING_STATES = (RefundStatus.COMPLETED, RefundStatus.PENDING, RefundSta
 class MessageStatus(_Labelled):
     """One email or text message of a link. Labels are read mid-sentence."""
 
-    QUEUED = "queued", "queued"
-    SENT = "sent", "sent"
-    FAILED = "failed", "failed"
-    SENDING = "sending", "being sent"  # claimed by run-jobs, in Twilio's hands in a moment
+    QUEUED = "queued", staff_text("queued")
+    SENT = "sent", staff_text("sent")
+    FAILED = "failed", staff_text("failed")
+    SENDING = (
+        "sending",
+        staff_text("being sent"),
+    )  # claimed by run-jobs, in Twilio's hands in a moment
 
 
 class SurgeKind(_Labelled):
     """What kind of failure a surge alert counts (alerts.py). Labels are read mid-sentence."""
 
-    PAYMENT = "payment", "card payment failures"
-    MESSAGE = "message", "email and text delivery failures"
-    GATEWAY = "gateway", "payment system set-up errors"
+    PAYMENT = "payment", staff_text("card payment failures")
+    MESSAGE = "message", staff_text("email and text delivery failures")
+    GATEWAY = "gateway", staff_text("payment system set-up errors")
 
 
 class AuditAction(_Labelled):
     """Every action the audit trail records, with the words the link timeline and the audit
     filter show for it."""
 
-    LINK_CREATED = "link.created", "Link created"
-    LINK_VIEWED = "link.viewed", "Patient opened the link"
-    LINK_CANCELLED = "link.cancelled", "Link cancelled"
-    LINK_EXPIRED = "link.expired", "Link expired"
-    LINK_LOCKED = "link.locked", "Link locked after too many declines"
-    LINK_REISSUED = "link.reissued", "Link reissued"
-    EMAIL_SENT = "email.sent", "Email sent"
-    EMAIL_FAILED = "email.failed", "Email could not be sent"
-    SMS_SENT = "sms.sent", "Text message sent"
-    SMS_FAILED = "sms.failed", "Text message could not be sent"
-    PAYMENT_ATTEMPTED = "payment.attempted", "Payment attempt"
-    PAYMENT_COMPLETED = "payment.completed", "Payment completed"
-    PAYMENT_DECLINED = "payment.declined", "Payment declined"
-    PAYMENT_UNKNOWN = "payment.unknown", "Payment outcome unknown (being confirmed)"
-    GATEWAY_ERROR = "gateway.error", "Payment system error"
-    GATEWAY_REJECTED = "gateway.rejected", "Payment request refused by the payment processor"
-    PAYMENT_RECONCILED = "payment.reconciled", "Payment outcome confirmed"
+    LINK_CREATED = "link.created", staff_text("Link created")
+    LINK_VIEWED = "link.viewed", staff_text("Patient opened the link")
+    LINK_CANCELLED = "link.cancelled", staff_text("Link cancelled")
+    LINK_EXPIRED = "link.expired", staff_text("Link expired")
+    LINK_LOCKED = "link.locked", staff_text("Link locked after too many declines")
+    LINK_REISSUED = "link.reissued", staff_text("Link reissued")
+    EMAIL_SENT = "email.sent", staff_text("Email sent")
+    EMAIL_FAILED = "email.failed", staff_text("Email could not be sent")
+    SMS_SENT = "sms.sent", staff_text("Text message sent")
+    SMS_FAILED = "sms.failed", staff_text("Text message could not be sent")
+    PAYMENT_ATTEMPTED = "payment.attempted", staff_text("Payment attempt")
+    PAYMENT_COMPLETED = "payment.completed", staff_text("Payment completed")
+    PAYMENT_DECLINED = "payment.declined", staff_text("Payment declined")
+    PAYMENT_UNKNOWN = "payment.unknown", staff_text("Payment outcome unknown (being confirmed)")
+    GATEWAY_ERROR = "gateway.error", staff_text("Payment system error")
+    GATEWAY_REJECTED = (
+        "gateway.rejected",
+        staff_text("Payment request refused by the payment processor"),
+    )
+    PAYMENT_RECONCILED = "payment.reconciled", staff_text("Payment outcome confirmed")
     PAYMENT_UNRESOLVED = (
         "payment.unresolved",
-        "Payment outcome still unknown (Square did not say)",
+        staff_text("Payment outcome still unknown (Square did not say)"),
     )
-    PAYMENT_PAID_TWICE = "payment.paid_twice", "Paid twice — refund one"
-    REFUND_REQUESTED = "refund.requested", "Refund requested"
-    REFUND_CREATED = "refund.created", "Refund made"
-    REFUND_FAILED = "refund.failed", "Refund refused by the payment processor"
-    DECLINES_SPIKE = "declines.spike", "Unusual number of declined cards"
-    LOGIN = "login", "Logged in"
-    LOGIN_FAILED = "login.failed", "Login failed"
-    LOGOUT = "logout", "Logged out"
-    REAUTH = "reauth", "Confirmed it's them"
-    ACCOUNT_LOCKED = "account.locked", "Account locked after failed logins"
-    PASSWORD_CHANGED = "password.changed", "Password changed"
-    SESSIONS_REVOKED = "sessions.revoked", "Logged out everywhere"
-    MFA_ENROLLED = "mfa.enrolled", "Two-step verification turned on"
-    MFA_RECOVERY_CODES_REPLACED = "mfa.recovery_codes_replaced", "New recovery codes made"
-    MFA_RECOVERY_CODE_USED = "mfa.recovery_code_used", "Recovery code used"
-    USER_CREATED = "user.created", "User created"
-    USER_DEACTIVATED = "user.deactivated", "User deactivated"
-    USER_REACTIVATED = "user.reactivated", "User reactivated"
-    USER_UNLOCKED = "user.unlocked", "User's lockout cleared"
-    USER_REFUNDS_GRANTED = "user.refunds_granted", "User allowed to refund"
-    USER_REFUNDS_REVOKED = "user.refunds_revoked", "User's refund permission taken away"
-    USER_MFA_RESET = "user.mfa_reset", "User's two-step verification reset"
-    USER_PASSWORD_RESET = "user.password_reset", "User given a temporary password"
-    INTEGRITY_BASELINE = "integrity.baseline", "Integrity baseline recorded"
-    INTEGRITY_ALERT = "integrity.alert", "Payment page changed"
-    SECURITY_REVIEW = "security.review", "Security review recorded"
-    CSP_VIOLATION = "csp.violation", "Blocked by the Content-Security-Policy"
-    RATELIMIT_HIT = "ratelimit.hit", "Rate limit reached"
-    WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", "Webhook with a bad signature"
-    AUDIT_EXPORTED = "audit.exported", "Audit trail downloaded"
-    REMINDER_SENT = "reminder.sent", "Reminder sent"
-    REMINDER_FAILED = "reminder.failed", "Reminder could not be sent"
-    REMINDERS_STOPPED = "reminders.stopped", "Reminders stopped by staff"
-    REMINDERS_OPTED_OUT = "reminders.opted_out", "Patient asked for no more reminders"
-    SURGE_STARTED = "surge.started", "Surge of failures: admins alerted"
-    SURGE_ACKNOWLEDGED = "surge.acknowledged", "Surge of failures acknowledged"
-    SURGE_RECOVERED = "surge.recovered", "Surge of failures over"
-    PROBLEM_REPORTED = "problem.reported", "Patient reported a problem"
-    PROBLEM_RESOLVED = "problem.resolved", "Problem report resolved"
+    PAYMENT_PAID_TWICE = "payment.paid_twice", staff_text("Paid twice — refund one")
+    REFUND_REQUESTED = "refund.requested", staff_text("Refund requested")
+    REFUND_CREATED = "refund.created", staff_text("Refund made")
+    REFUND_FAILED = "refund.failed", staff_text("Refund refused by the payment processor")
+    DECLINES_SPIKE = "declines.spike", staff_text("Unusual number of declined cards")
+    LOGIN = "login", staff_text("Logged in")
+    LOGIN_FAILED = "login.failed", staff_text("Login failed")
+    LOGOUT = "logout", staff_text("Logged out")
+    REAUTH = "reauth", staff_text("Confirmed it's them")
+    ACCOUNT_LOCKED = "account.locked", staff_text("Account locked after failed logins")
+    PASSWORD_CHANGED = "password.changed", staff_text("Password changed")
+    SESSIONS_REVOKED = "sessions.revoked", staff_text("Logged out everywhere")
+    MFA_ENROLLED = "mfa.enrolled", staff_text("Two-step verification turned on")
+    MFA_RECOVERY_CODES_REPLACED = (
+        "mfa.recovery_codes_replaced",
+        staff_text("New recovery codes made"),
+    )
+    MFA_RECOVERY_CODE_USED = "mfa.recovery_code_used", staff_text("Recovery code used")
+    USER_CREATED = "user.created", staff_text("User created")
+    USER_DEACTIVATED = "user.deactivated", staff_text("User deactivated")
+    USER_REACTIVATED = "user.reactivated", staff_text("User reactivated")
+    USER_UNLOCKED = "user.unlocked", staff_text("User's lockout cleared")
+    USER_REFUNDS_GRANTED = "user.refunds_granted", staff_text("User allowed to refund")
+    USER_REFUNDS_REVOKED = "user.refunds_revoked", staff_text("User's refund permission taken away")
+    USER_MFA_RESET = "user.mfa_reset", staff_text("User's two-step verification reset")
+    USER_PASSWORD_RESET = "user.password_reset", staff_text("User given a temporary password")
+    INTEGRITY_BASELINE = "integrity.baseline", staff_text("Integrity baseline recorded")
+    INTEGRITY_ALERT = "integrity.alert", staff_text("Payment page changed")
+    SECURITY_REVIEW = "security.review", staff_text("Security review recorded")
+    CSP_VIOLATION = "csp.violation", staff_text("Blocked by the Content-Security-Policy")
+    RATELIMIT_HIT = "ratelimit.hit", staff_text("Rate limit reached")
+    WEBHOOK_BAD_SIGNATURE = "webhook.bad_signature", staff_text("Webhook with a bad signature")
+    AUDIT_EXPORTED = "audit.exported", staff_text("Audit trail downloaded")
+    REMINDER_SENT = "reminder.sent", staff_text("Reminder sent")
+    REMINDER_FAILED = "reminder.failed", staff_text("Reminder could not be sent")
+    REMINDERS_STOPPED = "reminders.stopped", staff_text("Reminders stopped by staff")
+    REMINDERS_OPTED_OUT = "reminders.opted_out", staff_text("Patient asked for no more reminders")
+    SURGE_STARTED = "surge.started", staff_text("Surge of failures: admins alerted")
+    SURGE_ACKNOWLEDGED = "surge.acknowledged", staff_text("Surge of failures acknowledged")
+    SURGE_RECOVERED = "surge.recovered", staff_text("Surge of failures over")
+    PROBLEM_REPORTED = "problem.reported", staff_text("Patient reported a problem")
+    PROBLEM_RESOLVED = "problem.resolved", staff_text("Problem report resolved")
     PROBLEM_NOTICE_FAILED = (
         "problem.notice_failed",
-        "Front desk could not be emailed about a problem report",
+        staff_text("Front desk could not be emailed about a problem report"),
     )
-    SMS_QUEUED = "sms.queued", "Text message waiting for clinic hours"
-    SMS_DELIVERED = "sms.delivered", "Text message delivered"
-    SMS_UNDELIVERED = "sms.undelivered", "Text message not delivered by the phone carrier"
-    SMS_OPTED_OUT = "sms.opted_out", "Patient replied STOP: no more texts"
-    SMS_OPTED_IN = "sms.opted_in", "Patient replied START: texts allowed again"
-    SMS_HELP = "sms.help", "Patient replied HELP"
-    RECEIPT_SENT = "receipt.sent", "Receipt sent to the patient"
-    RECEIPT_FAILED = "receipt.failed", "Receipt could not be sent"
-    REFUND_NOTICE_SENT = "refund_notice.sent", "Refund notice sent to the patient"
-    REFUND_NOTICE_FAILED = "refund_notice.failed", "Refund notice could not be sent"
-    EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
-    NEW_LINK_REQUESTED = "new_link.requested", "Patient asked for a new link"
-    NEW_LINK_SENT = "new_link.sent", "New link sent at the patient's request"
-    NEW_LINK_DISMISSED = "new_link.dismissed", "Request for a new link dismissed"
+    SMS_QUEUED = "sms.queued", staff_text("Text message waiting for clinic hours")
+    SMS_DELIVERED = "sms.delivered", staff_text("Text message delivered")
+    SMS_UNDELIVERED = (
+        "sms.undelivered",
+        staff_text("Text message not delivered by the phone carrier"),
+    )
+    SMS_OPTED_OUT = "sms.opted_out", staff_text("Patient replied STOP: no more texts")
+    SMS_OPTED_IN = "sms.opted_in", staff_text("Patient replied START: texts allowed again")
+    SMS_HELP = "sms.help", staff_text("Patient replied HELP")
+    RECEIPT_SENT = "receipt.sent", staff_text("Receipt sent to the patient")
+    RECEIPT_FAILED = "receipt.failed", staff_text("Receipt could not be sent")
+    REFUND_NOTICE_SENT = "refund_notice.sent", staff_text("Refund notice sent to the patient")
+    REFUND_NOTICE_FAILED = "refund_notice.failed", staff_text("Refund notice could not be sent")
+    EXPORT_DOWNLOADED = "export.downloaded", staff_text("Export downloaded")
+    NEW_LINK_REQUESTED = "new_link.requested", staff_text("Patient asked for a new link")
+    NEW_LINK_SENT = "new_link.sent", staff_text("New link sent at the patient's request")
+    NEW_LINK_DISMISSED = "new_link.dismissed", staff_text("Request for a new link dismissed")
     NEW_LINK_NOTICE_FAILED = (
         "new_link.notice_failed",
-        "Front desk could not be emailed about a request for a new link",
+        staff_text("Front desk could not be emailed about a request for a new link"),
     )
-    PAY_LOOKUP_FOUND = "pay.lookup_found", "Patient found the bill by statement number"
-    PAY_LOOKUP_FAILED = "pay.lookup_failed", "Statement number lookup found no open bill"
+    PAY_LOOKUP_FOUND = "pay.lookup_found", staff_text("Patient found the bill by statement number")
+    PAY_LOOKUP_FAILED = (
+        "pay.lookup_failed",
+        staff_text("Statement number lookup found no open bill"),
+    )
 
     @property
     def detail_is_code(self) -> bool:
@@ -238,9 +253,9 @@ class LinkRequestState(_Labelled):
     """A patient's "Send me a new link" task (``link_request.state``): open until staff reissue
     (done) or dismiss it; in automatic mode it is done at once."""
 
-    OPEN = "open", "Waiting for the front desk"
-    DONE = "done", "New link sent"
-    DISMISSED = "dismissed", "Dismissed"
+    OPEN = "open", staff_text("Waiting for the front desk")
+    DONE = "done", staff_text("New link sent")
+    DISMISSED = "dismissed", staff_text("Dismissed")
 
 
 class ProblemCategory(_Labelled):

@@ -9,13 +9,13 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from payapp import errors, lookup, notify
+from payapp import errors, links, lookup, notify
 from payapp.clinic import Clinic
 from payapp.db import get_session
 from payapp.links import cancel_link
 from payapp.models import AuditEvent, PaymentLink, utcnow
 
-from .conftest import audit_actions, csrf_from
+from .conftest import audit_actions, csrf_from, staff_post
 
 NOT_FOUND = "We couldn't find an open bill with those details."
 
@@ -99,6 +99,9 @@ def test_empty_or_oversized_input_is_refused_with_the_patients_message():
         "last_name": "A last name is at most 120 characters.",
     }
     with pytest.raises(lookup.LookupInputError) as caught:
+        lookup.clean_query("ST-1", "")
+    assert caught.value.errors == {"last_name": "Enter the patient's last name or ZIP code."}
+    with pytest.raises(lookup.LookupInputError) as caught:
         lookup.clean_query("S" * 41, "Doe")
     assert "at most 40 characters" in caught.value.errors["statement"]
 
@@ -127,7 +130,7 @@ def test_the_page_asks_for_the_statement_number_and_last_name(client):
     assert response.status_code == 200
     html = response.text
     assert '<label for="statement">Statement number</label>' in html
-    assert '<label for="last_name">Patient&#39;s last name</label>' in html
+    assert '<label for="last_name">Last name or ZIP code</label>' in html
     assert 'method="post" action="/pay"' in html and 'name="csrf_token"' in html
     assert "<script>" not in html  # works without JS: a plain form
 
@@ -178,7 +181,7 @@ def test_script_or_oversized_input_gets_a_clear_error_and_changes_nothing(app, c
     response = find(client, "<script>alert(1)</script>" * 3, "")
     assert response.status_code == 422
     assert "at most 40 characters" in response.text
-    assert "Enter the patient&#39;s last name." in response.text
+    assert "Enter the patient&#39;s last name or ZIP code." in response.text
     assert "<script>alert" not in response.text
     assert 'aria-invalid="true"' in response.text and 'role="alert"' in response.text
     huge = find(client, "S" * 5000, "D" * 5000)
@@ -273,7 +276,15 @@ def test_the_timing_bench_prints_every_outcome_as_a_ratio(capsys):
 
     assert lookup_timing.main(["--links", "6", "--rounds", "3"]) == 0
     out = capsys.readouterr().out
-    for outcome in ("unknown statement", "wrong name", "cancelled link", "found"):
+    outcomes = (
+        "unknown statement",
+        "wrong name",
+        "wrong ZIP",
+        "cancelled link",
+        "found",
+        "found by ZIP",
+    )
+    for outcome in outcomes:
         assert re.search(rf"^{outcome} +\d+\.\d+ +\d+\.\d+ +\d+\.\d+$", out, re.M), outcome
     assert re.search(r"^unknown statement .* 1\.000$", out, re.M)
 
@@ -293,3 +304,152 @@ def test_the_lookup_reads_the_statement_index_not_every_link(app, link_factory):
             )
         )
     assert "ix_payment_link_reference_lower" in plan, plan
+
+
+# --- the ZIP code instead of the last name ----------------------------------------------------
+
+
+def test_the_zip_code_finds_the_link_as_the_last_name_does(app, link_factory):
+    link = link_factory(reference="ST-300", patient_name="Ana Ruiz", postal_code="10027")
+    assert found_id(app, "ST-300", "10027") == link.id
+    assert found_id(app, "st-300", " 10027-1234 ") == link.id  # ZIP+4 typed: the first 5 count
+    assert found_id(app, "ST-300", "10027 1234") == link.id
+    assert found_id(app, "ST-300", "Ruiz") == link.id  # the name still works
+    assert found_id(app, "ST-300", "10028") is None
+    assert found_id(app, "ST-301", "10027") is None  # the ZIP alone finds nothing
+
+
+def test_a_link_without_a_zip_code_is_found_by_last_name_only(app, link_factory):
+    link = link_factory(reference="ST-301", patient_name="Ana Ruiz")
+    assert found_id(app, "ST-301", "Ruiz") == link.id
+    for typed in ("00000", "10027", "12345-0000"):
+        assert found_id(app, "ST-301", typed) is None, typed
+
+
+def test_of_two_links_on_one_statement_the_zip_picks_its_own(app, link_factory):
+    bronx = link_factory(reference="ST-302", patient_name="Ana Ruiz", postal_code="10451")
+    link_factory(reference="ST-302", patient_name="Ana Ruiz", postal_code="10027")
+    assert found_id(app, "ST-302", "10451") == bronx.id
+
+
+def test_digits_that_are_no_zip_code_get_the_patients_message(client):
+    for typed in ("1234", "123456", "12-345", "1234567890"):
+        with pytest.raises(lookup.LookupInputError) as caught:
+            lookup.clean_query("ST-1", typed)
+        assert caught.value.errors == {"last_name": "A ZIP code has 5 digits, like 12345."}
+    response = find(client, "ST-1", "1234")
+    assert response.status_code == 422
+    assert "A ZIP code has 5 digits, like 12345." in response.text
+    # A name with a digit in it is still a name.
+    assert lookup.clean_query("ST-1", "Smith 3rd") == lookup.StatementQuery("ST-1", "Smith 3rd")
+    assert lookup.clean_query("ST-1", "10027-1234") == lookup.StatementQuery("ST-1", "", "10027")
+
+
+def test_wrong_zip_wrong_name_and_unknown_answers_are_identical(app, client, link_factory):
+    link_factory(reference="ST-Z", patient_name="Jane Doe", postal_code="10027")
+    link_factory(reference="ST-N", patient_name="Jane Doe")
+    answers = [
+        find(client, "ST-NONE", "10027"),  # no such statement
+        find(client, "ST-Z", "10028"),  # wrong ZIP
+        find(client, "ST-Z", "Smith"),  # wrong name
+        find(client, "ST-N", "10027"),  # that link has no ZIP
+    ]
+    assert {r.status_code for r in answers} == {404}
+    assert len({normalized(r) for r in answers}) == 1
+    assert "10028" not in answers[1].text
+    events = lookup_events(app)
+    assert [e.action for e in events] == ["pay.lookup_failed"] * 4
+    assert not any("1002" in e.detail for e in events)  # the ZIP is never recorded
+
+
+def test_a_name_and_a_zip_lookup_make_the_same_comparisons(app, link_factory, monkeypatch):
+    """Both details are compared for every candidate whichever was typed, and a dummy when no
+    link has the number: the work does not depend on the answer or the kind of detail."""
+    for _ in range(3):
+        link_factory(reference="ST-400", patient_name="Ana Ruiz", postal_code="10027")
+    calls = []
+    real = lookup.hmac.compare_digest
+
+    def counting(a, b):
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(lookup.hmac, "compare_digest", counting)
+    counts = {}
+    for name, statement, typed in [
+        ("name found", "ST-400", "Ruiz"),
+        ("name wrong", "ST-400", "Smith"),
+        ("zip found", "ST-400", "10027"),
+        ("zip wrong", "ST-400", "10451"),
+    ]:
+        calls.clear()
+        found_id(app, statement, typed)
+        counts[name] = len(calls)
+    assert set(counts.values()) == {6}, counts  # 3 candidates x (name, ZIP)
+    for typed in ("Ruiz", "10027"):
+        calls.clear()
+        found_id(app, "ST-NONE", typed)
+        assert len(calls) == 2  # the dummy candidate, both details
+
+
+def test_staff_give_the_zip_code_on_the_new_link_form(app, staff):
+    form = staff.get("/links/new").text
+    assert '<label for="postal_code">Patient ZIP code (for pay by statement number)</label>' in form
+    fields = {
+        "patient_name": "Ana Ruiz",
+        "email": "ana@example.com",
+        "amount": "80.00",
+        "expires_in_days": "14",
+        "reference": "ST-500",
+        "postal_code": " 10027-1234 ",
+    }
+    response = staff_post(staff, "/links/new", fields, follow_redirects=True)
+    assert response.status_code == 200
+    assert "<dt>ZIP code</dt><dd>10027</dd>" in response.text
+    with app.app_context():
+        stored = get_session().scalar(select(PaymentLink.postal_code))
+    assert stored == "10027"
+    refused = staff_post(staff, "/links/new", {**fields, "postal_code": "1002"})
+    assert refused.status_code == 422
+    assert "Enter a US ZIP code like 12345 or 12345-6789, or leave it empty." in refused.text
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("", None), ("10027", "10027"), ("10027-1234", "10027"), ("100271234", "10027")],
+)
+def test_the_link_keeps_the_zip_as_five_digits(typed, stored):
+    draft = links.LinkDraft(patient_name="Ana", amount="10", send_now=False, postal_code=typed)
+    assert links.clean_draft(draft, links.LinkRules()).postal_code == stored
+
+
+@pytest.mark.parametrize("typed", ["1002", "ABCDE", "10027-12", "10027-12345", "1 0027"])
+def test_a_zip_that_is_not_one_is_refused(typed):
+    draft = links.LinkDraft(patient_name="Ana", amount="10", send_now=False, postal_code=typed)
+    with pytest.raises(links.LinkInputError) as caught:
+        links.clean_draft(draft, links.LinkRules())
+    assert set(caught.value.errors) == {"postal_code"}
+
+
+def test_the_create_link_command_takes_a_zip_and_a_reissue_keeps_it(app, runner):
+    command = ["create-link", "--amount", "40", "--name", "Luis Mora", "--reference", "ST-600"]
+    with app.app_context():
+        assert runner.invoke(args=[*command, "--zip", "94103-0001"]).exit_code == 0
+        refused = runner.invoke(args=[*command, "--zip", "941"])
+    assert refused.exit_code != 0 and "Enter a US ZIP code" in refused.output
+    with app.app_context():
+        session = get_session()
+        link = session.scalar(select(PaymentLink).where(PaymentLink.reference == "ST-600"))
+        assert link.postal_code == "94103"
+        cancel_link(session, link, staff_id=None)
+        new = links.reissue_link(session, link, links.LinkRules(), staff_id=None)
+        assert new.postal_code == "94103"
+
+
+def test_the_spanish_lookup_page_asks_for_the_name_or_zip(app):
+    client = app.test_client()
+    client.get("/pay?lang=es")
+    html = client.get("/pay").text
+    assert "Apellido o código postal (ZIP)" in html
+    answer = find(client, "ST-1", "12")
+    assert "El código postal (ZIP) tiene 5 dígitos, como 12345." in answer.text

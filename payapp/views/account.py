@@ -6,6 +6,8 @@ Thin views over payapp.login (the rules) and views/guards.py (the session)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -54,26 +56,32 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    email = EmailField(lazy_gettext("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(
+        lazy_gettext("Password"), validators=[DataRequired(), Length(max=PASSWORD_MAX)]
+    )
     next = HiddenField()
 
 
 class CodeForm(FlaskForm):
-    code = StringField("Authentication code", validators=[DataRequired(), Length(max=40)])
+    code = StringField(
+        lazy_gettext("Authentication code"), validators=[DataRequired(), Length(max=40)]
+    )
 
 
 class ReauthForm(FlaskForm):
-    password = PasswordField("Password", validators=[Length(max=PASSWORD_MAX)])
-    code = StringField("Authentication code", validators=[Length(max=40)])
+    password = PasswordField(lazy_gettext("Password"), validators=[Length(max=PASSWORD_MAX)])
+    code = StringField(lazy_gettext("Authentication code"), validators=[Length(max=40)])
     method = HiddenField()
     next = HiddenField()
 
 
 class PasswordChangeForm(FlaskForm):
-    current = PasswordField("Current password", validators=[Length(max=PASSWORD_MAX)])
-    new = PasswordField("New password", validators=[Length(max=PASSWORD_MAX)])
-    confirm = PasswordField("New password again", validators=[Length(max=PASSWORD_MAX)])
+    current = PasswordField(lazy_gettext("Current password"), validators=[Length(max=PASSWORD_MAX)])
+    new = PasswordField(lazy_gettext("New password"), validators=[Length(max=PASSWORD_MAX)])
+    confirm = PasswordField(
+        lazy_gettext("New password again"), validators=[Length(max=PASSWORD_MAX)]
+    )
 
 
 def after_login_target(user: StaffUser, wanted: str | None) -> str:
@@ -126,7 +134,7 @@ def _pending_user() -> StaffUser | None:
 
 def _restart_login():
     session.clear()
-    flash("Log in again: the code step waits only a few minutes.", "info")
+    flash(_("Log in again: the code step waits only a few minutes."), "info")
     return redirect(url_for("auth.show_login"), code=303)
 
 
@@ -145,7 +153,9 @@ def submit_second_step():
         return _restart_login()
     form = CodeForm()
     if not form.validate():
-        return render("auth/second_step.html", form=form, error="Enter the code.", status_code=422)
+        return render(
+            "auth/second_step.html", form=form, error=_("Enter the code."), status_code=422
+        )
     try:
         method = verify_second_factor(get_session(), user, form.code.data, policy=login_policy())
     except AuthError as exc:
@@ -155,9 +165,12 @@ def submit_second_step():
     if method == "recovery code":
         left = mfa.count_recovery_codes(user.recovery_codes)
         flash(
-            f"You used a recovery code (each works once); you have {left} left. If your phone "
-            "is lost, ask an admin to reset two-step verification; you can make new codes on "
-            "Your account.",
+            _(
+                "You used a recovery code (each works once); you have %(left)s left. If your "
+                "phone is lost, ask an admin to reset two-step verification; you can make new "
+                "codes on Your account.",
+                left=left,
+            ),
             "warning",
         )
     return redirect(after_login_target(user, wanted), code=303)
@@ -168,7 +181,7 @@ def submit_logout():
     if g.get("staff") is not None:
         log_out(get_session(), g.staff)
     end_session()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.show_login"), code=303)
 
 
@@ -243,11 +256,11 @@ def submit_change_password():
     form = PasswordChangeForm()
     errors = {}
     if not form.validate():
-        errors["form"] = "Some fields are too long. Shorten them and try again."
+        errors["form"] = _("Some fields are too long. Shorten them and try again.")
     elif not form.current.data:
-        errors["current"] = "Enter your current password."
+        errors["current"] = _("Enter your current password.")
     elif (form.new.data or "") != (form.confirm.data or ""):
-        errors["confirm"] = "The two new passwords are not the same. Type them again."
+        errors["confirm"] = _("The two new passwords are not the same. Type them again.")
     else:
         try:
             change_password(
@@ -265,7 +278,7 @@ def submit_change_password():
         return render("auth/password.html", form=form, errors=errors, status_code=422)
     # This session stays; every other one ends.
     renew_session(g.staff)
-    flash("Your password was changed. You were logged out on your other devices.", "success")
+    flash(_("Your password was changed. You were logged out on your other devices."), "success")
     if pending_setup(g.staff):
         return redirect(url_for(pending_setup(g.staff)), code=303)
     return redirect(safe_next(session.pop("after_setup", "")) or url_for("auth.show_account"), 303)
@@ -275,7 +288,7 @@ def submit_change_password():
 @login_required
 def show_mfa_setup():
     if g.staff.mfa_enabled:
-        flash("Two-step verification is already on.", "info")
+        flash(_("Two-step verification is already on."), "info")
         return redirect(url_for("auth.show_account"))
     return _render_mfa_setup(CodeForm())
 
@@ -288,7 +301,7 @@ def _render_mfa_setup(form: CodeForm, error: str | None = None, status_code: int
         "auth/mfa_setup.html",
         form=form,
         error=error,
-        qr=qr_svg(uri, title="QR code for your authenticator app"),
+        qr=qr_svg(uri, title=_("QR code for your authenticator app")),
         secret=mfa.grouped(secret),
         issuer=issuer,
         required=mfa_required(g.staff),
@@ -304,7 +317,7 @@ def submit_mfa_setup():
         return redirect(url_for("auth.show_account"), code=303)
     form = CodeForm()
     if not form.validate():
-        return _render_mfa_setup(form, "Enter the 6-digit code from your app.", 422)
+        return _render_mfa_setup(form, _("Enter the 6-digit code from your app."), 422)
     try:
         codes = confirm_mfa_enrolment(get_session(), g.staff, form.code.data)
     except UserError as exc:
@@ -345,5 +358,7 @@ def submit_new_recovery_codes():
 def submit_logout_everywhere():
     log_out_everywhere(get_session(), g.staff)
     end_session()
-    flash("You are logged out on every device, this one included. Log in again to go on.", "info")
+    flash(
+        _("You are logged out on every device, this one included. Log in again to go on."), "info"
+    )
     return redirect(url_for("auth.show_login"), code=303)

@@ -4,6 +4,7 @@ takes it off the banner and records who and when in the audit trail (alerts.ackn
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, url_for
+from flask_babel import gettext as _
 
 from .. import alerts
 from ..db import get_or_404, get_session
@@ -19,5 +20,5 @@ def acknowledge_surge(incident_id: int):
     session = get_session()
     incident = get_or_404(FailureSurge, incident_id, session)
     alerts.acknowledge(session, incident, g.staff.id)
-    flash("Alert acknowledged.", "success")
+    flash(_("Alert acknowledged."), "success")
     return redirect(url_for("staff.list_links"), code=303)

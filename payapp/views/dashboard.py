@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 
 from .. import link_requests, metrics
 from ..charts import bars
@@ -16,7 +18,12 @@ from .guards import login_required
 
 bp = Blueprint("dashboard", __name__)
 
-CHOICES = (("today", "Today"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"))
+CHOICES = (
+    ("today", lazy_gettext("Today")),
+    ("7", lazy_gettext("7 days")),
+    ("30", lazy_gettext("30 days")),
+    ("90", lazy_gettext("90 days")),
+)
 
 
 def _duration(seconds: int | None) -> str:
@@ -27,12 +34,14 @@ def _duration(seconds: int | None) -> str:
         return "—"
     minutes = seconds // 60
     days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    in_days = ngettext("%(num)s\u00a0day", "%(num)s\u00a0days", days)
+    in_hours = _("%(num)s\u00a0h", num=hours)
+    in_minutes = _("%(num)s\u00a0min", num=mins)
     if days:
-        unit = "day" if days == 1 else "days"
-        return f"{days}\u00a0{unit} {hours}\u00a0h" if hours else f"{days}\u00a0{unit}"
+        return in_days + " " + in_hours if hours else in_days
     if hours:
-        return f"{hours}\u00a0h {mins}\u00a0min" if mins else f"{hours}\u00a0h"
-    return f"{mins}\u00a0min"
+        return in_hours + " " + in_minutes if mins else in_hours
+    return in_minutes
 
 
 def _percent(rate: float | None) -> str:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import flask_login
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import UserMixin, confirm_login, login_user, logout_user
 
 from .. import login
@@ -48,7 +49,7 @@ class StaffLogin(UserMixin):
 
 def load_staff_login(login_id: str) -> StaffLogin | None:
     """Flask-Login's user loader: None for an unknown, inactive or ended ("<id>:<old gen>")."""
-    user_id, _, generation = login_id.partition(":")
+    user_id, _sep, generation = login_id.partition(":")
     if not user_id.isdigit() or not generation.isdigit():
         return None
     user = get_session().get(StaffUser, int(user_id))
@@ -114,11 +115,11 @@ def load_current_staff() -> None:
     age = now - int(session.get("login_at", 0))
     if idle > cfg["STAFF_IDLE_TIMEOUT"] or age > cfg["STAFF_SESSION_MAX_AGE"]:
         end_session()
-        flash("You were logged out after a period of inactivity. Please log in again.", "info")
+        flash(_("You were logged out after a period of inactivity. Please log in again."), "info")
         return
     if not flask_login.current_user.is_authenticated:
         end_session()
-        flash("Your session was ended. Please log in again.", "info")
+        flash(_("Your session was ended. Please log in again."), "info")
         return
     g.staff = flask_login.current_user.user
     session["seen_at"] = now
@@ -145,7 +146,7 @@ def send_to_reauth():
     """Flask-Login's needs-refresh handler. A GET comes back to itself; a POST is not replayed:
     it goes (303) to /reauth with next= the page its form was on, where it can be sent again."""
     back = request.full_path.rstrip("?") if request.method == "GET" else referring_page()
-    flash("For your security, confirm it's you before you continue.", "info")
+    flash(_("For your security, confirm it's you before you continue."), "info")
     return _go(url_for("auth.show_reauth", next=back))
 
 

@@ -80,7 +80,8 @@ class ProblemForm(FlaskForm):
 class LookupForm(FlaskForm):
     # Generous bounds only stop oversized posts; lookup.clean_query() gives the real messages.
     statement = StringField("Statement number", validators=[Length(max=1000)])
-    last_name = StringField("Patient's last name", validators=[Length(max=1000)])
+    # One field for either detail: digits are a ZIP code (lookup.clean_query).
+    last_name = StringField("Last name or ZIP code", validators=[Length(max=1000)])
 
 
 def new_attempt_key() -> str:
@@ -507,8 +508,8 @@ def show_lookup():
 @bp.post("/pay")
 @limiter.limit(lambda: current_app.config["RATELIMIT_PAY_LOOKUP"])
 def find_by_statement():
-    """The statement number and last name lead to the link's own signed URL, or to one answer
-    for every failure (unknown, wrong name, closed) that says nothing about which it was."""
+    """The statement number and last name or ZIP code lead to the link's own signed URL, or to
+    one answer for every failure (unknown, wrong detail, closed) that says nothing about which."""
     form = LookupForm()
     try:
         if not form.validate():

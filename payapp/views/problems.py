@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import Length
@@ -17,7 +19,7 @@ bp = Blueprint("problems", __name__)
 
 
 class ResolveForm(FlaskForm):
-    note = TextAreaField("Note (what you did)", validators=[Length(max=4000)])
+    note = TextAreaField(lazy_gettext("Note (what you did)"), validators=[Length(max=4000)])
 
 
 @bp.get("/problems")
@@ -51,12 +53,12 @@ def resolve_problem(report_id: int):
     form = ResolveForm()
     back = url_for("problems.list_problems", state=request.args.get("state", "open"))
     if not form.validate():
-        flash("The note is too long. Shorten it and try again.", "error")
+        flash(_("The note is too long. Shorten it and try again."), "error")
         return redirect(back, code=303)
     try:
         problems.resolve_report(get_session(), report_id, g.staff.id, form.note.data or "")
     except problems.ProblemError as exc:
         flash(str(exc), "error")
     else:
-        flash("Problem report resolved.", "success")
+        flash(_("Problem report resolved."), "success")
     return redirect(back, code=303)

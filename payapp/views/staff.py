@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Length
@@ -25,15 +27,25 @@ bp = Blueprint("staff", __name__)
 
 class NewLinkForm(FlaskForm):
     # Generous bounds here only stop oversized posts; links.clean_draft() gives the real messages.
-    patient_name = StringField("Patient name", validators=[Length(max=500)])
-    email = StringField("Email", validators=[Length(max=500)])
-    phone = StringField("Mobile number", validators=[Length(max=100)])
-    amount = StringField("Amount (USD)", validators=[Length(max=50)])
-    reference = StringField("Statement or invoice number", validators=[Length(max=500)])
-    description = TextAreaField("Short description (staff only)", validators=[Length(max=2000)])
-    expires_in_days = StringField("Link expires after (days)", validators=[Length(max=20)])
-    send_now = BooleanField("Send the link to the patient now", default=True)
-    language = StringField("Patient's language", validators=[Length(max=20)])
+    patient_name = StringField(lazy_gettext("Patient name"), validators=[Length(max=500)])
+    email = StringField(lazy_gettext("Email"), validators=[Length(max=500)])
+    phone = StringField(lazy_gettext("Mobile number"), validators=[Length(max=100)])
+    amount = StringField(lazy_gettext("Amount (USD)"), validators=[Length(max=50)])
+    reference = StringField(
+        lazy_gettext("Statement or invoice number"), validators=[Length(max=500)]
+    )
+    description = TextAreaField(
+        lazy_gettext("Short description (staff only)"), validators=[Length(max=2000)]
+    )
+    expires_in_days = StringField(
+        lazy_gettext("Link expires after (days)"), validators=[Length(max=20)]
+    )
+    send_now = BooleanField(lazy_gettext("Send the link to the patient now"), default=True)
+    language = StringField(lazy_gettext("Patient's language"), validators=[Length(max=20)])
+    postal_code = StringField(
+        lazy_gettext("Patient ZIP code (for pay by statement number)"),
+        validators=[Length(max=50)],
+    )
 
 
 class ActionForm(FlaskForm):
@@ -61,18 +73,24 @@ def send_and_report(link: PaymentLink) -> None:
     )
     if not messages:
         flash(
-            "This link has no email address or mobile number, so nothing was sent: show the "
-            "patient its QR code, or make a new link with their contact details.",
+            _(
+                "This link has no email address or mobile number, so nothing was sent: show the "
+                "patient its QR code, or make a new link with their contact details."
+            ),
             "error",
         )
     for m in messages:
-        where = "email" if m.channel == "email" else "text message"
+        where = _("email") if m.channel == "email" else _("text message")
+        said = {"where": where, "recipient": m.recipient, "error": m.error}
         if m.status == MessageStatus.SENT:
-            flash(f"Sent by {where} to {m.recipient}.", "success")
+            flash(_("Sent by %(where)s to %(recipient)s.", **said), "success")
         elif m.status == MessageStatus.QUEUED:
-            flash(f"The {where} to {m.recipient} goes out in clinic hours: {m.error}", "info")
+            flash(
+                _("The %(where)s to %(recipient)s goes out in clinic hours: %(error)s", **said),
+                "info",
+            )
         else:
-            flash(f"Could not send the {where} to {m.recipient}: {m.error}", "error")
+            flash(_("Could not send the %(where)s to %(recipient)s: %(error)s", **said), "error")
 
 
 @bp.get("/")
@@ -129,7 +147,7 @@ def submit_new_link():
     form = NewLinkForm()
     if not form.validate():
         errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
-        errors.setdefault("form", "Some fields are too long. Shorten them and try again.")
+        errors.setdefault("form", _("Some fields are too long. Shorten them and try again."))
         return render("staff/link_new.html", form=form, errors=errors, status_code=422)
     draft = links.LinkDraft(
         patient_name=form.patient_name.data or "",
@@ -141,12 +159,13 @@ def submit_new_link():
         expires_in_days=form.expires_in_days.data or "",
         send_now=bool(form.send_now.data),
         language=form.language.data or "",
+        postal_code=form.postal_code.data or "",
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)
     except links.LinkInputError as exc:
         return render("staff/link_new.html", form=form, errors=exc.errors, status_code=422)
-    flash("Payment link created.", "success")
+    flash(_("Payment link created."), "success")
     if form.send_now.data:
         send_and_report(link)
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
@@ -162,7 +181,7 @@ def show_link(link_id: int):
         link=link,
         status=links.effective_status(link),
         url=url,
-        qr=qr_svg(url, title="QR code for this link"),
+        qr=qr_svg(url, title=_("QR code for this link")),
         timeline=audit.link_timeline(get_session(), link.id),
         link_request=link_requests.open_request_for(get_session(), link.id),
         duplicates=payments.duplicate_charges(link),
@@ -194,16 +213,16 @@ def refund_link(link_id: int):
             request_key=request.form.get("refund_key", ""),
         )
     except AmountError as exc:
-        flash(f"Refund not made: {exc}", "error")
+        flash(_("Refund not made: %(reason)s", reason=exc), "error")
     except refunds.RefundError as exc:
-        flash(f"Refund not made: {exc.message}", "error")
+        flash(_("Refund not made: %(reason)s", reason=exc.message), "error")
     else:
         notify.send_due_notices_for(current_app, get_session())
-        flash(
-            f"Refund of {format_cents(refund.amount_cents, payment.currency)} "
-            f"{'made' if refund.status == RefundStatus.COMPLETED else 'sent to Square'}.",
-            "success",
-        )
+        amount = format_cents(refund.amount_cents, payment.currency)
+        if refund.status == RefundStatus.COMPLETED:
+            flash(_("Refund of %(amount)s made.", amount=amount), "success")
+        else:
+            flash(_("Refund of %(amount)s sent to Square.", amount=amount), "success")
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
@@ -227,7 +246,7 @@ def cancel_link(link_id: int):
             action_form=ActionForm(),
             status_now=links.effective_status(link),
         )
-    flash("Link cancelled. The patient can no longer pay with it.", "success")
+    flash(_("Link cancelled. The patient can no longer pay with it."), "success")
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
@@ -237,7 +256,13 @@ def resend_link(link_id: int):
     link = get_or_404(PaymentLink, link_id)
     status = links.effective_status(link)
     if status != LinkStatus.OPEN:
-        flash(f"Only open links can be sent; this one is {status.replace('_', ' ')}.", "error")
+        flash(
+            _(
+                "Only open links can be sent; this one is %(status)s.",
+                status=status.replace("_", " "),
+            ),
+            "error",
+        )
     else:
         send_and_report(link)
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
@@ -248,9 +273,9 @@ def resend_link(link_id: int):
 def stop_reminders(link_id: int):
     link = get_or_404(PaymentLink, link_id)
     if reminders.stop_reminders(get_session(), link, by_patient=False, staff_id=g.staff.id):
-        flash("Reminders stopped for this link.", "success")
+        flash(_("Reminders stopped for this link."), "success")
     else:
-        flash("Reminders were already stopped for this link.", "info")
+        flash(_("Reminders were already stopped for this link."), "info")
     return redirect(url_for("staff.show_link", link_id=link.id), code=303)
 
 
@@ -265,10 +290,13 @@ def reissue_link(link_id: int):
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
     except links.LinkInputError as exc:
         # Details stored before today's rules (e.g. an invisible character in the reference).
-        flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
+        flash(
+            _("Not reissued: %(errors)s Create a new link.", errors=" ".join(exc.errors.values())),
+            "error",
+        )
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
     link_requests.settle_for_link(get_session(), old.id, staff_id=g.staff.id, new_link_id=new.id)
-    flash("A new link was created with the same details.", "success")
+    flash(_("A new link was created with the same details."), "success")
     send_and_report(new)
     return redirect(url_for("staff.show_link", link_id=new.id), code=303)
 
@@ -282,16 +310,19 @@ def reissue_requested_link(request_id: int):
     """One click: a new link with the same details, sent to the contact on file; task done."""
     task = get_or_404(LinkRequest, request_id)
     try:
-        _, new = link_requests.reissue_request(
+        _task, new = link_requests.reissue_request(
             get_session(), task.id, staff_id=g.staff.id, rules=link_rules()
         )
     except (link_requests.LinkRequestError, links.LinkError) as exc:
         flash(exc.message, "error")
         return redirect(url_for("dashboard.show_dashboard"), code=303)
     except links.LinkInputError as exc:
-        flash("Not reissued: " + " ".join(exc.errors.values()) + " Create a new link.", "error")
+        flash(
+            _("Not reissued: %(errors)s Create a new link.", errors=" ".join(exc.errors.values())),
+            "error",
+        )
         return redirect(url_for("dashboard.show_dashboard"), code=303)
-    flash("A new link was created with the same details.", "success")
+    flash(_("A new link was created with the same details."), "success")
     send_and_report(new)
     return redirect(url_for("staff.show_link", link_id=new.id), code=303)
 
@@ -305,5 +336,5 @@ def dismiss_link_request(request_id: int):
     except link_requests.LinkRequestError as exc:
         flash(exc.message, "error")
     else:
-        flash("Request dismissed; nothing was sent.", "success")
+        flash(_("Request dismissed; nothing was sent."), "success")
     return redirect(url_for("dashboard.show_dashboard"), code=303)

@@ -9,6 +9,8 @@ domain functions in accounts.py.
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import Length
@@ -24,20 +26,26 @@ bp = Blueprint("users", __name__, url_prefix="/users")
 
 
 ROLE_CHOICES = [
-    ("staff", "Staff — creates and sends payment links"),
-    ("admin", "Admin — also refunds, users and settings"),
+    ("staff", lazy_gettext("Staff — creates and sends payment links")),
+    ("admin", lazy_gettext("Admin — also refunds, users and settings")),
 ]
 
 
 class NewUserForm(FlaskForm):
-    email = EmailField("Email", validators=[Length(max=254)])
-    role = StringField("Role", default="staff", validators=[Length(max=10)])  # accounts checks it
-    password = PasswordField("Temporary password", validators=[Length(max=PASSWORD_MAX)])
-    can_refund = BooleanField("Can refund payments")
+    email = EmailField(lazy_gettext("Email"), validators=[Length(max=254)])
+    role = StringField(
+        lazy_gettext("Role"), default="staff", validators=[Length(max=10)]
+    )  # accounts checks it
+    password = PasswordField(
+        lazy_gettext("Temporary password"), validators=[Length(max=PASSWORD_MAX)]
+    )
+    can_refund = BooleanField(lazy_gettext("Can refund payments"))
 
 
 class TemporaryPasswordForm(FlaskForm):
-    password = PasswordField("New temporary password", validators=[Length(max=PASSWORD_MAX)])
+    password = PasswordField(
+        lazy_gettext("New temporary password"), validators=[Length(max=PASSWORD_MAX)]
+    )
 
 
 def account_state(user: StaffUser) -> str:
@@ -77,7 +85,7 @@ def submit_new_user():
     form = NewUserForm()
     if not form.validate():
         errors = {name: field.errors[0] for name, field in form._fields.items() if field.errors}
-        errors.setdefault("form", "Some fields are too long or not valid. Check them and retry.")
+        errors.setdefault("form", _("Some fields are too long or not valid. Check them and retry."))
         return render(
             "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
         )
@@ -97,9 +105,18 @@ def submit_new_user():
             "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
         )
     flash(
-        f"Account created for {user.email}. Give them the temporary password in person or by "
-        "phone (not by email); they choose their own at first login"
-        + (" and set up two-step verification." if user.role == "admin" else "."),
+        _(
+            "Account created for %(email)s. Give them the temporary password in person or by "
+            "phone (not by email); they choose their own at first login and set up two-step "
+            "verification.",
+            email=user.email,
+        )
+        if user.role == "admin"
+        else _(
+            "Account created for %(email)s. Give them the temporary password in person or by "
+            "phone (not by email); they choose their own at first login.",
+            email=user.email,
+        ),
         "success",
     )
     return back_to(user)
@@ -128,7 +145,7 @@ def _change(user_id: int, change, done: str):
     except accounts.UserError as exc:
         flash(str(exc), "error")
     else:
-        flash(done.format(email=user.email), "success")
+        flash(done % {"email": user.email}, "success")
     return back_to(user)
 
 
@@ -139,7 +156,7 @@ def deactivate_user(user_id: int):
     return _change(
         user_id,
         accounts.deactivate_user,
-        "{email} is deactivated: they can no longer log in and were logged out.",
+        _("%(email)s is deactivated: they can no longer log in and were logged out."),
     )
 
 
@@ -147,7 +164,7 @@ def deactivate_user(user_id: int):
 @role_required("admin")
 @reauth_required
 def reactivate_user(user_id: int):
-    return _change(user_id, accounts.reactivate_user, "{email} can log in again.")
+    return _change(user_id, accounts.reactivate_user, _("%(email)s can log in again."))
 
 
 @bp.post("/<id:user_id>/unlock")
@@ -155,7 +172,9 @@ def reactivate_user(user_id: int):
 @reauth_required
 def unlock_user(user_id: int):
     return _change(
-        user_id, accounts.unlock_user, "Lockout cleared: {email} can log in again straight away."
+        user_id,
+        accounts.unlock_user,
+        _("Lockout cleared: %(email)s can log in again straight away."),
     )
 
 
@@ -166,7 +185,7 @@ def grant_refunds(user_id: int):
     return _change(
         user_id,
         lambda s, u, by: accounts.set_refund_permission(s, u, True, by),
-        "{email} can now refund payments.",
+        _("%(email)s can now refund payments."),
     )
 
 
@@ -177,7 +196,7 @@ def revoke_refunds(user_id: int):
     return _change(
         user_id,
         lambda s, u, by: accounts.set_refund_permission(s, u, False, by),
-        "{email} can no longer refund payments.",
+        _("%(email)s can no longer refund payments."),
     )
 
 
@@ -188,8 +207,10 @@ def reset_mfa(user_id: int):
     return _change(
         user_id,
         accounts.reset_mfa,
-        "Two-step verification was removed for {email} and they were logged out. They set it "
-        "up again at their next login.",
+        _(
+            "Two-step verification was removed for %(email)s and they were logged out. They set "
+            "it up again at their next login."
+        ),
     )
 
 
@@ -201,7 +222,7 @@ def set_temporary_password(user_id: int):
     form = TemporaryPasswordForm()
     error = None
     if not form.validate():
-        error = "That password is too long."
+        error = _("That password is too long.")
     else:
         try:
             accounts.set_temporary_password(get_session(), user, form.password.data or "", g.staff)
@@ -218,8 +239,11 @@ def set_temporary_password(user_id: int):
             status_code=422,
         )
     flash(
-        f"Temporary password set for {user.email}; they were logged out and choose their own "
-        "password at next login.",
+        _(
+            "Temporary password set for %(email)s; they were logged out and choose their own "
+            "password at next login.",
+            email=user.email,
+        ),
         "success",
     )
     return back_to(user)

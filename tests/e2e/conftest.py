@@ -76,9 +76,11 @@ class PayappServer:
         amount: str = "125.00",
         name: str = "Jane Doe",
         email: str = "jane@example.com",
+        postal_code: str = "",
     ) -> str:
         """Create a payment link with the CLI and return the patient's URL (its last line)."""
         options = ["--amount", amount, "--name", name, "--email", email, "--reference", reference]
+        options += ["--zip", postal_code] if postal_code else []
         try:
             return create_link_url(self.env, self.base_url, *options)
         except ServerError as exc:

@@ -268,3 +268,59 @@ def test_upgrading_to_0018_gives_existing_links_english_and_keeps_the_search_tri
                     " VALUES ('integrity-check')"
                 )
             )
+
+
+def _trigger_names(engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        else:
+            query = "SELECT trigger_name FROM information_schema.triggers"
+        return set(conn.execute(text(query)).scalars())
+
+
+def test_upgrading_to_0021_keeps_links_findable_by_name_and_every_trigger(empty_db):
+    """0021 adds payment_link.postal_code: links made before it have none and are still found by
+    last name; the column is added without copying the table, so 0012/0013's triggers stay."""
+    from alembic import command
+
+    from payapp import lookup
+    from payapp.links import list_links
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0018")
+    triggers = _trigger_names(empty_db)
+    assert triggers  # the rollup's and the search index's
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO payment_link (public_id, patient_name, amount_cents, currency,"
+                " reference, description, status, expires_at, created_at, decline_count,"
+                " reminders_sent) VALUES ('pub0', 'Old Patient', 4200, 'USD', 'ST-0001', '',"
+                " 'open', '2999-02-01 00:00:00', '2026-01-01 00:00:00', 0, 0)"
+            )
+        )
+    upgrade_schema(empty_db)
+    assert _trigger_names(empty_db) == triggers
+    with Session(empty_db) as session:
+        assert session.scalars(select(PaymentLink.postal_code)).all() == [None]
+        old = lookup.find_by_statement(session, lookup.clean_query("ST-0001", "Patient"))
+        assert old is not None and old.public_id == "pub0"
+        assert lookup.find_by_statement(session, lookup.clean_query("ST-0001", "10027")) is None
+        create_link(
+            session,
+            LinkDraft(
+                patient_name="New Patient",
+                amount="10",
+                reference="ST-0002",
+                send_now=False,
+                postal_code="10027",
+            ),
+            LinkRules(),
+        )
+        assert [x.postal_code for x in list_links(session, query="ST-0002").links] == ["10027"]
+        found = lookup.find_by_statement(session, lookup.clean_query("ST-0002", "10027"))
+        assert found is not None and found.patient_name == "New Patient"

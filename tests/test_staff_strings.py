@@ -1,0 +1,379 @@
+"""Staff strings are marked for translation (issue 11): staff pages stay English, but every word
+they show goes through gettext, so a later translation needs only the catalogue.
+
+Three checks, each cheap and each able to fail:
+- templates: what a staff template writes literally (text and the attributes people read) has no
+  words left outside ``{{ _("...") }}``, and no prose is passed to a macro as a bare string;
+- Python: flash messages, form labels and error texts in the staff views are gettext calls;
+- catalogue: every marked string is in messages.po (run the extract/update in docs/developer.md).
+A pseudo-translation then renders the main staff pages and finds no visible words it did not
+translate, other than the data the test put there.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from jinja2 import Environment
+
+from .conftest import csrf_from, staff_post, submit_card
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+STAFF_TEMPLATE_DIRS = ["staff", "dashboard", "users", "audit", "auth", "exports", "problems"]
+SHARED_TEMPLATES = ["base.html", "_flash.html", "_forms.html"]
+# Views whose pages are the patient's (their strings are in test_i18n) or that render no page.
+NOT_STAFF_VIEWS = {"pay.py", "twilio.py", "webhooks.py", "__init__.py"}
+
+WORDS = re.compile(r"[A-Za-z]{2,}")
+# A string literal reads as prose: a capitalised word, or a lower-case word between spaces.
+PROSE = re.compile(r"^[A-Z][a-z]+\b|\s[a-z]+\s")
+TRANSLATING = {"_", "gettext", "ngettext", "lazy_gettext"}
+READ_ATTRIBUTES = {"title", "aria-label", "placeholder", "alt", "data-label"}
+CLASS_BLOCKS = {"main_class", "body_class"}  # {% block main_class %}container narrow{% endblock %}
+
+
+def staff_templates() -> list[Path]:
+    found = [TEMPLATES / name for name in SHARED_TEMPLATES]
+    for folder in STAFF_TEMPLATE_DIRS:
+        found += sorted((TEMPLATES / folder).rglob("*.html"))
+    return found
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in READ_ATTRIBUTES and value and WORDS.search(value):
+                self.words.append(value)
+
+    def handle_data(self, data):
+        if WORDS.search(data):
+            self.words.append(data.strip())
+
+
+def unmarked_strings(source: str) -> list[str]:
+    """Words a template writes without gettext: its literal text (Jinja code removed) and
+    prose-looking string literals that are not a translating call's message."""
+    literal, prose = [], []
+    calls: list[bool] = []  # open parentheses: is each one a translating call?
+    previous = ""
+    skip_data = False
+    for lineno, kind, value in Environment().lex(source):
+        if kind == "whitespace":
+            continue
+        if kind == "data":
+            if not skip_data:
+                literal.append(value)
+            skip_data = False
+        elif kind in ("variable_begin", "block_begin"):
+            calls = []
+        elif kind == "name" and value in CLASS_BLOCKS and previous == "block":
+            skip_data = True
+        elif kind == "operator" and value == "(":
+            calls.append(previous in TRANSLATING)
+        elif kind == "operator" and value == ")" and calls:
+            calls.pop()
+        elif kind == "string":
+            text = value[1:-1]
+            is_message = bool(calls) and calls[-1] and previous in ("(", ",")
+            markup = '="' in text or text.startswith("<")  # attribute lists and tags
+            if not is_message and not markup and PROSE.search(text):
+                prose.append(f"line {lineno}: {value}")
+        previous = value
+    parser = _VisibleText()
+    parser.feed("".join(literal))
+    return parser.words + prose
+
+
+@pytest.mark.parametrize("template", staff_templates(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_word_a_staff_template_writes_is_marked_for_translation(template):
+    assert unmarked_strings(template.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "<p>Payment links</p>",
+        '<td data-label="Amount">{{ x }}</td>',
+        '{{ field("amount", "Amount (USD)") }}',
+        '{{ post_button(url, "Cancel link") }}',
+        '{{ "Email" if a else "Text" }}',
+        '{{ _("Pay %(x)s", x="made in Square") }}',
+        "{% if a %}Yes{% else %}No{% endif %}",
+    ],
+)
+def test_the_template_check_finds_unmarked_words(snippet):
+    assert unmarked_strings(snippet) != []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        '<p>{{ _("Payment links") }}</p>',
+        '<td data-label="{{ _("Amount") }}">{{ x }}</td>',
+        '{{ field("amount", _("Amount (USD)"), attrs=\'inputmode="decimal" required\') }}',
+        '{{ ngettext("%(num)s link", "%(num)s links", n) }} · {{ url_for("staff.list_links") }}',
+        '{% block main_class %}container narrow{% endblock %}<p>{{ link.reference or "—" }}</p>',
+    ],
+)
+def test_the_template_check_passes_marked_words(snippet):
+    assert unmarked_strings(snippet) == []
+
+
+# --- Python: flash messages, form labels and error texts in the staff views ------------------
+
+
+def _is_bare_text(node: ast.AST) -> bool:
+    """A string written in place (a literal, an f-string, or text glued with +)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and bool(WORDS.search(node.value))
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _is_bare_text(node.left) or _is_bare_text(node.right)
+    if isinstance(node, ast.IfExp):
+        return _is_bare_text(node.body) or _is_bare_text(node.orelse)
+    return False
+
+
+def unmarked_in_view(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            shown = []
+            if name == "flash" or name.endswith("Field"):
+                shown += node.args[:1]
+            shown += [k.value for k in node.keywords if k.arg in ("error", "title", "label")]
+            found += [f"line {n.lineno}: {name}()" for n in shown if _is_bare_text(n)]
+        elif isinstance(node, ast.Assign):
+            targets = [t for t in node.targets if isinstance(t, ast.Subscript)]
+            named_errors = any(getattr(t.value, "id", "") == "errors" for t in targets)
+            if named_errors and _is_bare_text(node.value):
+                found.append(f"line {node.lineno}: errors[...] =")
+        elif isinstance(node, ast.Tuple) and len(node.elts) == 2:  # (value, label) choices
+            value, label = node.elts
+            constants = isinstance(value, ast.Constant) and isinstance(label, ast.Constant)
+            if constants and isinstance(label.value, str) and PROSE.search(label.value):
+                found.append(f"line {node.lineno}: ({value.value!r}, {label.value!r})")
+    return found
+
+
+STAFF_VIEWS = sorted(
+    p for p in (ROOT / "payapp" / "views").glob("*.py") if p.name not in NOT_STAFF_VIEWS
+)
+
+
+@pytest.mark.parametrize("view", STAFF_VIEWS, ids=lambda p: p.name)
+def test_flash_messages_and_form_labels_in_staff_views_are_marked(view):
+    assert unmarked_in_view(view.read_text()) == []
+
+
+def test_the_view_check_finds_unmarked_messages():
+    source = """
+flash("Payment link created.", "success")
+flash(f"Sent to {who}.", "success")
+flash("Not reissued: " + why, "error")
+email = StringField("Email")
+errors["form"] = "Fix the fields."
+CHOICES = (("7", "Last week"),)
+render("x.html", error="Enter the code.")
+"""
+    assert len(unmarked_in_view(source)) == 7
+    marked = """
+flash(_("Payment link created."), "success")
+flash(exc.message, "error")
+email = StringField(lazy_gettext("Email"))
+errors["form"] = _("Fix the fields.")
+CHOICES = (("7", lazy_gettext("Last week")),)
+"""
+    assert unmarked_in_view(marked) == []
+
+
+# --- the catalogue --------------------------------------------------------------------------
+
+
+def all_marked_msgids() -> set[str]:
+    """What `pybabel extract -F babel.cfg -k patient_text -k staff_text -k lazy_gettext` finds."""
+    keywords = {
+        "_": None,
+        "gettext": None,
+        "ngettext": (1, 2),
+        "lazy_gettext": None,
+        "patient_text": None,
+        "staff_text": None,
+    }
+    method_map = [("payapp/**.py", "python"), ("templates/**.html", "jinja2")]
+    found = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(ROOT), method_map=method_map, keywords=keywords
+    ):
+        found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+def test_every_marked_string_is_in_the_catalogue():
+    with open(ROOT / "payapp/translations/es/LC_MESSAGES/messages.po", "rb") as po:
+        catalogued = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(po) if m.id}
+    missing = sorted(all_marked_msgids() - catalogued)
+    assert missing == [], "run pybabel extract/update (docs/developer.md, Translations)"
+
+
+def test_the_state_labels_staff_read_are_marked():
+    from payapp import decline_reasons, states
+
+    marked = all_marked_msgids()
+    for enum in (states.LinkStatus, states.PaymentStatus, states.AuditAction, states.SurgeKind):
+        assert {member.label for member in enum} <= marked, enum
+    assert set(decline_reasons.STAFF_WORDS.values()) <= marked
+
+
+# --- a pseudo-translation of the main staff pages ---------------------------------------------
+
+
+class _Brackets:
+    """A catalogue that translates every message to ⟦message⟧."""
+
+    def ugettext(self, message):
+        return f"⟦{message}⟧"
+
+    def ungettext(self, singular, plural, n):
+        return f"⟦{singular if n == 1 else plural}⟧"
+
+    gettext, ngettext = ugettext, ungettext
+
+
+# The data the test made, and the formats payapp shows data in: none of it is to be translated.
+DATA = [
+    re.compile(p)
+    for p in (
+        r"Bright Smile Dental",
+        r"Jane Q Doe|Dee Data",
+        r"INV-1001",
+        r"[\w.+-]+@example\.com",
+        r"−?\$[\d,]+\.\d\d",
+        # Dates and times (local_time, chart days): formatted, not translated, in this issue.
+        r"[A-Z][a-z]{2} \d{1,2}(, \d{4})?(, \d{1,2}:\d{2} [AP]M [A-Z]{2,4})?",
+        r"[A-Z][a-z]+ \d{1,2}, \d{4}",  # long dates on the dashboard
+        r"America/New_York",
+        r"Visa",  # the card brand Square names
+        r"payapp",  # the product's name
+        r"\b[A-Z][A-Z_]{3,}\b",  # Square's codes, shown raw in a tooltip
+        r"ending \d{4}",  # audit details are stored words ("Visa ending 1111"), shown as stored
+    )
+]
+
+
+def marked_where_written() -> set[str]:
+    """Words marked with staff_text / patient_text: plain str where written (labels, stored
+    details), translated where a page shows them once staff pages are translated."""
+    keywords = {"staff_text": None, "patient_text": None}
+    return {
+        message
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(ROOT), method_map=[("payapp/**.py", "python")], keywords=keywords
+        )
+    }
+
+
+def untranslated_words(html: str, labels: set[str]) -> list[str]:
+    while re.search(r"⟦[^⟦⟧]*⟧", html):  # translated, with any markup and data inside
+        html = re.sub(r"⟦[^⟦⟧]*⟧", " ", html)
+    parser = _VisibleText()
+    parser.feed(html)
+    left = []
+    # A marked message with placeholders matches with any value in them.
+    filled = [
+        re.compile(r".+?".join(map(re.escape, re.split(r"%\(\w+\)s", label))))
+        for label in sorted(labels, key=len, reverse=True)
+    ]
+    for text in parser.words:
+        for message in filled:
+            text = message.sub(" ", text)
+        for pattern in DATA:
+            text = pattern.sub(" ", text)
+        if WORDS.search(text):
+            left.append(text.strip())
+    return left
+
+
+def test_the_main_staff_pages_show_no_word_the_catalogue_did_not_translate(
+    app, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    paid = link_factory()
+    other = link_factory(patient_name="Dee Data", email="dee@example.com")
+    client = app.test_client()
+    submit_card(client, paid.path, nonce="cnon:card-nonce-declined")
+    submit_card(client, paid.path)
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    pages = {
+        url: admin.get(url)
+        for url in (
+            "/links",
+            "/links/new",
+            f"/links/{paid.id}",
+            f"/links/{other.id}",
+            "/dashboard",
+            "/users",
+            "/users/1",
+            "/account",
+            "/problems",
+            "/exports",
+            "/security",
+        )
+    }
+    pages["created"] = staff_post(
+        admin,
+        "/links/new",
+        {
+            "patient_name": "Dee Data",
+            "email": "dee@example.com",
+            "amount": "10",
+            "expires_in_days": "14",
+            "language": "en",
+            "send_now": "y",
+        },
+        follow_redirects=True,
+    )
+    pages["bad export dates"] = admin.get("/exports/links.csv?from=2025-03-09&to=2025-03-01")
+    pages["bad period"] = admin.get("/dashboard?period=custom&from=2025-03-09&to=2025-03-01")
+    pages["weak password"] = staff_post(
+        admin, "/users/new", {"email": "new@example.com", "role": "staff", "password": "x"}
+    )
+    pages["taken email"] = staff_post(
+        admin,
+        "/users/new",
+        {"email": "admin@example.com", "role": "staff", "password": "maple lantern orbit river"},
+    )
+    stranger = app.test_client()
+    form = stranger.get("/login").text
+    pages["refused login"] = stranger.post(
+        "/login",
+        data={"csrf_token": csrf_from(form), "email": "no@example.com", "password": "wrong-one"},
+    )
+    pages["cancelled"] = staff_post(
+        admin, f"/links/{other.id}/cancel", page_url=f"/links/{other.id}", follow_redirects=True
+    )
+    labels = marked_where_written()
+    inventory = app.extensions["payapp.inventory"]  # the script inventory's own words (data)
+    for script in [*inventory.scripts.values(), *inventory.external]:
+        labels |= {str(v) for v in script.values() if isinstance(v, str) and v}
+    for url, response in pages.items():
+        assert response.status_code in (200, 422), url
+        assert "⟦" in response.text, url
+        assert untranslated_words(response.text, labels) == [], (
+            url,
+            untranslated_words(response.text, labels),
+        )
