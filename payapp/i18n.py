@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
 from flask_babel import Babel
 from markupsafe import Markup
@@ -69,11 +67,7 @@ def patient_date(when: datetime | None) -> str:
     if when is None:
         return ""
     clinic = current_app.jinja_env.globals["clinic"]
-    language = patient_language()
-    if language == Language.EN:
-        return clinic.local_date(when)
-    local = when.astimezone(ZoneInfo(clinic.timezone))
-    return format_date(local.date(), "long", locale=BABEL_LOCALES[language])
+    return clinic.patient_date(when, patient_language().value)
 
 
 def switch_links() -> list[tuple[Language, str]]:

@@ -279,7 +279,7 @@
         var b = document.createElement('button');
         b.type = 'button';
         b.className = 'button wallet-button';
-        b.textContent = w[0];
+        b.textContent = container.dataset.demoLabel || w[0]; // the page's label, in its language
         container.appendChild(b);
       },
       tokenize: async function () {
