@@ -11,15 +11,16 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel
+from flask_babel import Babel, refresh
 from markupsafe import Markup
 
+from . import links
 from .states import Language
 
 PATIENT_BLUEPRINTS = frozenset({"pay"})
+# A URL no route matched is still the patient's under their own paths (a mistyped link's 404).
+PATIENT_PATHS = ("/pay/", "/reminders/stop/")
 CHOICE_KEY = "patient_lang"  # the patient's explicit choice, in the signed session cookie
-# Babel locales: es_US reads "$125.00" and "14 de diciembre de 2026", as a US patient expects.
-BABEL_LOCALES = {Language.EN: "en_US", Language.ES: "es_US"}
 
 
 def clean_language(value: object) -> Language | None:
@@ -27,9 +28,18 @@ def clean_language(value: object) -> Language | None:
     return Language.lookup(value)
 
 
+def on_patient_page() -> bool:
+    """Whether this request is one of the patient's pages (or a stray URL under theirs)."""
+    if request.blueprint in PATIENT_BLUEPRINTS:
+        return True
+    return request.blueprint is None and (
+        request.path == "/pay" or request.path.startswith(PATIENT_PATHS)
+    )
+
+
 def patient_language() -> Language:
     """The language of this request's page (English outside the patient's pages)."""
-    if not has_request_context() or request.blueprint not in PATIENT_BLUEPRINTS:
+    if not has_request_context() or not on_patient_page():
         return Language.EN
     for candidate in (
         session.get(CHOICE_KEY),
@@ -45,6 +55,19 @@ def patient_language() -> Language:
 def use_link_language(value: object) -> None:
     """The view found the link: its language counts unless the patient chose one."""
     g.link_language = value
+
+
+def use_language_of_the_token() -> None:
+    """An error page before the view found the link (a 429 from the limiter): the link's
+    language, when the URL holds a genuine link token, unless the patient chose one."""
+    token = (request.view_args or {}).get("token")
+    if not token or g.get("link_language") is not None or CHOICE_KEY in session:
+        return
+    with current_app.extensions["payapp.engine"].connect() as connection:
+        row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
+    if row is not None:
+        use_link_language(row.language)
+        refresh()  # a locale cached earlier in the request is chosen again
 
 
 def switch_language():
