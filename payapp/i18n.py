@@ -11,10 +11,11 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel, refresh
+from flask_babel import Babel, get_translations, refresh
 from markupsafe import Markup
 
 from . import links
+from .plaintext import PatientText
 from .states import Language
 
 PATIENT_BLUEPRINTS = frozenset({"pay"})
@@ -110,8 +111,23 @@ def phone_link() -> Markup:
     return Markup('<a href="tel:{0}">{0}</a>').format(phone)
 
 
+def translate(message: str) -> str:
+    """The templates' ``_()``: a message with numbers (plaintext.PatientText) is looked up by its
+    msgid and filled with its numbers in the page's language."""
+    if isinstance(message, PatientText):
+        return get_translations().ugettext(message.msgid) % message.values
+    return get_translations().ugettext(message)
+
+
 def init_app(app) -> None:
     Babel(app, locale_selector=lambda: patient_language().value)
+    app.jinja_env.install_gettext_callables(
+        gettext=translate,
+        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
+    )
     app.before_request(switch_language)
     app.jinja_env.filters["patient_date"] = patient_date
     # A translated phrase without placeholders as plain text, escaped like the literal it

@@ -525,3 +525,30 @@ def test_too_many_attempts_on_a_spanish_link_says_so_in_spanish(app, link_factor
     assert limited.status_code == 429
     assert HTML_LANG.search(limited.text)[1] == "es"
     assert "Demasiados intentos" in limited.text and "Por su seguridad" in limited.text
+
+
+def test_a_message_with_a_number_is_translated_with_its_number(app):
+    client = app.test_client()
+    client.get("/pay?lang=es")
+    page = client.get("/pay")
+    answer = client.post(
+        "/pay",
+        data={
+            "csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1],
+            "statement": "9" * 41,
+            "last_name": "Doe",
+        },
+    )
+    assert answer.status_code == 422
+    assert "El número de estado de cuenta puede tener como máximo 40 caracteres." in answer.text
+    assert "at most" not in answer.text
+
+
+def test_a_patient_text_with_numbers_reads_as_english_and_keeps_its_catalogue_entry():
+    from payapp.plaintext import patient_text
+
+    message = patient_text("Keep it under %(max)s characters (%(count)s now).", max=5, count=7)
+    assert message == "Keep it under 5 characters (7 now)."
+    assert message.msgid in {m.id for m in spanish_catalogue()}
+    with pytest.raises(TypeError):
+        patient_text("Hello %(name)s", name="<b>")
