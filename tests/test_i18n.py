@@ -552,3 +552,26 @@ def test_a_patient_text_with_numbers_reads_as_english_and_keeps_its_catalogue_en
     assert message.msgid in {m.id for m in spanish_catalogue()}
     with pytest.raises(TypeError):
         patient_text("Hello %(name)s", name="<b>")
+
+
+@pytest.mark.parametrize("config_overrides", [{"NEW_LINK_REQUESTS": "reissue"}])
+def test_a_spanish_patients_new_link_arrives_in_spanish_and_the_desk_notices_stay_english(
+    app, client, link_factory, tmp_path
+):
+    from .test_link_requests import ask, closed_link
+    from .test_problems import report_problem
+
+    app.config["FRONT_DESK_EMAIL"] = "desk@clinic.example"
+    link = closed_link(app, link_factory, "expired", language="es", reference="INV-ES")
+    ask(client, link)  # reissued at once, sent in the old link's language
+    [new_link] = [m for m in sent(tmp_path, "*-email.eml") if m["To"] == "jane@example.com"]
+    assert (
+        new_link["Subject"] == "Bright Smile Dental: solicitud de pago del estado de cuenta INV-ES"
+    )
+    assert plain(new_link).startswith("Hola, Jane:")
+
+    open_link = link_factory(language="es")
+    report_problem(client, open_link, {"category": "card_declined"})
+    [notice] = sent(tmp_path, "*problem*.eml")
+    assert notice["Subject"].endswith("a patient reported a payment problem (My card was declined)")
+    assert "A patient used the" in notice.get_content()
