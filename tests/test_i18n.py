@@ -575,3 +575,9 @@ def test_a_spanish_patients_new_link_arrives_in_spanish_and_the_desk_notices_sta
     [notice] = sent(tmp_path, "*problem*.eml")
     assert notice["Subject"].endswith("a patient reported a payment problem (My card was declined)")
     assert "A patient used the" in notice.get_content()
+
+
+def test_square_s_card_field_is_asked_for_the_pages_language(client, link_factory):
+    """pay.js passes data-locale to Square's payments.setLocale() (es-US is one Square supports)."""
+    assert 'data-locale="es-US"' in client.get(link_factory(language="es").path).text
+    assert 'data-locale="en-US"' in client.get(link_factory().path).text

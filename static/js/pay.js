@@ -33,6 +33,10 @@
     var sdk = window.Square || window.PayappDemoSquare;
     if (!sdk) throw new Error('card SDK missing');
     var payments = sdk.payments(form.dataset.appId, form.dataset.locationId);
+    // Square's card field speaks the page's language (es-US / en-US), not the browser's.
+    if (payments.setLocale && form.dataset.locale) {
+      try { await payments.setLocale(form.dataset.locale); } catch (err) { /* keep Square's own */ }
+    }
     card = await payments.card();
     var loading = document.getElementById('card-loading');
     if (loading) loading.remove();
