@@ -650,8 +650,8 @@ def receipt_context(payment: Payment, clinic: Clinic) -> dict:
         "first_name": link.first_name,
         "amount": format_cents(payment.amount_cents, payment.currency),
         "paid_on": clinic.patient_date(payment.completed_at or utcnow(), link_language(link)),
-        # A wallet payment names the wallet: "Apple Pay (Visa ending in 1111)"; a text, whose
-        # segment is counted, says just "Apple Pay". Refunds go back to the card behind it.
+        # A wallet payment's receipt names the wallet: "Apple Pay (Visa ending in 1111)"; its
+        # text, whose segment is counted, says just "Apple Pay". Refunds name the card behind it.
         "card": f"{wallet.label} ({card})" if wallet else card,
         "paid_with": wallet.label if wallet else card,
         "card_only": card,

@@ -581,3 +581,24 @@ def test_square_s_card_field_is_asked_for_the_pages_language(client, link_factor
     """pay.js passes data-locale to Square's payments.setLocale() (es-US is one Square supports)."""
     assert 'data-locale="es-US"' in client.get(link_factory(language="es").path).text
     assert 'data-locale="en-US"' in client.get(link_factory().path).text
+
+
+def test_a_wallet_payments_refund_notice_names_the_card_it_goes_back_to(
+    app, client, admin, link_factory, tmp_path
+):
+    link = link_factory(language="es")
+    submit_card(
+        client, link.path, nonce="cnon:demo-google-pay-ok", extra={"wallet": "google_pay"}
+    ).close()
+    with app.app_context():
+        payment_id = get_session().scalar(select(payments.Payment.id))
+    staff_post(
+        admin,
+        f"/links/{link.id}/refund",
+        {"payment_id": payment_id, "amount": "125.00", "reason": "x", "refund_key": "k1"},
+        page_url=f"/links/{link.id}",
+    )
+    [receipt] = sent(tmp_path, "*-receipt-email.eml")
+    assert "Tarjeta: Google Pay (Visa terminada en 1111)" in plain(receipt)
+    [notice] = sent(tmp_path, "*-refund-email.eml")
+    assert "le devolvió $125.00 a su Visa terminada en 1111." in plain(notice)
