@@ -631,11 +631,8 @@ def receipt_number(payment: Payment) -> str:
 
 def _card(payment: Payment) -> str:
     """'Visa ending in 1111' (in the current language)."""
-    return _(
-        "%(brand)s ending in %(last4)s",
-        brand=card_brand_name(payment.card_brand),
-        last4=payment.card_last4 or "????",
-    )
+    brand = card_brand_name(payment.card_brand) if payment.card_brand else _("Card")
+    return _("%(brand)s ending in %(last4)s", brand=brand, last4=payment.card_last4 or "????")
 
 
 def receipt_context(payment: Payment, clinic: Clinic) -> dict:
