@@ -1,6 +1,7 @@
 """What language a patient reads: Flask-Babel, the locale selector and the "Español / English"
-switch. Staff pages are always English; only the patient's pages (the pay blueprint) follow
-the patient's explicit choice > the link's language > DEFAULT_LANGUAGE.
+switch. Staff pages are always English; only the patient's pages (the pay blueprint, and error
+pages under the patient's paths) follow the patient's explicit choice > the link's language >
+DEFAULT_LANGUAGE. Emails and texts follow the link's language alone (notify.in_patient_language).
 
 Catalogues: payapp/translations/<lang>/LC_MESSAGES/messages.po, compiled to messages.mo and
 committed (tests/test_i18n.py checks the .mo matches the .po); see docs/developer.md."""
