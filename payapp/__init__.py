@@ -103,6 +103,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["local_time"] = clinic.local_time
     app.jinja_env.filters["code_words"] = describe_code
     app.jinja_env.filters["card_brand"] = payments.card_brand_name
+    app.jinja_env.filters["wallet_name"] = states.Wallet.label_of
     app.jinja_env.globals.update(
         staff_alerts=lambda role: alerts.active_alerts(db.get_session(), role),
         surge_incidents=lambda: alerts.banner_incidents(db.get_session()),

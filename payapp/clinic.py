@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
+
 
 @dataclass(frozen=True)
 class Clinic:
@@ -21,6 +23,16 @@ class Clinic:
     def local_date(self, when: datetime) -> str:
         """'March 5, 2027' in the clinic's time zone."""
         return self.local_time(when, "date")
+
+    def patient_date(self, when: datetime | None, language: str = "en") -> str:
+        """A date as a patient reads it in their language, in the clinic's zone: 'March 5, 2027'
+        or '5 de marzo de 2027' (Babel's es-US long date)."""
+        if when is None:
+            return ""
+        if language != "es":
+            return self.local_date(when)
+        local = when.astimezone(ZoneInfo(self.timezone))
+        return format_date(local.date(), "long", locale="es_US")
 
     def local_time(self, when: datetime | None, style: str = "datetime") -> str:
         """A UTC time as the clinic reads it: 'Mar 5, 2027, 11:30 PM EST' (datetime),

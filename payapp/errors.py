@@ -6,36 +6,60 @@ import logging
 import time
 
 from flask import g, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 
-from . import audit
+from . import audit, i18n
 from .db import get_session
 from .htmx import is_htmx_request, render
+from .plaintext import patient_text
 from .states import AuditAction
 
 log = logging.getLogger(__name__)
 
+# What a patient (or any visitor off the staff side) reads, in the page's language.
 MESSAGES = {
-    400: ("Something was wrong with that request", "Go back, reload the page and try again."),
-    403: ("You don't have permission to do that", "Ask your payapp administrator if you need to."),
-    404: (
-        "Page not found",
-        "Check the link you were sent. If it still does not work, call the "
-        "clinic and ask for a new payment link.",
+    400: (
+        patient_text("Something was wrong with that request"),
+        patient_text("Go back, reload the page and try again."),
     ),
-    405: ("That is not allowed here", "Go back and try again."),
-    409: ("That could not be done", "Reload the page to see the current state."),
-    413: ("That was too much to send", "Shorten what you typed and try again, or call the clinic."),
+    403: (
+        patient_text("You don't have permission to do that"),
+        patient_text("Ask your payapp administrator if you need to."),
+    ),
+    404: (
+        patient_text("Page not found"),
+        patient_text(
+            "Check the link you were sent. If it still does not work, call the "
+            "clinic and ask for a new payment link."
+        ),
+    ),
+    405: (patient_text("That is not allowed here"), patient_text("Go back and try again.")),
+    409: (
+        patient_text("That could not be done"),
+        patient_text("Reload the page to see the current state."),
+    ),
+    413: (
+        patient_text("That was too much to send"),
+        patient_text("Shorten what you typed and try again, or call the clinic."),
+    ),
     429: (
-        "Too many attempts",
-        "For your security we paused this for a minute. Wait a minute and "
-        "try again, or call the clinic to pay by phone.",
+        patient_text("Too many attempts"),
+        patient_text(
+            "For your security we paused this for a minute. Wait a minute and "
+            "try again, or call the clinic to pay by phone."
+        ),
     ),
     500: (
-        "Something went wrong on our side",
-        "Nothing was charged by this error. Try again in a minute, or call the clinic.",
+        patient_text("Something went wrong on our side"),
+        patient_text(
+            "Nothing was charged by this error. Try again in a minute, or call the clinic."
+        ),
     ),
 }
+CSRF_ADVICE = patient_text(
+    "This form expired or came from somewhere else. Reload the page and try again."
+)
 
 # Staff read different advice: they have the menu, and no bill to ask the clinic about.
 STAFF_MESSAGES = {
@@ -80,6 +104,13 @@ def render_error(code: int, detail: str | None = None):
     title, advice = messages.get(code, messages[500])
     if detail:
         advice = detail
+    if not staff_page and i18n.on_patient_page():
+        # The patient's language (staff and other pages stay English: their locale is "en").
+        try:
+            i18n.use_language_of_the_token()
+        except Exception:  # noqa: BLE001 - e.g. the database is down: the page in English
+            log.warning("could not read the link's language for an error page")
+        title, advice = gettext(title), gettext(advice)
     if is_htmx_request():
         message = f"{title}. {advice}"
         response = render("_flash.html", status_code=code, messages=[("error", message)])
@@ -97,9 +128,7 @@ def render_error(code: int, detail: str | None = None):
 
 
 def handle_csrf_error(exc: CSRFError):
-    return render_error(
-        400, "This form expired or came from somewhere else. Reload the page and try again."
-    )
+    return render_error(400, CSRF_ADVICE)
 
 
 def handle_http_error(exc):

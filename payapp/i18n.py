@@ -1,6 +1,7 @@
 """What language a patient reads: Flask-Babel, the locale selector and the "Español / English"
-switch. Staff pages are always English; only the patient's pages (the pay blueprint) follow
-the patient's explicit choice > the link's language > DEFAULT_LANGUAGE.
+switch. Staff pages are always English; only the patient's pages (the pay blueprint, and error
+pages under the patient's paths) follow the patient's explicit choice > the link's language >
+DEFAULT_LANGUAGE. Emails and texts follow the link's language alone (notify.in_patient_language).
 
 Catalogues: payapp/translations/<lang>/LC_MESSAGES/messages.po, compiled to messages.mo and
 committed (tests/test_i18n.py checks the .mo matches the .po); see docs/developer.md."""
@@ -9,19 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel
+from flask_babel import Babel, get_translations, refresh
 from markupsafe import Markup
 
+from . import links
+from .plaintext import PatientText
 from .states import Language
 
 PATIENT_BLUEPRINTS = frozenset({"pay"})
+# A URL no route matched is still the patient's under their own paths (a mistyped link's 404).
+PATIENT_PATHS = ("/pay/", "/reminders/stop/")
 CHOICE_KEY = "patient_lang"  # the patient's explicit choice, in the signed session cookie
-# Babel locales: es_US reads "$125.00" and "14 de diciembre de 2026", as a US patient expects.
-BABEL_LOCALES = {Language.EN: "en_US", Language.ES: "es_US"}
 
 
 def clean_language(value: object) -> Language | None:
@@ -29,9 +30,18 @@ def clean_language(value: object) -> Language | None:
     return Language.lookup(value)
 
 
+def on_patient_page() -> bool:
+    """Whether this request is one of the patient's pages (or a stray URL under theirs)."""
+    if request.blueprint in PATIENT_BLUEPRINTS:
+        return True
+    return request.blueprint is None and (
+        request.path == "/pay" or request.path.startswith(PATIENT_PATHS)
+    )
+
+
 def patient_language() -> Language:
     """The language of this request's page (English outside the patient's pages)."""
-    if not has_request_context() or request.blueprint not in PATIENT_BLUEPRINTS:
+    if not has_request_context() or not on_patient_page():
         return Language.EN
     for candidate in (
         session.get(CHOICE_KEY),
@@ -47,6 +57,19 @@ def patient_language() -> Language:
 def use_link_language(value: object) -> None:
     """The view found the link: its language counts unless the patient chose one."""
     g.link_language = value
+
+
+def use_language_of_the_token() -> None:
+    """An error page before the view found the link (a 429 from the limiter): the link's
+    language, when the URL holds a genuine link token, unless the patient chose one."""
+    token = (request.view_args or {}).get("token")
+    if not token or g.get("link_language") is not None or CHOICE_KEY in session:
+        return
+    with current_app.extensions["payapp.engine"].connect() as connection:
+        row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
+    if row is not None:
+        use_link_language(row.language)
+        refresh()  # a locale cached earlier in the request is chosen again
 
 
 def switch_language():
@@ -69,11 +92,7 @@ def patient_date(when: datetime | None) -> str:
     if when is None:
         return ""
     clinic = current_app.jinja_env.globals["clinic"]
-    language = patient_language()
-    if language == Language.EN:
-        return clinic.local_date(when)
-    local = when.astimezone(ZoneInfo(clinic.timezone))
-    return format_date(local.date(), "long", locale=BABEL_LOCALES[language])
+    return clinic.patient_date(when, patient_language().value)
 
 
 def switch_links() -> list[tuple[Language, str]]:
@@ -93,8 +112,23 @@ def phone_link() -> Markup:
     return Markup('<a href="tel:{0}">{0}</a>').format(phone)
 
 
+def translate(message: str) -> str:
+    """The templates' ``_()``: a message with numbers (plaintext.PatientText) is looked up by its
+    msgid and filled with its numbers in the page's language."""
+    if isinstance(message, PatientText):
+        return get_translations().ugettext(message.msgid) % message.values
+    return get_translations().ugettext(message)
+
+
 def init_app(app) -> None:
     Babel(app, locale_selector=lambda: patient_language().value)
+    app.jinja_env.install_gettext_callables(
+        gettext=translate,
+        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
+    )
     app.before_request(switch_language)
     app.jinja_env.filters["patient_date"] = patient_date
     # A translated phrase without placeholders as plain text, escaped like the literal it

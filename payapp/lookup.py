@@ -65,11 +65,15 @@ def clean_query(statement: str, last_name: str) -> StatementQuery:
     if not statement:
         errors["statement"] = patient_text("Enter the statement number from your paper statement.")
     elif len(statement) > MAX_STATEMENT:
-        errors["statement"] = f"A statement number is at most {MAX_STATEMENT} characters."
+        errors["statement"] = patient_text(
+            "A statement number is at most %(count)s characters.", count=MAX_STATEMENT
+        )
     if not last_name:
         errors["last_name"] = patient_text("Enter the patient's last name or ZIP code.")
     elif len(last_name) > MAX_LAST_NAME:
-        errors["last_name"] = f"A last name is at most {MAX_LAST_NAME} characters."
+        errors["last_name"] = patient_text(
+            "A last name is at most %(count)s characters.", count=MAX_LAST_NAME
+        )
     elif _LOOKS_LIKE_ZIP.fullmatch(last_name):
         postal_code = zip5(last_name) or ""
         if not postal_code:

@@ -196,6 +196,8 @@ class Payment(Base):
     postal_code: Mapped[str] = mapped_column(String(12), default="")
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # states.Wallet when an Apple Pay / Google Pay button made the token (0020), for the receipt.
+    wallet: Mapped[str | None] = mapped_column(String(16))
     avs_status: Mapped[str | None] = mapped_column(String(32))
     cvv_status: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(64))

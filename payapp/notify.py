@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -37,7 +39,7 @@ from .models import (
 )
 from .money import format_cents
 from .payments import card_brand_name
-from .states import AuditAction, MessageStatus, ProblemCategory
+from .states import AuditAction, Language, MessageStatus, ProblemCategory, Wallet
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +137,27 @@ class Transports:
 # --- composing ----------------------------------------------------------------------------------
 
 
+def link_language(link: PaymentLink) -> Language:
+    """The language the patient gets this link's messages in (issue 11)."""
+    return Language.lookup(link.language) or Language.EN
+
+
+def in_patient_language(link: PaymentLink):
+    """Compose a patient's message in the link's language: the templates' ``_()`` and this
+    module's ``_()`` follow Flask-Babel's forced locale. Messages go out after a commit, from
+    run-jobs or a webhook, never under the page's own locale. Staff notices stay English."""
+    return force_locale(link_language(link).value)
+
+
 def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
     """Everything a link message may say. The description is deliberately absent."""
     return {
         "clinic": clinic,
+        "lang": link_language(link).value,
         "first_name": link.first_name,
         "amount": format_cents(link.amount_cents, link.currency),
         "reference": link.reference,
-        "expires_on": clinic.local_time(link.expires_at, "date"),
+        "expires_on": clinic.patient_date(link.expires_at, link_language(link).value),
         "url": url,
         # The patient can instead type the clinic's own address (link_url() is <base>/pay/<token>).
         "lookup_url": url.rpartition("/")[0],
@@ -166,32 +181,48 @@ def compose_html_email(
     return message
 
 
+def _link_subject(name: str, link: PaymentLink, clinic: Clinic) -> str:
+    """'<clinic>: payment request for statement <ref>', in the current (the link's) language."""
+    values = {"clinic": clinic.name, "reference": link.reference}
+    if name == "reminder":
+        if link.reference:
+            return _(
+                "%(clinic)s: reminder of your payment request for statement %(reference)s",
+                **values,
+            )
+        return _("%(clinic)s: reminder of your payment request", **values)
+    if link.reference:
+        return _("%(clinic)s: payment request for statement %(reference)s", **values)
+    return _("%(clinic)s: payment request", **values)
+
+
 def _link_email(
     templates,
     name: str,
-    what: str,
     link,
     url: str,
     clinic: Clinic,
     mail_from: str,
     **extra,
 ):
-    """A link's email (the request or a reminder): '<clinic>: <what> for statement <ref>'."""
-    subject = f"{clinic.name}: {what}"
-    if link.reference:
-        subject += f" for statement {link.reference}"
-    ctx = {**message_context(link, url, clinic), **extra}
-    return compose_html_email(templates, name, subject, ctx, link.email, mail_from)
+    """A link's email (the request or a reminder), in the link's language."""
+    with in_patient_language(link):
+        subject = _link_subject(name, link, clinic)
+        ctx = {**message_context(link, url, clinic), **extra}
+        return compose_html_email(templates, name, subject, ctx, link.email, mail_from)
 
 
 def compose_email(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic, mail_from: str
 ) -> EmailMessage:
-    return _link_email(templates, "payment_link", "payment request", link, url, clinic, mail_from)
+    return _link_email(templates, "payment_link", link, url, clinic, mail_from)
 
 
 def compose_sms(templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic) -> str:
-    return templates.get_template("sms/payment_link.txt").render(message_context(link, url, clinic))
+    with in_patient_language(link):
+        return templates.get_template("sms/payment_link.txt").render(
+            message_context(link, url, clinic)
+        )
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -304,7 +335,6 @@ def compose_reminder_email(
     return _link_email(
         templates,
         "reminder",
-        "reminder of your payment request",
         link,
         url,
         clinic,
@@ -351,7 +381,8 @@ def compose_problem_notice(
 def compose_reminder_sms(
     templates: jinja2.Environment, link: PaymentLink, url: str, clinic: Clinic
 ) -> str:
-    return templates.get_template("sms/reminder.txt").render(message_context(link, url, clinic))
+    with in_patient_language(link):
+        return templates.get_template("sms/reminder.txt").render(message_context(link, url, clinic))
 
 
 def send_reminder(
@@ -599,18 +630,28 @@ def receipt_number(payment: Payment) -> str:
 
 
 def _card(payment: Payment) -> str:
-    return f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4 or '????'}"
+    """'Visa ending in 1111' (in the current language)."""
+    brand = card_brand_name(payment.card_brand) if payment.card_brand else _("Card")
+    return _("%(brand)s ending in %(last4)s", brand=brand, last4=payment.card_last4 or "????")
 
 
 def receipt_context(payment: Payment, clinic: Clinic) -> dict:
-    """Everything a receipt may say: no description, nothing clinical."""
+    """Everything a receipt may say: no description, nothing clinical. Call it under the link's
+    language (``in_patient_language``)."""
     link = payment.link
+    card = _card(payment)
+    wallet = Wallet.lookup(payment.wallet)
     return {
         "clinic": clinic,
+        "lang": link_language(link).value,
         "first_name": link.first_name,
         "amount": format_cents(payment.amount_cents, payment.currency),
-        "paid_on": clinic.local_date(payment.completed_at or utcnow()),
-        "card": _card(payment),
+        "paid_on": clinic.patient_date(payment.completed_at or utcnow(), link_language(link)),
+        # A wallet payment's receipt names the wallet: "Apple Pay (Visa ending in 1111)"; its
+        # text, whose segment is counted, says just "Apple Pay". Refunds name the card behind it.
+        "card": f"{wallet.label} ({card})" if wallet else card,
+        "paid_with": wallet.label if wallet else card,
+        "card_only": card,
         "receipt_number": receipt_number(payment),
         "reference": link.reference,
     }
@@ -621,7 +662,9 @@ def refund_context(refund: Refund, clinic: Clinic) -> dict:
     return {
         **receipt_context(payment, clinic),
         "refunded": format_cents(refund.amount_cents, payment.currency),
-        "refunded_on": clinic.local_date(refund.created_at or utcnow()),
+        "refunded_on": clinic.patient_date(
+            refund.created_at or utcnow(), link_language(payment.link)
+        ),
         "paid": format_cents(payment.amount_cents, payment.currency),
         "remaining": format_cents(payment.amount_cents - payment.refunded_cents, payment.currency),
     }
@@ -675,11 +718,17 @@ class Notice:
 
 
 def receipt_notice(payment: Payment, clinic: Clinic) -> Notice:
-    ctx = receipt_context(payment, clinic)
+    with in_patient_language(payment.link):
+        ctx = receipt_context(payment, clinic)
+        subject = _(
+            "%(clinic)s: receipt for your payment of %(amount)s",
+            clinic=clinic.name,
+            amount=ctx["amount"],
+        )
     return Notice(
         kind="receipt",
         tag=f"receipt {ctx['receipt_number']}",
-        subject=f"{clinic.name}: receipt for your payment of {ctx['amount']}",
+        subject=subject,
         ctx=ctx,
         actions=(AuditAction.RECEIPT_SENT, AuditAction.RECEIPT_FAILED),
         link=payment.link,
@@ -688,16 +737,24 @@ def receipt_notice(payment: Payment, clinic: Clinic) -> Notice:
 
 
 def refund_notice(refund: Refund, clinic: Clinic) -> Notice:
-    ctx = refund_context(refund, clinic)
+    with in_patient_language(refund.payment.link):
+        ctx = refund_context(refund, clinic)
+        subject = _("%(clinic)s: refund of %(amount)s", clinic=clinic.name, amount=ctx["refunded"])
     return Notice(
         kind="refund",
         tag=f"refund {refund.id}",
-        subject=f"{clinic.name}: refund of {ctx['refunded']}",
+        subject=subject,
         ctx=ctx,
         actions=(AuditAction.REFUND_NOTICE_SENT, AuditAction.REFUND_NOTICE_FAILED),
         link=refund.payment.link,
         refund_id=refund.id,
     )
+
+
+def compose_notice_sms(templates: jinja2.Environment, notice: Notice) -> str:
+    """A receipt's or refund notice's text, in the link's language."""
+    with in_patient_language(notice.link):
+        return templates.get_template(f"sms/{notice.kind}.txt").render(notice.ctx).strip()
 
 
 def _worth_retrying(channel: str, exc: Exception) -> bool:
@@ -738,20 +795,18 @@ def _deliver_notice(
         return
     try:
         if message.channel == "email":
-            transports.mail.send(
-                compose_html_email(
+            with in_patient_language(notice.link):
+                email = compose_html_email(
                     templates,
                     notice.kind,
                     notice.subject,
                     notice.ctx,
                     message.recipient,
                     transports.mail_from,
-                ),
-                name,
-            )
+                )
+            transports.mail.send(email, name)
         else:
-            body = templates.get_template(f"sms/{notice.kind}.txt").render(notice.ctx).strip()
-            transports.sms.send(message.recipient, body, name)
+            transports.sms.send(message.recipient, compose_notice_sms(templates, notice), name)
     except Exception as exc:  # noqa: BLE001 - a failed notice never touches the money
         message.status = MessageStatus.FAILED
         message.error = delivery_error_text(message.channel, exc)[:1000]

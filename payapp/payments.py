@@ -24,7 +24,7 @@ from .gateways import (
 )
 from .models import AuditEvent, Payment, PaymentLink, utcnow
 from .plaintext import patient_text
-from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus
+from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus, Wallet
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,14 @@ def charge_link(
     attempt_key: str,
     source_id: str,
     postal_code: str = "",
+    wallet: str = "",
     max_declines: int = 5,
     now: datetime | None = None,
 ) -> Payment:
     """Charge the link's own amount once. Returns the completed Payment or raises PaymentError
-    (or LinkError when the link cannot be paid). Repeating an attempt key replays its result."""
+    (or LinkError when the link cannot be paid). Repeating an attempt key replays its result.
+    ``wallet`` is the wallet button that made the token ("apple_pay", "google_pay"), kept only
+    to name it on the receipt (anything else is ignored)."""
     now = now or utcnow()
     if not ATTEMPT_KEY.match(attempt_key or ""):
         raise PaymentError.bad_request(
@@ -232,6 +235,7 @@ def charge_link(
         currency=link.currency,
         source_id=source_id,
         postal_code=postal_code,
+        wallet=Wallet.lookup(wallet),
         created_at=now,
     )
     session.add(payment)

@@ -29,10 +29,25 @@ def invisible_message(what: str) -> str:
     return f"Remove the invisible or control characters from {what} (retype it rather than paste)."
 
 
-def patient_text(text: str) -> str:
+class PatientText(str):
+    """A patient's message holding numbers: reads as its English sentence, and keeps the
+    catalogue's ``msgid`` and the ``values`` so the page can show it in Spanish (i18n.py)."""
+
+    msgid: str
+    values: dict[str, int]
+
+
+def patient_text(text: str, **values: int) -> str:
     """Marks a message a patient may read for the Spanish catalogue (``pybabel extract -k
-    patient_text``); the page translates it where it shows it (payapp/i18n.py)."""
-    return text
+    patient_text``); the page translates it where it shows it (payapp/i18n.py). Numbers go in
+    as named values (``%(count)s``), never formatted into the sentence, so it stays one entry."""
+    if not values:
+        return text
+    if not all(isinstance(v, int) for v in values.values()):
+        raise TypeError("patient_text values are numbers")
+    message = PatientText(text % values)
+    message.msgid, message.values = text, values
+    return message
 
 
 def staff_text(text: str) -> str:

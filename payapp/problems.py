@@ -59,7 +59,9 @@ def clean_draft(draft: ProblemDraft, phone_region: str) -> tuple[ProblemCategory
         errors["category"] = patient_text("Choose what went wrong.")
     text = (draft.text or "").strip()
     if len(text) > TEXT_MAX:
-        errors["text"] = f"Keep it under {TEXT_MAX} characters ({len(text)} now)."
+        errors["text"] = patient_text(
+            "Keep it under %(max)s characters (%(count)s now).", max=TEXT_MAX, count=len(text)
+        )
     elif has_invisible_characters(text, allow=LINE_BREAKS):
         errors["text"] = invisible_message("your message")
     phone = None

@@ -276,6 +276,16 @@ class Language(_Labelled):
     ES = "es", "Español"
 
 
+class Wallet(_Labelled):
+    """The wallet a patient paid with (``payment.wallet``; NULL for a typed card). Square's
+    Payment shows an Apple Pay or Google Pay charge as a plain card payment (its
+    ``wallet_details`` brands are Cash App and the like), so the pay form says which button made
+    the token; the label is the wallet's own name, the same in every language."""
+
+    APPLE_PAY = "apple_pay", "Apple Pay"
+    GOOGLE_PAY = "google_pay", "Google Pay"
+
+
 def jinja_globals() -> dict[str, object]:
     """The enums templates use by name (``LinkStatus.OPEN``, ``AuditAction`` for the filter)."""
     return {

@@ -10,6 +10,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.util import pathmatch
 from sqlalchemy import select
 
 from payapp import links, payments
@@ -30,20 +31,38 @@ def spanish_catalogue():
         return read_po(po)
 
 
-# Where a patient reads words: their pages (and base.html around them), the pay blueprint, and
-# messages marked patient_text anywhere. Staff strings are in the catalogue too, untranslated.
-PATIENT_SOURCES = [
-    ("templates/pay/**.html", "jinja2"),
-    ("templates/base.html", "jinja2"),
-    ("payapp/views/pay.py", "python"),
-]
+# Everything a patient reads or receives: their pages, the error pages, the messages sent to
+# them. The front desk's notices (templates/emails/*_notice.txt) and staff pages stay English.
+PATIENT_TEMPLATES = (
+    "templates/base.html",
+    "templates/pay/**.html",
+    "templates/errors/**.html",
+    "templates/emails/payment_link.*",
+    "templates/emails/reminder.*",
+    "templates/emails/receipt.*",
+    "templates/emails/refund.*",
+    "templates/sms/**.txt",
+)
+STAFF_NOTICES = {"link_request_notice.txt", "problem_notice.txt"}
+
+
+def patient_templates() -> list[str]:
+    """The template files PATIENT_TEMPLATES names, matched as pybabel matches them."""
+    every = (p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.*"))
+    return sorted(f for f in every if any(pathmatch(pat, f) for pat in PATIENT_TEMPLATES))
+
+
+# The Python modules whose gettext words a patient reads; patient_text marks them anywhere else.
+# Staff strings are in the catalogue too, untranslated (tests/test_staff_strings.py).
+PATIENT_PYTHON = ("payapp/views/pay.py", "payapp/notify.py", "payapp/errors.py")
 
 
 def extracted_msgids() -> set[str]:
     """The patient's strings among what `pybabel extract` finds (see docs/developer.md)."""
     found = set()
+    sources = [(p, "jinja2") for p in PATIENT_TEMPLATES] + [(p, "python") for p in PATIENT_PYTHON]
     passes = [
-        (PATIENT_SOURCES, {"_": None, "gettext": None, "ngettext": (1, 2), "patient_text": None}),
+        (sources, {"_": None, "gettext": None, "ngettext": (1, 2), "patient_text": None}),
         ([("payapp/**.py", "python")], {"patient_text": None}),
     ]
     for method_map, keywords in passes:
@@ -62,6 +81,36 @@ def test_every_patient_string_has_a_spanish_translation():
     translated = {m.id: m.string for m in catalogue if m.id and not m.fuzzy}
     missing = sorted(i for i in extracted_msgids() if not translated.get(i, "").strip())
     assert missing == [], "run pybabel extract/update (docs/developer.md) and translate these"
+
+
+def test_babel_cfg_extracts_every_patient_template():
+    """pybabel reads what this test reads: no patient template is left out of the catalogue."""
+    sections = re.findall(r"^\[jinja2: (.+)\]$", (ROOT / "babel.cfg").read_text(), re.M)
+    unread = [f for f in patient_templates() if not any(pathmatch(p, f) for p in sections)]
+    assert unread == []
+    emails = {p.name for p in (ROOT / "templates" / "emails").iterdir()}
+    patient = {
+        f.rpartition("/")[2] for f in patient_templates() if f.startswith("templates/emails/")
+    }
+    assert emails - patient == STAFF_NOTICES, "a new email: add it to babel.cfg or STAFF_NOTICES"
+
+
+def bare_words(template: str) -> list[str]:
+    """Words a template shows outside {{ _(...) }}: none may be left untranslatable."""
+    text = re.sub(r"\{% block \w+_class %\}.*?\{% endblock %\}", "", template)  # CSS classes
+    for pattern in (r"\{#.*?#\}", r"\{\{.*?\}\}", r"\{%.*?%\}", r"<!--.*?-->", r"<[^>]*>"):
+        text = re.sub(pattern, "", text, flags=re.S)
+    return re.findall(r"[A-Za-z][A-Za-z']+", re.sub(r"&#?\w+;", "", text))
+
+
+@pytest.mark.parametrize("path", patient_templates())
+def test_a_patient_template_has_no_words_outside_the_catalogue(path):
+    assert bare_words((ROOT / path).read_text(encoding="utf-8")) == []
+
+
+def test_the_bare_word_check_catches_an_unwrapped_sentence():
+    assert bare_words('<p class="x">{{ _("Hola") }} Pay now</p>') == ["Pay", "now"]
+    assert bare_words('{% block body_class %}patient{% endblock %}{{ _("Pay") }}') == []
 
 
 def test_every_message_a_patient_can_read_from_a_failed_payment_is_in_the_catalogue():
@@ -345,3 +394,225 @@ def test_the_switch_keeps_other_arguments_and_only_points_back_at_the_page(app, 
     assert response.status_code == 303
     assert response.headers["Location"] == f"{link.path}?utm=x"
     assert app.test_client().get("/pay?lang=es").headers["Location"] == "/pay"
+
+
+# --- what the patient receives: emails and texts in the link's language ----------------------
+
+SPANISH_DATE = re.compile(
+    r"\b\d{1,2} de (enero|febrero|marzo|abril|mayo|junio|julio|agosto|"
+    r"septiembre|octubre|noviembre|diciembre) de \d{4}\b"
+)
+
+
+def sent(tmp_path, pattern):
+    import email
+    from email import policy
+
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=policy.default)
+        for p in sorted((tmp_path / "outbox").glob(pattern))
+    ]
+
+
+def plain(message) -> str:
+    return " ".join(message.get_body(("plain",)).get_content().split())
+
+
+def test_a_spanish_links_email_and_text_are_in_spanish(app, staff, link_factory, tmp_path):
+    link = link_factory(language="es", phone="(415) 555-2671")
+    staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+
+    [mail] = sent(tmp_path, "*-email.eml")
+    assert mail["Subject"] == "Bright Smile Dental: solicitud de pago del estado de cuenta INV-1001"
+    text = plain(mail)
+    assert text.startswith("Hola, Jane: Bright Smile Dental le envió un enlace seguro para pagar")
+    assert "El enlace funciona hasta el" in text and SPANISH_DATE.search(text)
+    assert "Pague en línea: http://localhost/pay/" in text
+    assert "Hello" not in text and "Pay online" not in text
+    html = mail.get_body(("html",)).get_content()
+    assert '<html lang="es">' in html and "Pagar $125.00</a>" in html
+    [texted] = sorted((tmp_path / "outbox").glob("*-sms.txt"))
+    assert texted.read_text().rstrip().endswith("Responda STOP para salir")
+
+
+def test_an_english_links_messages_stay_english(app, staff, link_factory, tmp_path):
+    link = link_factory(phone="(415) 555-2671")
+    staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    [mail] = sent(tmp_path, "*-email.eml")
+    assert mail["Subject"] == "Bright Smile Dental: payment request for statement INV-1001"
+    assert plain(mail).startswith("Hello Jane, Bright Smile Dental has sent you a secure link")
+    assert '<html lang="en">' in mail.get_body(("html",)).get_content()
+
+
+def test_sending_a_spanish_message_leaves_the_staff_page_english(app, staff, link_factory):
+    link = link_factory(language="es")
+    page = staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    assert HTML_LANG.search(staff.get(f"/links/{link.id}").text)[1] == "en"
+    assert page.status_code == 303
+
+
+def test_a_spanish_wallet_payment_gets_a_spanish_receipt_naming_the_wallet(
+    app, client, link_factory, tmp_path
+):
+    link = link_factory(language="es")
+    paid = submit_card(
+        client, link.path, nonce="cnon:demo-apple-pay-ok", extra={"wallet": "apple_pay"}
+    )
+    assert "Apple Pay (Visa terminada en 1111)" in paid.text
+    paid.close()  # the receipt goes out once the answer is sent
+
+    [receipt] = sent(tmp_path, "*-receipt-email.eml")
+    assert receipt["Subject"] == "Bright Smile Dental: recibo de su pago de $125.00"
+    text = plain(receipt)
+    assert "Gracias. Bright Smile Dental recibió su pago." in text
+    assert "Tarjeta: Apple Pay (Visa terminada en 1111)" in text
+    assert SPANISH_DATE.search(text.split("Fecha:")[1])
+    with app.app_context():
+        assert get_session().scalar(select(payments.Payment.wallet)) == "apple_pay"
+
+
+def test_a_card_payment_names_no_wallet_and_a_made_up_wallet_is_ignored(app, client, link_factory):
+    link = link_factory()
+    paid = submit_card(client, link.path, extra={"wallet": "<b>Bank of Mallory</b>"})
+    assert "Visa ending 1111" in paid.text and "Mallory" not in paid.text
+    with app.app_context():
+        assert get_session().scalar(select(payments.Payment.wallet)) is None
+
+
+def test_a_spanish_refund_notice(app, client, admin, link_factory, tmp_path):
+    link = link_factory(language="es")
+    submit_card(client, link.path).close()
+    with app.app_context():
+        payment_id = get_session().scalar(select(payments.Payment.id))
+    staff_post(
+        admin,
+        f"/links/{link.id}/refund",
+        {"payment_id": payment_id, "amount": "25.00", "reason": "overbilled", "refund_key": "k1"},
+        page_url=f"/links/{link.id}",
+    )
+    [notice] = sent(tmp_path, "*-refund-email.eml")
+    assert notice["Subject"] == "Bright Smile Dental: reembolso de $25.00"
+    text = plain(notice)
+    assert "Bright Smile Dental le devolvió $25.00 a su Visa terminada en 1111." in text
+    assert "queda pagado $100.00" in text and "días hábiles" in text
+
+
+# --- error pages on the patient's paths -------------------------------------------------------
+
+
+def test_a_mistyped_link_gets_the_not_found_page_in_the_patients_language(app, link_factory):
+    client = app.test_client()
+    english = client.get("/pay/not-a-real-token")
+    assert english.status_code == 404 and "Page not found" in english.text
+    link = link_factory()
+    client.get(f"{link.path}?lang=es")  # the patient chose Spanish on a page before
+    spanish = client.get("/pay/not-a-real-token")
+    assert spanish.status_code == 404
+    assert HTML_LANG.search(spanish.text)[1] == "es"
+    assert "No encontramos la página" in spanish.text and "Revise el enlace" in spanish.text
+    assert "Page not found" not in spanish.text and "Ir al contenido" in spanish.text
+    stray = client.get("/pay/a/b/c")  # no route: still under the patient's paths
+    assert stray.status_code == 404 and "No encontramos la página" in stray.text
+
+
+@pytest.mark.parametrize("config_overrides", [{"DEFAULT_LANGUAGE": "es"}])
+def test_the_default_language_setting_covers_the_error_pages(app):
+    response = app.test_client().get("/pay/not-a-real-token")
+    assert "No encontramos la página" in response.text
+
+
+def test_staff_error_pages_stay_english(app, staff, link_factory):
+    staff.get(f"{link_factory().path}?lang=es")
+    response = staff.get("/links/999999")
+    assert response.status_code == 404 and HTML_LANG.search(response.text)[1] == "en"
+    assert "Page not found" in response.text
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_PAY_VIEW": "1 per minute"}]
+)
+def test_too_many_attempts_on_a_spanish_link_says_so_in_spanish(app, link_factory):
+    link = link_factory(language="es")
+    client = app.test_client()
+    assert client.get(link.path).status_code == 200
+    limited = client.get(link.path)  # the limiter answers before the view reads the link
+    assert limited.status_code == 429
+    assert HTML_LANG.search(limited.text)[1] == "es"
+    assert "Demasiados intentos" in limited.text and "Por su seguridad" in limited.text
+
+
+def test_a_message_with_a_number_is_translated_with_its_number(app):
+    client = app.test_client()
+    client.get("/pay?lang=es")
+    page = client.get("/pay")
+    answer = client.post(
+        "/pay",
+        data={
+            "csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1],
+            "statement": "9" * 41,
+            "last_name": "Doe",
+        },
+    )
+    assert answer.status_code == 422
+    assert "El número de estado de cuenta puede tener como máximo 40 caracteres." in answer.text
+    assert "at most" not in answer.text
+
+
+def test_a_patient_text_with_numbers_reads_as_english_and_keeps_its_catalogue_entry():
+    from payapp.plaintext import patient_text
+
+    message = patient_text("Keep it under %(max)s characters (%(count)s now).", max=5, count=7)
+    assert message == "Keep it under 5 characters (7 now)."
+    assert message.msgid in {m.id for m in spanish_catalogue()}
+    with pytest.raises(TypeError):
+        patient_text("Hello %(name)s", name="<b>")
+
+
+@pytest.mark.parametrize("config_overrides", [{"NEW_LINK_REQUESTS": "reissue"}])
+def test_a_spanish_patients_new_link_arrives_in_spanish_and_the_desk_notices_stay_english(
+    app, client, link_factory, tmp_path
+):
+    from .test_link_requests import ask, closed_link
+    from .test_problems import report_problem
+
+    app.config["FRONT_DESK_EMAIL"] = "desk@clinic.example"
+    link = closed_link(app, link_factory, "expired", language="es", reference="INV-ES")
+    ask(client, link)  # reissued at once, sent in the old link's language
+    [new_link] = [m for m in sent(tmp_path, "*-email.eml") if m["To"] == "jane@example.com"]
+    assert (
+        new_link["Subject"] == "Bright Smile Dental: solicitud de pago del estado de cuenta INV-ES"
+    )
+    assert plain(new_link).startswith("Hola, Jane:")
+
+    open_link = link_factory(language="es")
+    report_problem(client, open_link, {"category": "card_declined"})
+    [notice] = sent(tmp_path, "*problem*.eml")
+    assert notice["Subject"].endswith("a patient reported a payment problem (My card was declined)")
+    assert "A patient used the" in notice.get_content()
+
+
+def test_square_s_card_field_is_asked_for_the_pages_language(client, link_factory):
+    """pay.js passes data-locale to Square's payments.setLocale() (es-US is one Square supports)."""
+    assert 'data-locale="es-US"' in client.get(link_factory(language="es").path).text
+    assert 'data-locale="en-US"' in client.get(link_factory().path).text
+
+
+def test_a_wallet_payments_refund_notice_names_the_card_it_goes_back_to(
+    app, client, admin, link_factory, tmp_path
+):
+    link = link_factory(language="es")
+    submit_card(
+        client, link.path, nonce="cnon:demo-google-pay-ok", extra={"wallet": "google_pay"}
+    ).close()
+    with app.app_context():
+        payment_id = get_session().scalar(select(payments.Payment.id))
+    staff_post(
+        admin,
+        f"/links/{link.id}/refund",
+        {"payment_id": payment_id, "amount": "125.00", "reason": "x", "refund_key": "k1"},
+        page_url=f"/links/{link.id}",
+    )
+    [receipt] = sent(tmp_path, "*-receipt-email.eml")
+    assert "Tarjeta: Google Pay (Visa terminada en 1111)" in plain(receipt)
+    [notice] = sent(tmp_path, "*-refund-email.eml")
+    assert "le devolvió $125.00 a su Visa terminada en 1111." in plain(notice)

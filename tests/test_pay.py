@@ -49,13 +49,16 @@ def test_the_card_field_sits_outside_the_region_htmx_swaps(client, link_factory)
     assert 'hx-target="#pay-result"' in html and 'hx-trigger="card-tokenized"' in html
 
 
-def test_the_pay_form_posts_only_a_token_a_zip_code_and_an_attempt_key(client, link_factory):
+def test_the_pay_form_posts_only_a_token_a_zip_code_an_attempt_key_and_the_wallet(
+    client, link_factory
+):
     html = client.get(link_factory().path).text
     form = html[
         html.index('<form id="pay-form"') : html.index("</form>", html.index('id="pay-form"'))
     ]
     names = set(re.findall(r'\sname="([^"]+)"', form))
-    assert names == {"csrf_token", "source_id", "postal_code", "attempt_key"}
+    # "wallet" only names the wallet button on the receipt (issue 11); never an amount.
+    assert names == {"csrf_token", "source_id", "postal_code", "attempt_key", "wallet"}
 
 
 def test_paying_swaps_in_a_receipt_and_marks_the_link_paid(app, client, link_factory, gateway):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 from payapp import notify, reminders
 from payapp.clinic import Clinic
@@ -148,3 +149,97 @@ def test_a_reminder_text_says_reply_stop_and_fits_two_segments_at_the_longest(ap
     assert body.strip().endswith("Reply STOP to opt out") and "/reminders/stop/" not in body
     assert len(body.strip()) <= 320 and set(body.strip()) <= GSM7
     assert len(body.strip()) + len(f" Stop reminders: {opt_out}") > 320
+
+
+# --- the Spanish texts (issue 11): the same segment rules, in GSM-7 -----------------------------
+# Spanish á í ó ú are not GSM-7 (é ñ ü ¿ are): one of them would make the whole text UCS-2, 70
+# characters a segment. The Spanish is worded to need none of them, and these tests prove it at
+# the longest values: the largest amount, a 40-character statement number, the longest month
+# ("septiembre"), the longest card brand.
+SEPTEMBER = datetime(2026, 9, 2, 14, 0, tzinfo=UTC)  # the link expires on 30 de septiembre
+
+
+def longest_texts(app, link_factory, language: str) -> dict[str, str]:
+    """Each text a patient can get, at its longest, through notify's own composing."""
+    from payapp.models import Payment, Refund
+
+    with time_machine.travel(SEPTEMBER, tick=False):
+        made = link_factory(
+            phone="(212) 555-0123",
+            amount="25000.00",
+            reference="R" * 40,
+            language=language,
+            expires_in_days="28",
+        )
+    with app.app_context():
+        session = get_session()
+        link = session.get(PaymentLink, made.id)
+        clinic = Clinic.from_config(app.config)
+        url = link_url(app.config["PUBLIC_BASE_URL"], link, app.config["SECRET_KEY"])
+        payment = Payment(
+            link_id=link.id,
+            idempotency_key=f"k-{language}",
+            gateway="demo",
+            status="completed",
+            amount_cents=link.amount_cents,
+            currency="USD",
+            source_id="cnon:card-nonce-ok",
+            card_brand="AMERICAN_EXPRESS",
+            card_last4="0002",
+            receipt_number="P" + "9" * 9,
+            completed_at=datetime(2026, 9, 30, 15, 0, tzinfo=UTC),
+        )
+        session.add(payment)
+        session.flush()
+        refund = Refund(
+            payment_id=payment.id,
+            amount_cents=payment.amount_cents,
+            status="completed",
+            idempotency_key=f"r-{language}",
+            created_at=datetime(2026, 9, 30, 16, 0, tzinfo=UTC),
+        )
+        session.add(refund)
+        session.flush()
+        texts = {
+            "link": notify.compose_sms(app.jinja_env, link, url, clinic),
+            "reminder": notify.compose_reminder_sms(app.jinja_env, link, url, clinic),
+            "receipt": notify.compose_notice_sms(
+                app.jinja_env, notify.receipt_notice(payment, clinic)
+            ),
+            "refund": notify.compose_notice_sms(
+                app.jinja_env, notify.refund_notice(refund, clinic)
+            ),
+        }
+        session.rollback()
+    return {kind: body.strip() for kind, body in texts.items()}
+
+
+# The rule each text keeps, in segments of GSM-7 characters: one holds 160; longer texts go as
+# concatenated segments of 153. A refund notice had no rule of its own: at its longest it is two
+# in English too.
+SEGMENT_RULES = {"link": 1, "reminder": 2, "receipt": 1, "refund": 2}
+
+
+def segments(body: str) -> int:
+    return 1 if len(body) <= 160 else -(-len(body) // 153)
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_every_text_in_either_language_is_gsm7_within_its_segment_rule(app, link_factory, language):
+    texts = longest_texts(app, link_factory, language)
+    for kind, body in texts.items():
+        print(f"{language} {kind}: {len(body)} characters, {segments(body)} segment(s): {body}")
+        assert set(body) <= GSM7, f"{kind}: not GSM-7: {set(body) - GSM7}"
+        assert segments(body) <= SEGMENT_RULES[kind], f"{kind}: {len(body)} characters: {body}"
+
+
+def test_the_spanish_texts_are_spanish(app, link_factory):
+    texts = longest_texts(app, link_factory, "es")
+    assert texts["link"].endswith("Responda STOP para salir")
+    assert "recuerde pagar $25,000.00" in texts["reminder"]
+    assert "30 de septiembre de 2026" in texts["reminder"]
+    assert "recibimos $25,000.00 el 30 de septiembre de 2026" in texts["receipt"]
+    assert "American Express terminada en 0002" in texts["receipt"]
+    assert "le devolvimos $25,000.00" in texts["refund"] and "semanas" in texts["refund"]
+    for body in texts.values():
+        assert "Reply STOP" not in body and "Call" not in body and "September" not in body

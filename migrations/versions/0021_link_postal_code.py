@@ -1,7 +1,7 @@
 """link postal code: the patient's ZIP code, so /pay finds a bill by statement number and ZIP
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-11-30
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -66,6 +66,7 @@ class PayForm(FlaskForm):
     source_id = HiddenField()
     postal_code = HiddenField()
     attempt_key = HiddenField()
+    wallet = HiddenField()  # "apple_pay" | "google_pay" when a wallet button made the token
 
 
 class ProblemForm(FlaskForm):
@@ -236,6 +237,7 @@ def submit_payment(token: str):
                 attempt_key=form.attempt_key.data,
                 source_id=form.source_id.data,
                 postal_code=form.postal_code.data,
+                wallet=form.wallet.data or "",
                 max_declines=current_app.config["MAX_DECLINES"],
             )
         except payments.PaymentError as exc:

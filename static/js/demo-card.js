@@ -28,8 +28,15 @@
   var DEMO_APP_ID = 'demo-app'; // payapp/views/pay.py page_context()
   var NOTE = 'Demo mode: use a Square test card such as 4111 1111 1111 1111, ' +
     'any future expiry, CVV 111.';
+  // The page's words for this field, in the patient's language: a JSON object (English -> shown)
+  // in the card container's data-demo-words, rendered by the server. Missing: English.
+  var WORDS = {};
+  function t(english) { return Object.prototype.hasOwnProperty.call(WORDS, english) ? WORDS[english] : english; }
+  function readWords(container) {
+    try { WORDS = JSON.parse(container.dataset.demoWords || '{}') || {}; } catch (e) { WORDS = {}; }
+  }
   function notReady() {
-    return { status: 'Error', errors: [{ type: 'UNKNOWN', message: 'Card field is not ready.' }] };
+    return { status: 'Error', errors: [{ type: 'UNKNOWN', message: t('Card field is not ready.') }] };
   }
 
   // key -> [input id suffix, label text, autocomplete, inputmode, maxlength, hint]
@@ -96,27 +103,27 @@
     if (!card) {
       // Real (Luhn-valid) cards get a distinct message: demo must never accept them.
       fail('cardNumber', /^\d{13,19}$/.test(number) && luhnOk(number)
-        ? 'Demo mode accepts only Square test cards, e.g. 4111 1111 1111 1111.'
-        : 'Enter a valid card number.');
+        ? t('Demo mode accepts only Square test cards, e.g. 4111 1111 1111 1111.')
+        : t('Enter a valid card number.'));
     }
 
     var exp = /^(\d{2})\s*\/?\s*(\d{2})$/.exec(v.expirationDate.trim());
     var month = exp ? Number(exp[1]) : 0;
     var year = exp ? 2000 + Number(exp[2]) : 0;
     var now = new Date();
-    if (!exp || month < 1 || month > 12) fail('expirationDate', 'Enter the expiry date as MM/YY.');
+    if (!exp || month < 1 || month > 12) fail('expirationDate', t('Enter the expiry date as MM/YY.'));
     else if (year * 12 + month < now.getFullYear() * 12 + now.getMonth() + 1) {
-      fail('expirationDate', 'This card has expired.');
+      fail('expirationDate', t('This card has expired.'));
     }
 
     // Amex needs 4 digits; gift cards need none. Unknown numbers default to 3.
     var cvvLen = card ? card.cvv : (/^3[47]/.test(number) ? 4 : 3);
     if (cvvLen && !new RegExp('^\\d{' + cvvLen + '}$').test(v.cvv.trim())) {
-      fail('cvv', 'Enter the ' + cvvLen + '-digit security code.');
+      fail('cvv', cvvLen === 4 ? t('Enter the 4-digit security code.') : t('Enter the 3-digit security code.'));
     }
 
     var zip = v.postalCode.trim();
-    if (!/^\d{5}(-\d{4})?$/.test(zip)) fail('postalCode', 'Enter your 5-digit ZIP code.');
+    if (!/^\d{5}(-\d{4})?$/.test(zip)) fail('postalCode', t('Enter your 5-digit ZIP code.'));
 
     if (errors.length) return { status: 'Invalid', errors: errors };
 
@@ -152,6 +159,7 @@
       throw new Error('Card container not found: ' + String(target));
     }
     if (this._root) throw new Error('Card is already attached.');
+    readWords(container);
     this._render(container);
   };
 
@@ -172,7 +180,7 @@
       wrap.className = 'field';
       var label = document.createElement('label');
       label.htmlFor = 'demo-card-' + f[0];
-      label.textContent = f[1];
+      label.textContent = t(f[1]);
       var input = document.createElement('input');
       input.type = 'text';
       input.id = 'demo-card-' + f[0];
@@ -184,7 +192,7 @@
       if (f[5]) {
         var hint = document.createElement('small');
         hint.id = hintId(key);
-        hint.textContent = f[5];
+        hint.textContent = t(f[5]);
         wrap.appendChild(hint);
         input.setAttribute('aria-describedby', hint.id);
       }
@@ -196,7 +204,7 @@
     root.appendChild(row);
     var note = document.createElement('p');
     note.className = 'demo-card-note';
-    note.textContent = NOTE;
+    note.textContent = t(NOTE);
     root.appendChild(note);
 
     this._listen(inputs.cardNumber, 'input', function () {
@@ -279,7 +287,7 @@
         var b = document.createElement('button');
         b.type = 'button';
         b.className = 'button wallet-button';
-        b.textContent = w[0];
+        b.textContent = container.dataset.demoLabel || w[0]; // the page's label, in its language
         container.appendChild(b);
       },
       tokenize: async function () {

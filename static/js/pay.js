@@ -12,6 +12,8 @@
   var busy = false;
 
   function showError(message) { errors.textContent = message || ''; }
+  // The page's own words (data-words-* on the form, in the patient's language); English fallback.
+  function words(name, english) { return form.dataset['words' + name] || english; }
 
   // Square's buyer verification (3-D Secure) works with the given name and the ZIP the card field
   // collects; the page carries nothing more (anyone holding the link can read its source).
@@ -31,6 +33,10 @@
     var sdk = window.Square || window.PayappDemoSquare;
     if (!sdk) throw new Error('card SDK missing');
     var payments = sdk.payments(form.dataset.appId, form.dataset.locationId);
+    // Square's card field speaks the page's language (es-US / en-US), not the browser's.
+    if (payments.setLocale && form.dataset.locale) {
+      try { await payments.setLocale(form.dataset.locale); } catch (err) { /* keep Square's own */ }
+    }
     card = await payments.card();
     var loading = document.getElementById('card-loading');
     if (loading) loading.remove();
@@ -42,7 +48,7 @@
   // Apple Pay / Google Pay above the card field, only where the device supports them: Square's
   // applePay()/googlePay() reject where unsupported, and the button then stays hidden. A wallet's
   // token is posted like a card token (same form, same attempt key, same charge path).
-  function payWith(wallet) {
+  function payWith(wallet, kind) {
     return async function () {
       if (busy || !card) return;
       setBusy(true);
@@ -51,11 +57,12 @@
         var result = await wallet.tokenize();
         if (result.status !== 'OK') { setBusy(false); return; } // the patient closed the sheet
         form.elements.source_id.value = result.token;
+        form.elements.wallet.value = kind; // only names the wallet on the receipt
         var billing = result.details && result.details.billing;
         form.elements.postal_code.value = (billing && billing.postalCode) || '';
         window.htmx.trigger(form, 'card-tokenized');
       } catch (err) {
-        showError('The wallet payment did not start. Please try again or use your card.');
+        showError(words('Wallet', 'The wallet payment did not start. Please try again or use your card.'));
         setBusy(false);
       }
     };
@@ -70,16 +77,16 @@
       total: { amount: form.dataset.amount, label: 'Total' }
     });
     var found = [
-      ['apple-pay-button', 'applePay'],
-      ['google-pay-button', 'googlePay']
+      ['apple-pay-button', 'applePay', 'apple_pay'],
+      ['google-pay-button', 'googlePay', 'google_pay']
     ];
     for (var i = 0; i < found.length; i++) {
       var el = document.getElementById(found[i][0]);
       try {
         var wallet = await payments[found[i][1]](request);
         if (found[i][1] === 'googlePay') await wallet.attach('#' + found[i][0]);
-        if (wallet.demoLabel && el.tagName === 'BUTTON') el.textContent = wallet.demoLabel;
-        el.addEventListener('click', payWith(wallet));
+        if (wallet.demoLabel && el.tagName === 'BUTTON') el.textContent = el.dataset.demoLabel || wallet.demoLabel;
+        el.addEventListener('click', payWith(wallet, found[i][2]));
         el.hidden = false;
         box.hidden = false;
       } catch (err) { /* not supported here: keep it hidden */ }
@@ -102,17 +109,18 @@
       });
       if (result.status !== 'OK') {
         var first = result.errors && result.errors[0];
-        showError(first && first.message ? first.message : 'Check your card details and try again.');
+        showError(first && first.message ? first.message : words('Check', 'Check your card details and try again.'));
         setBusy(false);
         return;
       }
       form.elements.source_id.value = result.token;
+      form.elements.wallet.value = '';
       var billing = result.details && result.details.billing;
       form.elements.postal_code.value = (billing && billing.postalCode) || '';
       // hx-trigger="card-tokenized": htmx posts the form and swaps the answer into #pay-result.
       window.htmx.trigger(form, 'card-tokenized');
     } catch (err) {
-      showError('Something went wrong reading your card. Please try again.');
+      showError(words('Card', 'Something went wrong reading your card. Please try again.'));
       setBusy(false);
     }
   });
@@ -120,9 +128,10 @@
   document.body.addEventListener('htmx:afterRequest', function (event) {
     if (event.detail.elt !== form) return;
     form.elements.source_id.value = ''; // a card token is single-use
+    form.elements.wallet.value = '';
     setBusy(false);
     if (!event.detail.successful && !event.detail.xhr.responseText) {
-      showError('We could not reach the clinic\'s payment page. Check your connection and try again.');
+      showError(words('Offline', 'We could not reach the clinic\'s payment page. Check your connection and try again.'));
     }
   });
 

@@ -43,11 +43,19 @@ def receipt_heading(page: Page) -> Locator:
     return page.get_by_role("heading", name="Payment received")
 
 
-def fill_card(page: Page, card_number: str) -> None:
-    page.get_by_label("Card number").fill(card_number)
-    page.get_by_label("Expiration").fill(EXPIRATION)
-    page.get_by_label("CVV").fill(CVV)
-    page.get_by_label("ZIP code").fill(ZIP_CODE)
+# The demo card field's labels in each language (issue 11: the page gives them to demo-card.js).
+CARD_LABELS = {
+    "en": ("Card number", "Expiration", "CVV", "ZIP code"),
+    "es": ("Número de tarjeta", "Vencimiento", "CVV", "Código postal"),
+}
+
+
+def fill_card(page: Page, card_number: str, language: str = "en") -> None:
+    number, expiration, cvv, zip_code = CARD_LABELS[language]
+    page.get_by_label(number).fill(card_number)
+    page.get_by_label(expiration).fill(EXPIRATION)
+    page.get_by_label(cvv).fill(CVV)
+    page.get_by_label(zip_code).fill(ZIP_CODE)
 
 
 def submit_payment(page: Page, pay_url: str) -> Request:

@@ -286,17 +286,51 @@ def test_a_spanish_patient_switches_without_script_help_and_pays(
     expect(page.locator(".pay-summary")).to_contain_text("Pagar antes del")
     pagar = page.get_by_role("button", name=re.compile(r"^Pagar \$125\.00$"))
 
-    fill_card(page, DECLINED_CARD)
+    fill_card(page, DECLINED_CARD, "es")
     expect(pagar).to_be_enabled()
     pagar.click()
     expect(messages(page)).to_contain_text("no se le cobró nada")
 
-    fill_card(page, APPROVED_CARD)
+    fill_card(page, APPROVED_CARD, "es")
     expect(pagar).to_be_enabled()
     pagar.click()
     expect(page.get_by_role("heading", name="Su pago fue recibido")).to_be_visible()
     expect(page.locator(".receipt")).to_contain_text("Visa terminada en 1111")
     expect(page.locator(".pay-summary")).to_contain_text("Pagado el")
+    assert_no_csp_violations(page, flow_server, reports_before)
+    assert watched["htmx"] == []
+    assert browser_problems == []
+
+
+def test_a_spanish_patient_pays_with_a_wallet_button_and_gets_the_spanish_receipt(
+    page: Page, flow_server: PayappServer, watched, browser_problems: list[str]
+) -> None:
+    """Issue 11's "Done when": a Spanish link (no switch pressed) shows the demo wallet buttons and
+    the demo card field in Spanish; Apple Pay pays through the same form, naming the wallet, and
+    the receipt page says so in Spanish."""
+    reports_before = csp_reports(flow_server)
+    pay_url = flow_server.create_link(reference="WALLET-ES", language="es")
+    page.goto(pay_url)
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    apple = page.get_by_role("button", name="Apple Pay (demostración)")
+    expect(apple).to_be_visible()
+    expect(page.get_by_role("button", name="Google Pay (demostración)")).to_be_visible()
+    expect(page.get_by_label("Número de tarjeta")).to_be_visible()
+    expect(page.locator("#card-container")).to_contain_text("Modo de demostración")
+    expect(page.get_by_text("Card number")).to_have_count(0)
+
+    pay_path = urlsplit(pay_url).path
+    with page.expect_request(
+        lambda r: r.method == "POST" and urlsplit(r.url).path == pay_path
+    ) as post:
+        apple.click()
+    form = post.value.post_data or ""
+    assert "source_id=cnon%3Ademo-apple-pay-ok" in form and "wallet=apple_pay" in form
+    expect(page.get_by_role("heading", name="Su pago fue recibido")).to_be_visible()
+    expect(page.locator(".receipt")).to_contain_text("Apple Pay (Visa terminada en 1111)")
+    expect(page.locator(".receipt")).to_contain_text("Monto pagado")
+    expect(page.locator(".pay-summary")).to_contain_text("Pagado el")
+    expect(page.locator("#wallet-buttons")).to_be_hidden()
     assert_no_csp_violations(page, flow_server, reports_before)
     assert watched["htmx"] == []
     assert browser_problems == []

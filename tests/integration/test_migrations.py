@@ -324,3 +324,49 @@ def test_upgrading_to_0021_keeps_links_findable_by_name_and_every_trigger(empty_
         assert [x.postal_code for x in list_links(session, query="ST-0002").links] == ["10027"]
         found = lookup.find_by_statement(session, lookup.clean_query("ST-0002", "10027"))
         assert found is not None and found.patient_name == "New Patient"
+
+
+def test_upgrading_to_0020_keeps_payments_unnamed_and_the_rollup_triggers(empty_db):
+    """0020 adds payment.wallet: payments made before it name no wallet, and a payment written
+    after it still marks the dashboard's hours (on SQLite the column is added in place)."""
+    from alembic import command
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0018")
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO payment_link (public_id, patient_name, amount_cents, currency,"
+                " reference, description, status, expires_at, created_at, decline_count,"
+                " reminders_sent, language) VALUES ('pub0', 'Old Patient', 4200, 'USD',"
+                " 'ST-0001', '', 'paid', '2026-02-01 00:00:00', '2026-01-01 00:00:00', 0, 0,"
+                " 'es')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO payment (link_id, idempotency_key, gateway, status, amount_cents,"
+                " currency, source_id, postal_code, card_brand, card_last4, created_at,"
+                " completed_at) SELECT id, 'k-old', 'demo', 'completed', 4200, 'USD',"
+                " 'cnon:card-nonce-ok', '', 'VISA', '1111', '2026-01-02 10:00:00',"
+                " '2026-01-02 10:00:05' FROM payment_link"
+            )
+        )
+    upgrade_schema(empty_db)
+    with Session(empty_db) as session:
+        assert session.execute(text("SELECT wallet, card_last4 FROM payment")).all() == [
+            (None, "1111")
+        ]
+        session.execute(text("DELETE FROM dashboard_dirty"))
+        session.execute(
+            text(
+                "INSERT INTO payment (link_id, idempotency_key, gateway, status, amount_cents,"
+                " currency, source_id, postal_code, wallet, created_at) SELECT id, 'k-new',"
+                " 'demo', 'pending', 4200, 'USD', 'cnon:demo-apple-pay-ok', '', 'apple_pay',"
+                " '2026-03-05 10:00:00' FROM payment_link"
+            )
+        )
+        assert session.scalar(text("SELECT count(*) FROM dashboard_dirty")) >= 1

@@ -7,6 +7,7 @@ tests is checked against Square's published OpenAPI schema (the fixture asserts 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import timedelta
@@ -887,6 +888,21 @@ def test_a_wallet_token_pays_through_square_with_the_card_wire_format(
     assert len(standin.charges) == 1
     status, _claim, pays = local(app, link.id)
     assert status == "paid" and pays == [("completed", standin.charges[0]["id"])]
+
+
+def test_a_spanish_google_pay_payment_through_square_names_the_wallet_in_spanish(
+    app, client, link_factory, standin
+):
+    """Square's payment shows a wallet charge as a card: the receipt names the wallet the
+    patient pressed (issue 11), in the link's language, and Square sees no extra field."""
+    link = link_factory(language="es")
+    paid = submit_card(
+        client, link.path, nonce="cnon:demo-google-pay-ok", extra={"wallet": "google_pay"}
+    )
+    assert "Su pago fue recibido" in paid.text
+    assert "Google Pay (Visa terminada en " in paid.text
+    [body] = creates(standin)
+    assert "wallet" not in json.dumps(body).lower()
 
 
 def test_a_declined_wallet_token_counts_as_a_decline(app, client, link_factory, standin):

@@ -390,3 +390,36 @@ def test_a_receipt_text_to_a_number_twilio_refuses_is_not_retried(app, twilio, l
         get_session().commit()
     message_id, retry_at = paid_after_a_text(app, link.id)
     assert row(app, message_id)["error_code"] == "21211" and retry_at is None
+
+
+def test_a_spanish_link_is_texted_in_spanish_and_so_is_its_receipt(
+    app, client, twilio, link_factory
+):
+    """Issue 11: the link's language sets its texts too, in GSM-7 within one segment."""
+    from ..conftest import submit_card
+    from ..test_sms import GSM7
+
+    link = link_factory(email="", phone="(212) 555-0123", language="es")
+    send(app, link.id)
+    submit_card(client, link.path).close()  # the receipt goes out once the answer is sent
+
+    request, receipt = twilio.sent
+    assert request["body"].startswith("Bright Smile Dental $125.00: ")
+    assert request["body"].endswith("Responda STOP para salir")
+    assert receipt["to"] == PATIENT
+    assert receipt["body"].startswith("Bright Smile Dental: recibimos $125.00 el ")
+    assert "(Visa terminada en 1111), recibo " in receipt["body"]
+    assert receipt["body"].endswith("¿Dudas? Llame al (212) 555-0100.")
+    for body in (request["body"], receipt["body"]):
+        assert set(body) <= GSM7 and len(body) <= 160, body
+
+
+def test_a_spanish_text_queued_for_clinic_hours_goes_out_in_spanish_from_run_jobs(
+    app, runner, twilio, link_factory
+):
+    app.config.update(TEXT_HOURS="08:00-18:00", TEXT_DAYS="Mon-Fri")
+    link = link_factory(email="", phone="(212) 555-0123", language="es")
+    assert send(app, link.id, now=SATURDAY_NOON)["status"] == "queued"
+    assert "Sent 1 queued text message(s)." in run_jobs(app, runner, MONDAY_NINE)
+    [taken] = twilio.sent
+    assert taken["body"].endswith("Responda STOP para salir")
