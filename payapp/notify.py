@@ -613,6 +613,10 @@ def receipt_context(payment: Payment, clinic: Clinic) -> dict:
         "card": _card(payment),
         "receipt_number": receipt_number(payment),
         "reference": link.reference,
+        # A part payment (issue 11): what was left to pay once it was in; empty when nothing.
+        "balance_left": format_cents(balance, link.currency)
+        if (balance := link.balance_after(payment))
+        else "",
     }
 
 

@@ -34,6 +34,7 @@ class NewLinkForm(FlaskForm):
     expires_in_days = StringField("Link expires after (days)", validators=[Length(max=20)])
     send_now = BooleanField("Send the link to the patient now", default=True)
     language = StringField("Patient's language", validators=[Length(max=20)])
+    min_payment = StringField("Allow paying part now, minimum (USD)", validators=[Length(max=50)])
 
 
 class ActionForm(FlaskForm):
@@ -141,6 +142,7 @@ def submit_new_link():
         expires_in_days=form.expires_in_days.data or "",
         send_now=bool(form.send_now.data),
         language=form.language.data or "",
+        min_payment=form.min_payment.data or "",
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)
