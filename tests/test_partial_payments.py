@@ -378,3 +378,40 @@ def test_a_request_that_read_the_balance_before_another_payment_cannot_charge_pa
     assert [c.amount_cents for c in gateway.charges] == [15000]
     session.refresh(link)
     assert (link.paid_cents, link.claim_key) == (15000, None)
+
+
+# --- the dashboard -------------------------------------------------------------------------------
+
+
+def test_the_dashboard_counts_each_parts_money_a_link_paid_only_when_whole_and_owed_the_rest(
+    app, session
+):
+    from payapp import metrics
+
+    gateway = DemoGateway()
+    part = make_link(session)
+    whole = make_link(session)
+    make_link(session, min_payment="")  # untouched: owes its $200
+    charge(session, gateway, part, 5000, key=KEY + "-part")
+    charge(session, gateway, whole, 5000, key=KEY + "-w1")
+    charge(session, gateway, whole, None, key=KEY + "-w2")
+    now = datetime.now(UTC)
+    period = metrics.period_for("7", now, "America/New_York")[1]
+    for figures in (
+        metrics.dashboard(session, period, now),
+        metrics.live_dashboard(session, period, now),
+    ):
+        assert figures.funnel.paid == 1
+        assert figures.paid_cents == 5000 + 20000
+        assert (figures.outstanding_count, figures.outstanding_cents) == (2, 15000 + 20000)
+
+
+def test_reissuing_a_link_paid_in_part_asks_for_what_is_left(session, link):
+    charge(session, DemoGateway(), link, 5000)
+    later = datetime.now(UTC) + timedelta(days=30)  # past its expiry
+    new = links.reissue_link(session, link, RULES, staff_id=None, now=later)
+    assert (new.amount_cents, new.min_payment_cents, new.paid_cents) == (15000, 5000, 0)
+    small = make_link(session, min_payment="150")
+    charge(session, DemoGateway(), small, 17000, key=KEY + "-most")
+    renewed = links.reissue_link(session, small, RULES, staff_id=None, now=later)
+    assert (renewed.amount_cents, renewed.min_payment_cents) == (3000, None)
