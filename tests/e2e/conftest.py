@@ -76,9 +76,12 @@ class PayappServer:
         amount: str = "125.00",
         name: str = "Jane Doe",
         email: str = "jane@example.com",
+        min_payment: str = "",
     ) -> str:
         """Create a payment link with the CLI and return the patient's URL (its last line)."""
         options = ["--amount", amount, "--name", name, "--email", email, "--reference", reference]
+        if min_payment:
+            options += ["--min-payment", min_payment]
         try:
             return create_link_url(self.env, self.base_url, *options)
         except ServerError as exc:

@@ -1,0 +1,58 @@
+"""Chromium: a patient pays $50 of a $200 bill, comes back later and pays the rest; each
+payment shows its own receipt and the page then says paid (issue 11, "Paying part now")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .test_https_payment import APPROVED_CARD, fill_card, receipt_heading
+from .test_pay_page_flows import PHONE, RECORD_CSP_VIOLATIONS
+
+if TYPE_CHECKING:
+    from .conftest import PayappServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.only_browser("chromium")]
+
+
+def test_a_patient_pays_50_of_200_and_later_the_rest(
+    page: Page, payapp_server: PayappServer, browser_problems: list[str]
+) -> None:
+    page.set_viewport_size(PHONE)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    pay_url = payapp_server.create_link(reference="ST-PART-1", amount="200.00", min_payment="50")
+
+    page.goto(pay_url)
+    expect(page.locator(".pay-summary")).to_contain_text("$200.00")
+    page.get_by_label("Pay another amount").check()
+    page.get_by_label("Amount to pay now, in dollars").fill("50")
+    fill_card(page, APPROVED_CARD)
+    page.get_by_role("button", name="Pay now").click()
+    expect(receipt_heading(page)).to_be_visible()
+    receipt = page.locator(".receipt")
+    expect(receipt).to_contain_text("$50.00")
+    expect(page.locator("#balance-left")).to_have_text("$150.00")
+
+    # Later: the link from the receipt opens the page for what is left.
+    page.get_by_role("link", name="Pay the rest ($150.00)").click()
+    page.wait_for_url(pay_url)
+    expect(page.locator("#part-paid")).to_have_text(
+        "You have paid $50.00 of $200.00. $150.00 is left to pay."
+    )
+    expect(page.get_by_label("Pay the full $150.00")).to_be_checked()
+    expect(page.get_by_text("Pay the full $200.00")).to_have_count(0)
+    fill_card(page, APPROVED_CARD)
+    page.get_by_role("button", name="Pay now").click()
+    expect(receipt_heading(page)).to_be_visible()
+    expect(page.locator(".receipt")).to_contain_text("$150.00")
+    expect(page.locator("#balance-left")).to_have_count(0)
+
+    page.reload()
+    expect(receipt_heading(page)).to_be_visible()
+    expect(page.locator("#pay-form")).to_have_count(0)
+    expect(page.locator(".pay-summary")).to_contain_text("$200.00")
+    expect(page.locator(".pay-summary")).to_contain_text("Paid on")
+    assert page.evaluate("window.payappCspViolations") == []
+    assert browser_problems == []
