@@ -140,7 +140,8 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
     return {
         "clinic": clinic,
         "first_name": link.first_name,
-        "amount": format_cents(link.amount_cents, link.currency),
+        # What is left to pay: the whole amount, or the balance of a link paid in part.
+        "amount": format_cents(link.balance_cents or link.amount_cents, link.currency),
         "reference": link.reference,
         "expires_on": clinic.local_time(link.expires_at, "date"),
         "url": url,

@@ -245,3 +245,15 @@ def test_the_links_csv_has_what_was_paid_and_the_balance(app, client, staff, lin
     [row] = rows(staff.get(f"/exports/links.csv?from={day}&to={day}").text)
     assert (row["amount_paid"], row["amount_paid_cents"]) == ("50.00", "5000")
     assert (row["balance"], row["balance_cents"]) == ("150.00", "15000")
+
+
+def test_a_link_resent_after_a_part_payment_asks_for_what_is_left(
+    app, client, staff, link_factory, tmp_path
+):
+    link = part_link(link_factory)
+    pay(client, link.path, "other", "50")
+    before = set((tmp_path / "outbox").glob("*.eml"))
+    staff_post(staff, f"/links/{link.id}/resend", page_url=f"/links/{link.id}")
+    [sent] = set((tmp_path / "outbox").glob("*.eml")) - before
+    text = sent.read_text()
+    assert "pay $150.00" in text and "$200.00" not in text
