@@ -285,35 +285,40 @@ def test_upgrading_to_0019_fills_what_each_link_was_paid_and_keeps_the_triggers(
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0018")
     link_sql = (
-        "INSERT INTO payment_link (id, public_id, patient_name, amount_cents, currency,"
+        "INSERT INTO payment_link (public_id, patient_name, amount_cents, currency,"
         " reference, description, status, expires_at, created_at, decline_count,"
-        " reminders_sent, language) VALUES (:id, :pub, 'Old Patient', 4200, 'USD', 'ST-1', '',"
+        " reminders_sent, language) VALUES (:pub, 'Old Patient', 4200, 'USD', 'ST-1', '',"
         " :status, '2026-02-01 00:00:00', '2026-01-01 00:00:00', 0, 0, 'en')"
     )
     payment_sql = (
         "INSERT INTO payment (link_id, idempotency_key, gateway, status, amount_cents,"
         " currency, source_id, postal_code, refunded_cents, created_at)"
-        " VALUES (:link, :key, 'demo', :status, 4200, 'USD', 'x', '', 0, '2026-01-02 00:00:00')"
+        " VALUES ((SELECT id FROM payment_link WHERE public_id = :link), :key, 'demo',"
+        " :status, 4200, 'USD', 'x', '', 0, '2026-01-02 00:00:00')"
     )
     with empty_db.begin() as conn:
         for id_, status in ((1, "open"), (2, "paid"), (3, "paid")):
-            conn.execute(text(link_sql), {"id": id_, "pub": f"pub{id_}", "status": status})
+            conn.execute(text(link_sql), {"pub": f"pub{id_}", "status": status})
         for link_id, key, status in (
             (1, "k1", "failed"),
             (2, "k2", "completed"),
             (3, "k3a", "completed"),
             (3, "k3b", "completed"),
         ):
-            conn.execute(text(payment_sql), {"link": link_id, "key": key, "status": status})
+            conn.execute(text(payment_sql), {"link": f"pub{link_id}", "key": key, "status": status})
         conn.execute(text("DELETE FROM dashboard_dirty"))
     upgrade_schema(empty_db)
     with Session(empty_db) as session:
         found = session.execute(
-            select(PaymentLink.id, PaymentLink.paid_cents, PaymentLink.min_payment_cents).order_by(
-                PaymentLink.id
-            )
+            select(
+                PaymentLink.public_id, PaymentLink.paid_cents, PaymentLink.min_payment_cents
+            ).order_by(PaymentLink.public_id)
         ).all()
-        assert [tuple(r) for r in found] == [(1, 0, None), (2, 4200, None), (3, 8400, None)]
+        assert [tuple(r) for r in found] == [
+            ("pub1", 0, None),
+            ("pub2", 4200, None),
+            ("pub3", 8400, None),
+        ]
         link = create_link(
             session,
             LinkDraft(patient_name="Nueva Parte", amount="200", min_payment="50", send_now=False),
