@@ -56,3 +56,30 @@ def test_a_patient_pays_50_of_200_and_later_the_rest(
     expect(page.locator(".pay-summary")).to_contain_text("Paid on")
     assert page.evaluate("window.payappCspViolations") == []
     assert browser_problems == []
+
+
+def test_wallets_pay_the_full_balance_and_another_amount_goes_by_card(
+    page: Page, payapp_server: PayappServer, browser_problems: list[str]
+) -> None:
+    """A wallet's sheet shows the amount it was set up with (the balance): choosing another
+    amount and pressing a wallet button says to use the card and sends nothing."""
+    page.set_viewport_size(PHONE)
+    pay_url = payapp_server.create_link(reference="ST-PART-2", amount="200.00", min_payment="50")
+    page.goto(pay_url)
+    apple = page.get_by_role("button", name="Apple Pay (demo)")
+    expect(apple).to_be_visible()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.get_by_label("Pay another amount").check()
+    page.get_by_label("Amount to pay now, in dollars").fill("60")
+    apple.click()
+    expect(page.locator("#card-errors")).to_have_text(
+        "Apple Pay and Google Pay pay the full $200.00. To pay another amount, use your card."
+    )
+    assert posts == []
+    # The full balance by wallet goes through as before.
+    page.get_by_label("Pay the full $200.00").check()
+    apple.click()
+    expect(receipt_heading(page)).to_be_visible()
+    expect(page.locator(".receipt")).to_contain_text("$200.00")
+    assert browser_problems == []
