@@ -195,7 +195,7 @@ class PaymentLink(Base):
     @property
     def completed_payment(self) -> Payment | None:
         """The charge that completed the link (its receipt is the paid page): the only one, the
-        last part of one paid in parts, the first of one paid twice."""
+        last part of one paid in parts, the first of one paid twice that still holds money."""
         # A link becomes paid in the transaction of its last payment (payments._settle_completed):
         # an unpaid link's page need not load its payments.
         if self.status not in LINK_PAID_STATES:
@@ -204,11 +204,14 @@ class PaymentLink(Base):
             (p for p in self.payments if p.status == PaymentStatus.COMPLETED),
             key=lambda p: (p.completed_at or p.created_at, p.id),
         )
-        total = 0
-        for payment in done:
-            total += payment.amount_cents
-            if total >= self.amount_cents:
-                return payment
+        # First by what each still holds (a link paid twice whose first charge was refunded
+        # shows the one kept), then by what each took (a refunded link shows its refund).
+        for held in (lambda p: p.refundable_cents, lambda p: p.amount_cents):
+            total = 0
+            for payment in done:
+                total += held(payment)
+                if total >= self.amount_cents:
+                    return payment
         return done[-1] if done else None
 
 

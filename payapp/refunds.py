@@ -213,7 +213,8 @@ def _apply_result(session: Session, refund: Refund, result: RefundResult) -> Non
 
 def _update_link_status(session: Session, payment: Payment) -> None:
     """A paid link's state from all its completed charges: refunded when every cent of them is,
-    partly when some is. A link still open for a balance (paid in part) stays open: a refund
+    partly when some of the bill is (refunding only what a link paid twice took beyond its amount
+    leaves it paid). A link still open for a balance (paid in part) stays open: a refund
     never reopens or closes a balance (the front desk sends a new link if it is owed again)."""
     session.refresh(payment)
     charges = (
@@ -232,6 +233,8 @@ def _update_link_status(session: Session, payment: Payment) -> None:
             status=select(
                 case(
                     (refunded <= 0, LinkStatus.PAID.value),
+                    # Only an excess went back (a link paid twice): the bill is still paid.
+                    (paid - refunded >= PaymentLink.amount_cents, LinkStatus.PAID.value),
                     (refunded >= paid, LinkStatus.REFUNDED.value),
                     else_=LinkStatus.PARTIALLY_REFUNDED.value,
                 )

@@ -415,3 +415,34 @@ def test_reissuing_a_link_paid_in_part_asks_for_what_is_left(session, link):
     charge(session, DemoGateway(), small, 17000, key=KEY + "-most")
     renewed = links.reissue_link(session, small, RULES, staff_id=None, now=later)
     assert (renewed.amount_cents, renewed.min_payment_cents) == (3000, None)
+
+
+def test_refunding_what_a_link_paid_twice_took_beyond_its_amount_leaves_it_paid(app, session, link):
+    """Either charge of a link paid twice may be refunded: the link still reads paid, and its
+    page shows the charge that was kept."""
+    gateway = DemoGateway()
+    first = charge(session, gateway, link, 20000, key=KEY + "-one")
+    # The second whole charge, as a reconciled unknown attempt would record it.
+    second = Payment(
+        link_id=link.id,
+        idempotency_key="second-charge-key",
+        gateway="demo",
+        status=PaymentStatus.UNKNOWN,
+        amount_cents=20000,
+        currency="USD",
+        source_id=OK,
+        postal_code="",
+        created_at=datetime.now(UTC),
+    )
+    session.add(second)
+    session.commit()
+    result = gateway.create_payment(payments.charge_request(second))
+    assert payments._settle_completed(session, second, result, actor="system")
+    session.refresh(link)
+    assert (link.status, link.paid_cents) == ("paid", 40000)
+    refund(session, gateway, first, 20000, "r-first")
+    session.refresh(link)
+    assert link.status == LinkStatus.PAID and link.completed_payment.id == second.id
+    refund(session, gateway, second, 5000, "r-part")
+    session.refresh(link)
+    assert link.status == LinkStatus.PARTIALLY_REFUNDED
