@@ -257,3 +257,22 @@ def test_a_link_resent_after_a_part_payment_asks_for_what_is_left(
     [sent] = set((tmp_path / "outbox").glob("*.eml")) - before
     text = sent.read_text()
     assert "pay $150.00" in text and "$200.00" not in text
+
+
+def test_an_admin_refunds_a_part_payment_and_the_link_stays_open_for_its_balance(
+    app, client, admin, link_factory
+):
+    from .test_refunds import post_refund
+
+    link = part_link(link_factory)
+    pay(client, link.path, "other", "50")
+    post_refund(admin, link.id, "50.01")
+    assert "at most $50.00 of this payment" in admin.get(f"/links/{link.id}").text
+    assert link_row(app, link.id).status == "open"
+    response = post_refund(admin, link.id, "50.00")
+    assert response.status_code == 303
+    row = link_row(app, link.id)
+    assert (row.status, row.paid_cents) == ("open", 5000)
+    detail = admin.get(f"/links/{link.id}").text
+    assert "$50.00 of $200.00, $150.00 left" in detail and "refunded" in detail
+    assert "$150.00 is left to pay" in client.get(link.path).text
