@@ -106,6 +106,9 @@ def test_paying_part_shows_the_receipt_the_balance_and_a_way_to_pay_the_rest(
     assert "Payment received" in text and "$50.00" in text
     assert re.search(r'id="balance-left">\$150\.00<', text)
     assert "Pay the rest ($150.00)" in text
+    # The summary swapped in with the receipt says what is left, not "$200.00 paid".
+    assert "You have paid $50.00 of $200.00. $150.00 is left to pay." in text
+    assert "paid to Bright Smile Dental" not in text and "Paid on" not in text
     assert [c.amount_cents for c in gateway.charges] == [5000]
     row = link_row(app, link.id)
     assert (row.status, row.paid_cents) == ("open", 5000)

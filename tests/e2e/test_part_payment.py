@@ -47,6 +47,9 @@ def test_a_patient_pays_50_of_200_and_later_the_rest(
     receipt = page.locator(".receipt")
     expect(receipt).to_contain_text("$50.00")
     expect(page.locator("#balance-left")).to_have_text("$150.00")
+    expect(page.locator("#part-paid")).to_have_text(
+        "You have paid $50.00 of $200.00. $150.00 is left to pay."
+    )
     audit.check("part payment receipt")
 
     # Later: the link from the receipt opens the page for what is left.
