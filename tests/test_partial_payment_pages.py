@@ -279,3 +279,23 @@ def test_an_admin_refunds_a_part_payment_and_the_link_stays_open_for_its_balance
     detail = admin.get(f"/links/{link.id}").text
     assert "$50.00 of $200.00, $150.00 left" in detail and "refunded" in detail
     assert "$150.00 is left to pay" in client.get(link.path).text
+
+
+@pytest.mark.parametrize(
+    ("seen", "status", "words"),
+    [
+        ("1", 422, "at least $50.00"),
+        ("20001", 422, "at most $200.00"),
+        ("-5000", 200, "Payment received"),  # not a number: the choice "full" is the balance
+        ("20000", 200, "Payment received"),
+    ],
+)
+def test_a_forged_full_amount_is_held_to_the_same_bounds(
+    app, client, link_factory, gateway, seen, status, words
+):
+    link = part_link(link_factory)
+    page = open_pay_page(client, link.path)
+    extra = {"pay_choice": "full", "balance_cents": seen}
+    response = submit_card(client, link.path, page=page, extra=extra)
+    assert response.status_code == status and words in response.text
+    assert [c.amount_cents for c in gateway.charges] == ([20000] if status == 200 else [])
