@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -362,9 +362,8 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     """Record a completed charge and add it to its link (one transaction).
 
     One UPDATE adds the charge to ``paid_cents`` and, only when that reaches the amount, marks
-    the link paid (a CASE in SQL, never a value read earlier), releasing the claim. Callers
-    reach here only from a payment that was not completed yet, in the transaction that
-    completes it, so each charge is added once. A charge the link did not need (it was paid
+    the link paid (a CASE in SQL, never a value read earlier), releasing the claim. A charge
+    the link did not need (it was paid
     already, or this one takes it over its amount, e.g. an unknown attempt reconciled after the
     patient paid again) is still recorded, the money was taken, and staff get a
     ``payment.paid_twice`` alert to refund it.
@@ -405,7 +404,11 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
         .values(
             paid_cents=new_paid,
             status=case((becomes_paid, LinkStatus.PAID.value), else_=PaymentLink.status),
-            paid_at=case((becomes_paid, now), else_=PaymentLink.paid_at),
+            # Typed as the column, so the time is stored as naive UTC like every other write
+            # (an untyped aware datetime would be shifted by PostgreSQL's session time zone).
+            paid_at=case(
+                (becomes_paid, literal(now, PaymentLink.paid_at.type)), else_=PaymentLink.paid_at
+            ),
             claim_key=case(
                 (becomes_paid | (PaymentLink.claim_key == payment.idempotency_key), None),
                 else_=PaymentLink.claim_key,

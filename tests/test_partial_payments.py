@@ -446,3 +446,19 @@ def test_refunding_what_a_link_paid_twice_took_beyond_its_amount_leaves_it_paid(
     refund(session, gateway, second, 5000, "r-part")
     session.refresh(link)
     assert link.status == LinkStatus.PARTIALLY_REFUNDED
+
+
+def test_the_paid_time_is_stored_as_utc_whatever_the_database_sessions_zone(app, session):
+    """paid_at is set inside the settling UPDATE's CASE: typed as the column, it is stored as
+    naive UTC like every other time (on PostgreSQL an untyped aware time would be shifted by
+    the session's TimeZone)."""
+    from sqlalchemy import text
+
+    link = make_link(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET TIME ZONE 'America/New_York'"))
+    before = datetime.now(UTC)
+    charge(session, DemoGateway(), link, None)
+    session.refresh(link)
+    assert link.status == "paid"
+    assert before - timedelta(seconds=1) <= link.paid_at <= datetime.now(UTC)
