@@ -299,3 +299,17 @@ def test_a_forged_full_amount_is_held_to_the_same_bounds(
     response = submit_card(client, link.path, page=page, extra=extra)
     assert response.status_code == status and words in response.text
     assert [c.amount_cents for c in gateway.charges] == ([20000] if status == 200 else [])
+
+
+def test_the_cached_open_page_is_never_served_after_a_part_payment(app, client, link_factory):
+    """OpenPages keeps an open link's rendered page per row: a part payment changes the row, so
+    the next view shows the new balance, not the cached "Pay the full $200.00"."""
+    link = part_link(link_factory)
+    client.get(link.path)  # the first view records link.viewed
+    cached = client.get(link.path).text  # rendered into the cache
+    assert "Pay the full $200.00" in cached
+    assert client.get(link.path).text.count("Pay the full $200.00") == 1  # served from it
+    pay(client, link.path, "other", "50")
+    html = client.get(link.path).text
+    assert "Pay the full $150.00" in html and "Pay the full $200.00" not in html
+    assert 'name="balance_cents" value="15000"' in html
