@@ -313,3 +313,28 @@ def test_the_cached_open_page_is_never_served_after_a_part_payment(app, client, 
     html = client.get(link.path).text
     assert "Pay the full $150.00" in html and "Pay the full $200.00" not in html
     assert 'name="balance_cents" value="15000"' in html
+
+
+def test_a_link_paid_in_parts_and_refunded_in_full_says_so_with_the_total(
+    app, client, link_factory, gateway
+):
+    from payapp import refunds
+
+    link = part_link(link_factory)
+    pay(client, link.path, "other", "50")
+    pay(client, link.path, "full")
+    with app.app_context():
+        session = get_session()
+        for n, payment in enumerate(session.scalars(select(Payment)).all()):
+            refunds.refund_payment(
+                session,
+                gateway,
+                payment,
+                amount_cents=payment.amount_cents,
+                reason="billing error",
+                staff_id=None,
+                request_key=f"refund-all-{n}",
+            )
+    assert link_row(app, link.id).status == "refunded"
+    html = client.get(link.path).text
+    assert "refunded your payments of $200.00 to your card" in html
