@@ -53,8 +53,23 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - demo mode only; production 
 @click.option("--send/--no-send", default=False, help="Also email/text the link to the patient")
 @click.option("--language", default="", help="en or es (default: DEFAULT_LANGUAGE)")
 @click.option("--zip", "postal_code", default="", help="Patient ZIP code, for /pay (optional)")
+@click.option(
+    "--min-payment",
+    default="",
+    help="Allow paying part now, at least this many dollars (e.g. 50.00; default: whole amount)",
+)
 def create_link_command(
-    amount, name, email, phone, reference, description, expires_in, send, language, postal_code
+    amount,
+    name,
+    email,
+    phone,
+    reference,
+    description,
+    expires_in,
+    send,
+    language,
+    postal_code,
+    min_payment,
 ):
     """Create a payment link; prints the patient URL as the last line."""
     cfg = current_app.config
@@ -69,6 +84,7 @@ def create_link_command(
         send_now=send,
         language=language,
         postal_code=postal_code,
+        min_payment=min_payment,
     )
     try:
         link = links.create_link(get_session(), draft, links.LinkRules.from_config(cfg))
@@ -557,10 +573,15 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
     spread over the ``days`` before ``now``, in batches of core executemany inserts."""
     from random import Random
 
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, insert, inspect, select
 
     from .models import AuditEvent, Message, Payment, PaymentLink, ProblemReport, Refund
 
+    # The migration tests seed databases of older revisions, before payment_link.paid_cents.
+    has_paid_cents = any(
+        column["name"] == "paid_cents"
+        for column in inspect(session.connection()).get_columns("payment_link")
+    )
     rng = Random(seed)  # noqa: S311 - demo data, not secrets
     next_link = (session.scalar(select(func.max(PaymentLink.id))) or 0) + 1
     next_payment = (session.scalar(select(func.max(Payment.id))) or 0) + 1
@@ -648,6 +669,13 @@ def seed_demo(session, n: int, now: datetime, *, days: int = 90, seed: int = 9, 
                     }
                 )
             next_link += 1
+        if has_paid_cents:
+            paid: dict[int, int] = {}
+            for row in payments:
+                if row["status"] == PaymentStatus.COMPLETED:
+                    paid[row["link_id"]] = paid.get(row["link_id"], 0) + row["amount_cents"]
+            for row in links:
+                row["paid_cents"] = paid.get(row["id"], 0)
         for model, rows in (
             (PaymentLink, links),
             (Payment, payments),

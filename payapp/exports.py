@@ -48,6 +48,11 @@ LINK_COLUMNS = (
     "paid",
     "expires",
     "reissued_from_link_id",
+    # Paying part now (issue 11): what the link's completed charges add up to, and what is left.
+    "amount_paid",
+    "amount_paid_cents",
+    "balance",
+    "balance_cents",
 )
 MONEY_COLUMNS = (
     "type",
@@ -184,6 +189,7 @@ def link_lines(
         PaymentLink.paid_at,
         PaymentLink.expires_at,
         PaymentLink.reissued_from_id,
+        PaymentLink.paid_cents,
     ).where(PaymentLink.created_at >= dates.start, PaymentLink.created_at < dates.end)
     yield _line(LINK_COLUMNS)
     for r in _batches(session, stmt, PaymentLink.created_at, PaymentLink.id, batch_size):
@@ -207,6 +213,10 @@ def link_lines(
                 local(r.paid_at, "iso"),
                 local(r.expires_at, "iso"),
                 r.reissued_from_id,
+                cents_to_decimal_string(r.paid_cents),
+                r.paid_cents,
+                cents_to_decimal_string(balance := max(0, r.amount_cents - r.paid_cents)),
+                balance,
             )
         )
 

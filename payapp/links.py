@@ -42,6 +42,8 @@ from .states import LINK_PAID_STATES, AuditAction, Language, LinkStatus
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
 
 NAME_MAX, REFERENCE_MAX, DESCRIPTION_MAX = 120, 40, 200
+# The smallest part payment staff may allow ("Allow paying part now, minimum $__").
+MIN_PART_PAYMENT_CENTS = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(r"[^\W_]+")  # a run of letters and digits
 _EXPIRES_IN = re.compile(r"^\s*(\d+)\s*d?\s*$")
@@ -141,6 +143,8 @@ class LinkDraft:
     language: str = ""
     # Optional: lets the patient find the bill at /pay by statement number and ZIP code.
     postal_code: str = ""
+    # "Allow paying part now, minimum $__": empty means the patient pays the whole amount.
+    min_payment: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -155,6 +159,7 @@ class CleanLink:
     expires_in_days: int
     language: str = Language.EN
     postal_code: str | None = None
+    min_payment_cents: int | None = None
 
 
 def zip5(text: str | None) -> str | None:
@@ -197,6 +202,20 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
         amount_cents = parse_amount(draft.amount, rules.min_cents, rules.max_cents)
     except AmountError as exc:
         errors["amount"] = str(exc)
+
+    min_payment_cents = None
+    if (draft.min_payment or "").strip():
+        try:
+            min_payment_cents = parse_amount(draft.min_payment, MIN_PART_PAYMENT_CENTS, None)
+        except AmountError as exc:
+            errors["min_payment"] = str(exc).replace("The amount", "The minimum part payment")
+        else:
+            if amount_cents and min_payment_cents >= amount_cents:
+                errors["min_payment"] = (
+                    "The minimum part payment must be less than the amount "
+                    f"({format_cents(amount_cents, rules.currency)}), or leave it empty to "
+                    "ask for the whole amount."
+                )
 
     reference = (draft.reference or "").strip()
     if len(reference) > REFERENCE_MAX:
@@ -241,7 +260,16 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
     if errors:
         raise LinkInputError(errors)
     return CleanLink(
-        name, email, phone, amount_cents, reference, description, days, language, postal_code
+        name,
+        email,
+        phone,
+        amount_cents,
+        reference,
+        description,
+        days,
+        language,
+        postal_code,
+        min_payment_cents,
     )
 
 
@@ -287,6 +315,8 @@ def create_link(
         description=clean.description,
         language=clean.language.value,
         postal_code=clean.postal_code,
+        min_payment_cents=clean.min_payment_cents,
+        paid_cents=0,
         status=LinkStatus.OPEN,
         # Whole seconds: the token carries the expiry as an integer timestamp.
         expires_at=(now + timedelta(days=clean.expires_in_days)).replace(microsecond=0),
@@ -302,7 +332,12 @@ def create_link(
         staff_id=created_by_id,
         link_id=link.id,
         detail=f"amount {format_cents(clean.amount_cents)}, "
-        f"expires in {clean.expires_in_days} days",
+        + (
+            f"part payments from {format_cents(clean.min_payment_cents)}, "
+            if clean.min_payment_cents
+            else ""
+        )
+        + f"expires in {clean.expires_in_days} days",
         when=now,
     )
     session.commit()
@@ -325,11 +360,16 @@ def reissue_link(
         raise LinkError.already_paid()
     if status == LinkStatus.OPEN:
         raise LinkError(LinkStatus.OPEN, "This link is still open; resend it instead of reissuing.")
+    # A link paid in part is reissued for what is left, still allowing part payments where the
+    # minimum is below that.
+    balance = old.balance_cents
+    minimum = old.min_payment_cents
     draft = LinkDraft(
         patient_name=old.patient_name,
         email=old.email or "",
         phone=old.phone or "",
-        amount=f"{old.amount_cents / 100:.2f}",
+        amount=f"{balance / 100:.2f}",
+        min_payment=f"{minimum / 100:.2f}" if minimum and minimum < balance else "",
         reference=old.reference,
         description=old.description,
         send_now=bool(old.email or old.phone),

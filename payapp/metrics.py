@@ -9,7 +9,9 @@ What each figure counts:
   in the period; completion = paid / (created - cancelled);
 - collected: completed payments completed in the period minus refunds (completed or pending at
   the processor) made in the period, whichever payment they return;
-- outstanding: open links not yet expired, now (not tied to the period);
+- outstanding: open links not yet expired, now (not tied to the period), by their balance (a
+  link paid in part owes the rest); a link counts as paid only once fully paid (paid_at), while
+  collected counts every part payment's money;
 - time to pay: links paid in the period, from their first sent message to payment; median and
   90th percentile by nearest rank (the value at rank ceil(p * n));
 - first-attempt success: first payment attempts of a link made in the period, completed now;
@@ -353,9 +355,11 @@ def live_dashboard(session: Session, period: Period, now: datetime) -> Dashboard
         )
     )
     outstanding = session.execute(
-        select(func.count(), func.coalesce(func.sum(PaymentLink.amount_cents), 0)).where(
-            PaymentLink.status == LinkStatus.OPEN, PaymentLink.expires_at > now
-        )
+        select(
+            func.count(),
+            # The balance: a link paid in part owes only the rest (issue 11).
+            func.coalesce(func.sum(PaymentLink.amount_cents - PaymentLink.paid_cents), 0),
+        ).where(PaymentLink.status == LinkStatus.OPEN, PaymentLink.expires_at > now)
     ).one()
     n_waits, median, p90 = time_to_pay(session, period)
     attempts, successes = first_attempts(session, period)
@@ -662,9 +666,11 @@ def dashboard(session: Session, period: Period, now: datetime) -> Dashboard:
         )
     }
     outstanding = session.execute(
-        select(func.count(), func.coalesce(func.sum(PaymentLink.amount_cents), 0)).where(
-            PaymentLink.status == LinkStatus.OPEN, PaymentLink.expires_at > now
-        )
+        select(
+            func.count(),
+            # The balance: a link paid in part owes only the rest (issue 11).
+            func.coalesce(func.sum(PaymentLink.amount_cents - PaymentLink.paid_cents), 0),
+        ).where(PaymentLink.status == LinkStatus.OPEN, PaymentLink.expires_at > now)
     ).one()
     problems = session.scalar(
         select(func.count()).select_from(ProblemReport).where(ProblemReport.resolved_at.is_(None))

@@ -106,8 +106,15 @@ class PaymentLink(Base):
         ),
         Index("ix_payment_link_paid_at", "paid_at", "first_sent_at"),
         Index("ix_payment_link_expires_at", "expires_at", "status"),
-        # Outstanding and today's expiries are counted live, from this index alone (0012).
-        Index("ix_payment_link_status_expires", "status", "expires_at", "paid_at", "amount_cents"),
+        # Outstanding and today's expiries are counted live, from this index alone (0012, 0019).
+        Index(
+            "ix_payment_link_status_expires",
+            "status",
+            "expires_at",
+            "paid_at",
+            "amount_cents",
+            "paid_cents",
+        ),
         # The staff list's order, within a status or over all (links.py, migration 0013).
         Index("ix_payment_link_status_created", "status", "created_at", "id", "expires_at"),
         Index("ix_payment_link_created_id", "created_at", "id"),
@@ -148,6 +155,11 @@ class PaymentLink(Base):
     # The patient's 5-digit ZIP code, optional: /pay finds the link by statement number and
     # ZIP as well as by last name (lookup.py; migration 0021).
     postal_code: Mapped[str | None] = mapped_column(String(10))
+    # Paying part now (migration 0019): the smallest part the patient may pay (NULL: only the
+    # whole balance), and the sum of the completed charges (added in the settling UPDATE; a
+    # refund leaves it, so a refunded part is never owed again on this link).
+    min_payment_cents: Mapped[int | None] = mapped_column(Integer)
+    paid_cents: Mapped[int] = mapped_column(Integer, server_default="0")
 
     created_by: Mapped[StaffUser | None] = relationship()
     payments: Mapped[list[Payment]] = relationship(
@@ -163,12 +175,47 @@ class PaymentLink(Base):
         return parts[0] if parts else ""
 
     @property
+    def balance_cents(self) -> int:
+        """What is left to pay (never below zero: a link paid twice holds more)."""
+        return max(0, self.amount_cents - (self.paid_cents or 0))
+
+    @property
+    def part_paid(self) -> bool:
+        """Open with some of it paid: the pages say what is left."""
+        return self.status == LinkStatus.OPEN and (self.paid_cents or 0) > 0
+
+    def balance_after(self, payment: Payment) -> int:
+        """What was left to pay once this completed payment was in (its receipt says so)."""
+        upto = sum(
+            p.amount_cents
+            for p in self.payments
+            if p.status == PaymentStatus.COMPLETED
+            and (p.completed_at or p.created_at, p.id)
+            <= (payment.completed_at or payment.created_at, payment.id)
+        )
+        return max(0, self.amount_cents - upto)
+
+    @property
     def completed_payment(self) -> Payment | None:
-        # A payment completes and its link becomes paid in one transaction
-        # (payments._settle_completed): an unpaid link's page need not load its payments.
+        """The charge that completed the link (its receipt is the paid page): the only one, the
+        last part of one paid in parts, the first of one paid twice that still holds money."""
+        # A link becomes paid in the transaction of its last payment (payments._settle_completed):
+        # an unpaid link's page need not load its payments.
         if self.status not in LINK_PAID_STATES:
             return None
-        return next((p for p in self.payments if p.status == PaymentStatus.COMPLETED), None)
+        done = sorted(
+            (p for p in self.payments if p.status == PaymentStatus.COMPLETED),
+            key=lambda p: (p.completed_at or p.created_at, p.id),
+        )
+        # First by what each still holds (a link paid twice whose first charge was refunded
+        # shows the one kept), then by what each took (a refunded link shows its refund).
+        for held in (lambda p: p.refundable_cents, lambda p: p.amount_cents):
+            total = 0
+            for payment in done:
+                total += held(payment)
+                if total >= self.amount_cents:
+                    return payment
+        return done[-1] if done else None
 
 
 class Payment(Base):

@@ -155,7 +155,8 @@ def message_context(link: PaymentLink, url: str, clinic: Clinic) -> dict:
         "clinic": clinic,
         "lang": link_language(link).value,
         "first_name": link.first_name,
-        "amount": format_cents(link.amount_cents, link.currency),
+        # What is left to pay: the whole amount, or the balance of a link paid in part.
+        "amount": format_cents(link.balance_cents or link.amount_cents, link.currency),
         "reference": link.reference,
         "expires_on": clinic.patient_date(link.expires_at, link_language(link).value),
         "url": url,
@@ -654,6 +655,10 @@ def receipt_context(payment: Payment, clinic: Clinic) -> dict:
         "card_only": card,
         "receipt_number": receipt_number(payment),
         "reference": link.reference,
+        # A part payment (issue 11): what was left to pay once it was in; empty when nothing.
+        "balance_left": format_cents(balance, link.currency)
+        if (balance := link.balance_after(payment))
+        else "",
     }
 
 

@@ -7,8 +7,9 @@ import hashlib
 import logging
 import re
 from datetime import datetime, timedelta
+from functools import partial
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from .gateways import (
     is_stale,
 )
 from .models import AuditEvent, Payment, PaymentLink, utcnow
+from .money import format_cents
 from .plaintext import patient_text
 from .states import LINK_PAID_STATES, AuditAction, LinkStatus, PaymentStatus, Wallet
 
@@ -109,6 +111,7 @@ class PaymentError(Exception):
         self.message = message
         self.code = code
         self.payment = payment
+        self.values: dict[str, str] = {}
 
     @classmethod
     def declined(cls, code: str, payment=None):
@@ -150,9 +153,62 @@ class PaymentError(Exception):
     def bad_request(cls, message: str):
         return cls("bad_request", message)
 
+    @classmethod
+    def bad_amount(cls, message: str, **values):
+        """The amount the patient chose cannot be charged (422; nothing changed). ``values``
+        fill the message's placeholders once it is translated."""
+        error = cls("bad_amount", message)
+        error.values = values
+        return error
+
 
 def decline_message(code: str | None) -> str:
     return DECLINE_MESSAGES.get(code or "", GENERIC_DECLINE_MESSAGE)
+
+
+# What a patient may type for "Pay another amount": dollars, optionally cents ("50", "$1,050.5").
+PATIENT_AMOUNT = re.compile(r"^\$?\s*(\d{1,3}(?:,\d{3})+|\d{1,9})(?:\.(\d{1,2}))?$", re.ASCII)
+
+
+def parse_patient_amount(text: str | None) -> int:
+    """The cents of what the patient typed as "another amount", or PaymentError (bad_amount)."""
+    match = PATIENT_AMOUNT.match((text or "").strip())
+    if not match:
+        raise PaymentError.bad_amount(
+            patient_text("Enter the amount you want to pay in dollars, for example 50.00.")
+        )
+    return int(match[1].replace(",", "")) * 100 + int((match[2] or "0").ljust(2, "0"))
+
+
+def check_amount(link: PaymentLink, amount_cents: int) -> None:
+    """Raise PaymentError (bad_amount) unless the link takes this amount now: its whole balance,
+    or (part payment allowed) at least the minimum and at most the balance. A balance below the
+    minimum can only be paid whole."""
+    balance = link.balance_cents
+    money = partial(format_cents, currency=link.currency)
+    if amount_cents > balance:
+        if amount_cents == link.amount_cents or link.paid_cents:
+            raise PaymentError.bad_amount(
+                patient_text(
+                    "The balance is now %(balance)s. Reload the page to pay what is left."
+                ),
+                balance=money(balance),
+            )
+        raise PaymentError.bad_amount(
+            patient_text("You can pay at most %(balance)s, the balance."), balance=money(balance)
+        )
+    if amount_cents == balance:
+        return
+    if link.min_payment_cents is None:
+        raise PaymentError.bad_amount(
+            patient_text("This bill can only be paid in full: %(balance)s."), balance=money(balance)
+        )
+    if amount_cents < link.min_payment_cents:
+        raise PaymentError.bad_amount(
+            patient_text("Pay at least %(minimum)s, or the full %(balance)s."),
+            minimum=money(link.min_payment_cents),
+            balance=money(balance),
+        )
 
 
 def idempotency_key_for(link: PaymentLink, attempt_key: str) -> str:
@@ -176,11 +232,14 @@ def charge_link(
     source_id: str,
     postal_code: str = "",
     wallet: str = "",
+    amount_cents: int | None = None,
     max_declines: int = 5,
     now: datetime | None = None,
 ) -> Payment:
-    """Charge the link's own amount once. Returns the completed Payment or raises PaymentError
-    (or LinkError when the link cannot be paid). Repeating an attempt key replays its result.
+    """Charge the link once: ``amount_cents`` (the patient's choice, checked against the link by
+    check_amount) or, when None, the link's whole balance. Returns the completed Payment or
+    raises PaymentError (or LinkError when the link cannot be paid). Repeating an attempt key
+    replays its result; the same key with another card or another amount is refused.
     ``wallet`` is the wallet button that made the token ("apple_pay", "google_pay"), kept only
     to name it on the receipt (anything else is ignored)."""
     now = now or utcnow()
@@ -197,16 +256,22 @@ def charge_link(
     key = idempotency_key_for(link, attempt_key)
     existing = session.scalar(select(Payment).where(Payment.idempotency_key == key))
     if existing is not None:
-        if existing.source_id != source_id:
-            # A stale page re-using its attempt key with a new card: Square would refuse it too.
+        if existing.source_id != source_id or (
+            amount_cents is not None and existing.amount_cents != amount_cents
+        ):
+            # A stale page re-using its attempt key with a new card or a new amount: Square
+            # would refuse the card too, and the stored request is the one that gets re-sent.
             raise PaymentError.bad_request(
                 patient_text("This page is out of date. Reload it and try again.")
             )
         return replay(existing)
 
     links.ensure_payable(link, now)
-    # Under the cap in the same statement: however many submits race, at most max_declines
-    # attempts can ever hold the claim, so at most that many reach the gateway.
+    amount = link.balance_cents if amount_cents is None else amount_cents
+    check_amount(link, amount)
+    # Under the cap and within the balance in the same statement: however many submits race,
+    # at most max_declines attempts can ever hold the claim, so at most that many reach the
+    # gateway, and none for more than is left to pay.
     claimed = session.execute(
         update(PaymentLink)
         .where(
@@ -215,6 +280,7 @@ def charge_link(
             PaymentLink.claim_key.is_(None),
             PaymentLink.expires_at > now,
             PaymentLink.decline_count < max_declines,
+            PaymentLink.amount_cents - PaymentLink.paid_cents >= amount,
         )
         .values(claim_key=key, claimed_at=now)
     ).rowcount
@@ -224,6 +290,8 @@ def charge_link(
         links.ensure_payable(link, now)
         if link.decline_count >= max_declines:  # e.g. MAX_DECLINES lowered since it counted
             raise links.LinkError.locked()
+        if link.claim_key is None:  # another payment went in first: the balance changed
+            check_amount(link, amount)
         raise PaymentError.in_progress()
 
     payment = Payment(
@@ -231,7 +299,7 @@ def charge_link(
         idempotency_key=key,
         gateway=gateway.name,
         status=PaymentStatus.PENDING,
-        amount_cents=link.amount_cents,
+        amount_cents=amount,
         currency=link.currency,
         source_id=source_id,
         postal_code=postal_code,
@@ -294,15 +362,31 @@ def send_to_gateway(session: Session, gateway: Gateway, payment: Payment, *, max
     return payment
 
 
-def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor: str) -> None:
-    """Record a completed charge and mark its link paid (one transaction).
+def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor: str) -> bool:
+    """Record a completed charge and add it to its link (one transaction).
 
-    The link becomes paid in one conditional UPDATE that only succeeds while it is not paid yet,
-    so two completions racing on one link cannot both pass as "the" payment. When the link was
-    already paid by another attempt, this charge is still recorded (the money was taken) and
-    staff get a ``payment.paid_twice`` alert to refund one of them.
+    One UPDATE adds the charge to ``paid_cents`` and, only when that reaches the amount, marks
+    the link paid (a CASE in SQL, never a value read earlier), releasing the claim. A charge
+    the link did not need (it was paid
+    already, or this one takes it over its amount, e.g. an unknown attempt reconciled after the
+    patient paid again) is still recorded, the money was taken, and staff get a
+    ``payment.paid_twice`` alert to refund it.
+
+    The payment's own step to completed is a conditional UPDATE in the same transaction: when a
+    webhook and a reconciliation settle one payment at once, only the first adds its amount to
+    the link; the other changes nothing and returns False.
     """
     now = utcnow()
+    moved = session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status != PaymentStatus.COMPLETED)
+        .values(status=PaymentStatus.COMPLETED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:
+        session.rollback()
+        session.refresh(payment)
+        return False
     payment.status = PaymentStatus.COMPLETED
     payment.gateway_payment_id = result.payment_id
     payment.card_brand = result.card_brand
@@ -314,50 +398,74 @@ def _settle_completed(session, payment: Payment, result: ChargeResult, *, actor:
     payment.gateway_updated_at = result.updated_at
     payment.completed_at = now
     card = f"{card_brand_name(result.card_brand)} ending {result.card_last4 or '????'}"
-    became_paid = session.execute(
+    new_paid = PaymentLink.paid_cents + payment.amount_cents
+    becomes_paid = (PaymentLink.status.not_in(LINK_PAID_STATES)) & (
+        new_paid >= PaymentLink.amount_cents
+    )
+    paid_cents, amount_cents, status = session.execute(
         update(PaymentLink)
-        .where(PaymentLink.id == payment.link_id, PaymentLink.status.not_in(LINK_PAID_STATES))
-        .values(status=LinkStatus.PAID, paid_at=now, claim_key=None, claimed_at=None)
-    ).rowcount
+        .where(PaymentLink.id == payment.link_id)
+        .values(
+            paid_cents=new_paid,
+            status=case((becomes_paid, LinkStatus.PAID.value), else_=PaymentLink.status),
+            # Typed as the column, so the time is stored as naive UTC like every other write
+            # (an untyped aware datetime would be shifted by PostgreSQL's session time zone).
+            paid_at=case(
+                (becomes_paid, literal(now, PaymentLink.paid_at.type)), else_=PaymentLink.paid_at
+            ),
+            claim_key=case(
+                (becomes_paid | (PaymentLink.claim_key == payment.idempotency_key), None),
+                else_=PaymentLink.claim_key,
+            ),
+            claimed_at=case(
+                (becomes_paid | (PaymentLink.claim_key == payment.idempotency_key), None),
+                else_=PaymentLink.claimed_at,
+            ),
+        )
+        .returning(PaymentLink.paid_cents, PaymentLink.amount_cents, PaymentLink.status)
+    ).one()
     audit.record(
         session,
         AuditAction.PAYMENT_COMPLETED,
         actor=actor,
         link_id=payment.link_id,
         when=now,
-        detail=card,
+        detail=card
+        if paid_cents == payment.amount_cents and paid_cents >= amount_cents
+        else f"{card}, {format_cents(payment.amount_cents, payment.currency)}; "
+        f"{format_cents(min(paid_cents, amount_cents), payment.currency)} of "
+        f"{format_cents(amount_cents, payment.currency)} paid",
     )
-    if not became_paid:
-        session.execute(
-            update(PaymentLink)
-            .where(
-                PaymentLink.id == payment.link_id, PaymentLink.claim_key == payment.idempotency_key
-            )
-            .values(claim_key=None, claimed_at=None)
-        )
+    if paid_cents > amount_cents:
         audit.record(
             session,
             AuditAction.PAYMENT_PAID_TWICE,
             link_id=payment.link_id,
             when=now,
             detail=f"a second charge of {payment.amount_cents / 100:.2f} {payment.currency} "
-            f"({card}, Square payment {result.payment_id}); refund one",
+            f"({card}, Square payment {result.payment_id}); "
+            f"{format_cents(paid_cents - amount_cents, payment.currency)} more than the link's "
+            f"{format_cents(amount_cents, payment.currency)}; refund one",
         )
         log.error("link %s was paid twice (payment %s)", payment.link_id, payment.id)
     session.commit()
     # One receipt per completed charge: a patient charged twice gets a receipt for each (each
-    # with its own number), as their card statement shows both until staff refund one.
+    # with its own number), as their card statement shows both until staff refund one; a part
+    # payment's receipt says what is left.
     session.info.setdefault(RECEIPTS_DUE, []).append(payment.id)
     session.refresh(payment.link)
+    return True
 
 
 def duplicate_charges(link: PaymentLink) -> list[Payment]:
-    """The link's completed payments that still hold money, when there is more than one: the
-    patient paid twice and staff should refund all but one (empty when all is well)."""
+    """The link's completed payments that still hold money, when together they hold more than
+    the link's amount: the patient paid twice and staff should refund the excess (empty when all
+    is well, as for a link paid in parts)."""
     holding = [
         p for p in link.payments if p.status == PaymentStatus.COMPLETED and p.refundable_cents > 0
     ]
-    return holding if len(holding) > 1 else []
+    held = sum(p.refundable_cents for p in holding)
+    return holding if len(holding) > 1 and held > link.amount_cents else []
 
 
 def _attempt_for(session: Session, result: ChargeResult) -> Payment | None:
@@ -538,8 +646,8 @@ def _recheck_cancelled(session: Session, gateway: Gateway, payment: Payment) -> 
     )
     for found in mine:
         if found.payment_id not in held:
-            _settle_completed(session, payment, found, actor="system")
-            _record_reconciled(session, payment, "a charge recorded as voided had gone through")
+            if _settle_completed(session, payment, found, actor="system"):
+                _record_reconciled(session, payment, "a charge recorded as voided had gone through")
             return 1
     return 0
 
@@ -559,8 +667,8 @@ def _reconcile_one(session: Session, gateway: Gateway, payment: Payment, max_dec
         return _still_unknown(session, payment, f"no answer from the gateway ({unknown})")
     except GatewayError as error:
         return _still_unknown(session, payment, f"{error.category}/{error.code}")
-    _settle_completed(session, payment, result, actor="system")
-    _record_reconciled(session, payment, "the charge had gone through; link marked paid")
+    if _settle_completed(session, payment, result, actor="system"):
+        _record_reconciled(session, payment, "the charge had gone through; payment added")
     return "paid"
 
 
@@ -572,8 +680,8 @@ def _void_uncaptured(session, gateway: Gateway, payment: Payment, approved: Char
     except (GatewayError, GatewayUnknown) as exc:
         return _still_unknown(session, payment, f"could not void the authorization ({exc})")
     if current.status == "COMPLETED":
-        _settle_completed(session, payment, current, actor="system")
-        _record_reconciled(session, payment, "the charge had gone through; link marked paid")
+        if _settle_completed(session, payment, current, actor="system"):
+            _record_reconciled(session, payment, "the charge had gone through; payment added")
         return "paid"
     if current.status != "CANCELED":
         return _still_unknown(session, payment, f"authorization is {current.status}")

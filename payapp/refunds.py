@@ -6,7 +6,7 @@ import hashlib
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
 from .money import format_cents
 from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
 from .states import (
+    LINK_PAID_STATES,
     REFUND_HOLDING_STATES,
     AuditAction,
     LinkStatus,
@@ -211,15 +212,34 @@ def _apply_result(session: Session, refund: Refund, result: RefundResult) -> Non
 
 
 def _update_link_status(session: Session, payment: Payment) -> None:
+    """A paid link's state from all its completed charges: refunded when every cent of them is,
+    partly when some of the bill is (refunding only what a link paid twice took beyond its amount
+    leaves it paid). A link still open for a balance (paid in part) stays open: a refund
+    never reopens or closes a balance (the front desk sends a new link if it is owed again)."""
     session.refresh(payment)
-    if payment.refunded_cents <= 0:
-        status = LinkStatus.PAID
-    elif payment.refunded_cents >= payment.amount_cents:
-        status = LinkStatus.REFUNDED
-    else:
-        status = LinkStatus.PARTIALLY_REFUNDED
+    charges = (
+        select(
+            func.coalesce(func.sum(Payment.amount_cents), 0),
+            func.coalesce(func.sum(Payment.refunded_cents), 0),
+        )
+        .where(Payment.link_id == payment.link_id, Payment.status == PaymentStatus.COMPLETED)
+        .subquery()
+    )
+    paid, refunded = charges.c
     session.execute(
-        update(PaymentLink).where(PaymentLink.id == payment.link_id).values(status=status)
+        update(PaymentLink)
+        .where(PaymentLink.id == payment.link_id, PaymentLink.status.in_(LINK_PAID_STATES))
+        .values(
+            status=select(
+                case(
+                    (refunded <= 0, LinkStatus.PAID.value),
+                    # Only an excess went back (a link paid twice): the bill is still paid.
+                    (paid - refunded >= PaymentLink.amount_cents, LinkStatus.PAID.value),
+                    (refunded >= paid, LinkStatus.REFUNDED.value),
+                    else_=LinkStatus.PARTIALLY_REFUNDED.value,
+                )
+            ).scalar_subquery()
+        )
     )
 
 

@@ -61,12 +61,27 @@ SURGE_KINDS = {
 
 
 class PayForm(FlaskForm):
-    # Only the card token, the ZIP code and the attempt key: never card data, never an amount.
-    # payments.charge_link() validates them, with the messages the patient reads.
+    # The card token, the ZIP code and the attempt key, never card data; for a link that allows
+    # paying part now, the patient's choice. payments.charge_link() validates them, with the
+    # messages the patient reads, and decides the amount (pay_amount below).
     source_id = HiddenField()
     postal_code = HiddenField()
     attempt_key = HiddenField()
     wallet = HiddenField()  # "apple_pay" | "google_pay" when a wallet button made the token
+    pay_choice = HiddenField()  # radio buttons: "full" (the default) or "other"
+    other_amount = StringField(validators=[Length(max=100)])
+    # The balance the page showed as "the full $X": it is charged only while it is still the
+    # balance (a page left open while another payment went in is told the new balance).
+    balance_cents = HiddenField(validators=[Length(max=20)])
+
+
+def pay_amount(form: PayForm) -> int | None:
+    """The cents the patient chose to pay, or None for the link's whole balance now; raises
+    PaymentError (bad_amount) for another amount that is not an amount."""
+    if form.pay_choice.data == "other":
+        return payments.parse_patient_amount(form.other_amount.data)
+    seen = form.balance_cents.data or ""
+    return int(seen) if seen.isascii() and seen.isdigit() else None
 
 
 class ProblemForm(FlaskForm):
@@ -104,7 +119,7 @@ def page_context(link, status: str | None = None, **extra):
     return {
         "link": link,
         "status": status or links.effective_status(link),
-        "amount_decimal": cents_to_decimal_string(link.amount_cents),
+        "amount_decimal": cents_to_decimal_string(link.balance_cents or link.amount_cents),
         "square_app_id": cfg["SQUARE_APPLICATION_ID"] if square else "demo-app",
         "square_location_id": cfg["SQUARE_LOCATION_ID"] if square else "demo-location",
         "square_js_url": BROWSER_SDK[cfg["SQUARE_ENVIRONMENT"]] if square else None,
@@ -224,7 +239,7 @@ def submit_payment(token: str):
         abort(429)
     form = PayForm()
     result = {}
-    if not form.validate():  # only the CSRF token (CSRFProtect has checked it already)
+    if not form.validate():  # the CSRF token (CSRFProtect has checked it) and oversized fields
         result["error"] = payments.PaymentError.bad_request(
             patient_text("Reload the page and try again.")
         )
@@ -238,6 +253,7 @@ def submit_payment(token: str):
                 source_id=form.source_id.data,
                 postal_code=form.postal_code.data,
                 wallet=form.wallet.data or "",
+                amount_cents=pay_amount(form),
                 max_declines=current_app.config["MAX_DECLINES"],
             )
         except payments.PaymentError as exc:
@@ -253,7 +269,9 @@ def submit_payment(token: str):
         oob=is_htmx_request(),
         **result,
     )
-    response = render("pay/page.html", block="result", **context)
+    error = result.get("error")
+    status_code = 422 if error is not None and error.kind == "bad_amount" else 200
+    response = render("pay/page.html", block="result", status_code=status_code, **context)
     due = notify.take_due(get_session())
     if due:
         # The receipt goes once the patient has the answer: a slow mail server never holds it up.

@@ -46,6 +46,9 @@ class NewLinkForm(FlaskForm):
         lazy_gettext("Patient ZIP code (for pay by statement number)"),
         validators=[Length(max=50)],
     )
+    min_payment = StringField(
+        lazy_gettext("Allow paying part now, minimum (USD)"), validators=[Length(max=50)]
+    )
 
 
 class ActionForm(FlaskForm):
@@ -160,6 +163,7 @@ def submit_new_link():
         send_now=bool(form.send_now.data),
         language=form.language.data or "",
         postal_code=form.postal_code.data or "",
+        min_payment=form.min_payment.data or "",
     )
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)

@@ -23,6 +23,21 @@
     return contact;
   }
 
+  // Paying part now: the amount the patient chose, for Square's buyer verification; the server
+  // decides and checks what is charged (the form posts the choice, never a trusted amount).
+  function choseOther() {
+    var checked = form.querySelector('input[name="pay_choice"]:checked');
+    return !!checked && checked.value === 'other';
+  }
+
+  function chosenAmount() {
+    if (choseOther()) {
+      var typed = (form.elements.other_amount.value || '').replace(/[$,\s]/g, '');
+      if (/^\d{1,9}(\.\d{1,2})?$/.test(typed)) return Number(typed).toFixed(2);
+    }
+    return form.dataset.amount;
+  }
+
   function setBusy(value) {
     busy = value;
     button.disabled = value || !card;
@@ -51,6 +66,8 @@
   function payWith(wallet, kind) {
     return async function () {
       if (busy || !card) return;
+      // A wallet's sheet shows the full balance it was set up with: another amount is by card.
+      if (choseOther()) { showError(form.dataset.walletFullOnly || ''); return; }
       setBusy(true);
       showError('');
       try {
@@ -100,7 +117,7 @@
     showError('');
     try {
       var result = await card.tokenize({
-        amount: form.dataset.amount,
+        amount: chosenAmount(),
         currencyCode: form.dataset.currency,
         intent: 'CHARGE',
         billingContact: billingContact(),

@@ -78,12 +78,15 @@ class PayappServer:
         email: str = "jane@example.com",
         postal_code: str = "",
         language: str = "",
+        min_payment: str = "",
     ) -> str:
         """Create a payment link with the CLI and return the patient's URL (its last line)."""
         options = ["--amount", amount, "--name", name, "--email", email, "--reference", reference]
         options += ["--zip", postal_code] if postal_code else []
         if language:
             options += ["--language", language]
+        if min_payment:
+            options += ["--min-payment", min_payment]
         try:
             return create_link_url(self.env, self.base_url, *options)
         except ServerError as exc:

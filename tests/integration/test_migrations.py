@@ -370,3 +370,74 @@ def test_upgrading_to_0020_keeps_payments_unnamed_and_the_rollup_triggers(empty_
             )
         )
         assert session.scalar(text("SELECT count(*) FROM dashboard_dirty")) >= 1
+
+
+def test_upgrading_to_0019_fills_what_each_link_was_paid_and_keeps_the_triggers(empty_db):
+    """0019 adds min_payment_cents (NULL: whole amount only) and paid_cents, filled from each
+    link's completed payments (a link paid twice holds both); the dashboard and search triggers
+    still fire on the table afterwards (plain ALTER TABLE, no copy)."""
+    from alembic import command
+
+    from payapp import payments
+    from payapp.gateways.demo import DemoGateway
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with empty_db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0018")
+    link_sql = (
+        "INSERT INTO payment_link (public_id, patient_name, amount_cents, currency,"
+        " reference, description, status, expires_at, created_at, decline_count,"
+        " reminders_sent, language) VALUES (:pub, 'Old Patient', 4200, 'USD', 'ST-1', '',"
+        " :status, '2026-02-01 00:00:00', '2026-01-01 00:00:00', 0, 0, 'en')"
+    )
+    payment_sql = (
+        "INSERT INTO payment (link_id, idempotency_key, gateway, status, amount_cents,"
+        " currency, source_id, postal_code, refunded_cents, created_at)"
+        " VALUES ((SELECT id FROM payment_link WHERE public_id = :link), :key, 'demo',"
+        " :status, 4200, 'USD', 'x', '', 0, '2026-01-02 00:00:00')"
+    )
+    with empty_db.begin() as conn:
+        for id_, status in ((1, "open"), (2, "paid"), (3, "paid")):
+            conn.execute(text(link_sql), {"pub": f"pub{id_}", "status": status})
+        for link_id, key, status in (
+            (1, "k1", "failed"),
+            (2, "k2", "completed"),
+            (3, "k3a", "completed"),
+            (3, "k3b", "completed"),
+        ):
+            conn.execute(text(payment_sql), {"link": f"pub{link_id}", "key": key, "status": status})
+        conn.execute(text("DELETE FROM dashboard_dirty"))
+    upgrade_schema(empty_db)
+    with Session(empty_db) as session:
+        found = session.execute(
+            select(
+                PaymentLink.public_id, PaymentLink.paid_cents, PaymentLink.min_payment_cents
+            ).order_by(PaymentLink.public_id)
+        ).all()
+        assert [tuple(r) for r in found] == [
+            ("pub1", 0, None),
+            ("pub2", 4200, None),
+            ("pub3", 8400, None),
+        ]
+        link = create_link(
+            session,
+            LinkDraft(patient_name="Nueva Parte", amount="200", min_payment="50", send_now=False),
+            LinkRules(),
+        )
+        payments.charge_link(
+            session,
+            DemoGateway(),
+            link,
+            attempt_key="attempt-key-0019-0001",
+            source_id="cnon:card-nonce-ok",
+            amount_cents=5000,
+        )
+        session.refresh(link)
+        assert (link.paid_cents, link.status) == (5000, "open")
+        # The dashboard triggers marked the new writes; the search index found the new link.
+        assert session.scalar(text("SELECT count(*) FROM dashboard_dirty")) > 0
+        from payapp.links import list_links
+
+        assert [x.id for x in list_links(session, query="nueva").links] == [link.id]
