@@ -176,8 +176,21 @@ def longest_texts(app, link_factory, language: str) -> dict[str, str]:
         link = session.get(PaymentLink, made.id)
         clinic = Clinic.from_config(app.config)
         url = link_url(app.config["PUBLIC_BASE_URL"], link, app.config["SECRET_KEY"])
+        # A part payment first (issue 11): its receipt also says the balance left.
+        part = Payment(
+            idempotency_key=f"p-{language}",
+            gateway="demo",
+            status="completed",
+            amount_cents=link.amount_cents // 2,
+            currency="USD",
+            source_id="cnon:card-nonce-ok",
+            card_brand="AMERICAN_EXPRESS",
+            card_last4="0002",
+            receipt_number="P" + "8" * 9,
+            completed_at=datetime(2026, 9, 29, 15, 0, tzinfo=UTC),
+        )
+        link.payments.append(part)
         payment = Payment(
-            link_id=link.id,
             idempotency_key=f"k-{language}",
             gateway="demo",
             status="completed",
@@ -189,7 +202,7 @@ def longest_texts(app, link_factory, language: str) -> dict[str, str]:
             receipt_number="P" + "9" * 9,
             completed_at=datetime(2026, 9, 30, 15, 0, tzinfo=UTC),
         )
-        session.add(payment)
+        link.payments.append(payment)  # the rest: its receipt has no balance line
         session.flush()
         refund = Refund(
             payment_id=payment.id,
@@ -206,6 +219,9 @@ def longest_texts(app, link_factory, language: str) -> dict[str, str]:
             "receipt": notify.compose_notice_sms(
                 app.jinja_env, notify.receipt_notice(payment, clinic)
             ),
+            "part_receipt": notify.compose_notice_sms(
+                app.jinja_env, notify.receipt_notice(part, clinic)
+            ),
             "refund": notify.compose_notice_sms(
                 app.jinja_env, notify.refund_notice(refund, clinic)
             ),
@@ -216,8 +232,8 @@ def longest_texts(app, link_factory, language: str) -> dict[str, str]:
 
 # The rule each text keeps, in segments of GSM-7 characters: one holds 160; longer texts go as
 # concatenated segments of 153. A refund notice had no rule of its own: at its longest it is two
-# in English too.
-SEGMENT_RULES = {"link": 1, "reminder": 2, "receipt": 1, "refund": 2}
+# in English too. A part payment's receipt also says the balance left: two at its longest.
+SEGMENT_RULES = {"link": 1, "reminder": 2, "receipt": 1, "part_receipt": 2, "refund": 2}
 
 
 def segments(body: str) -> int:
