@@ -95,6 +95,7 @@ def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
     assert [line.split("  ")[0] for line in lines] == [
         "bare /healthz",
         "payapp /healthz",
-        "GET /pay/<token>",
+        "GET /pay/<token> new",
+        "GET /pay/<token> again",
     ]
     assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)

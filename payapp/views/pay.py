@@ -22,7 +22,6 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
-from sqlalchemy import Row
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
@@ -127,8 +126,8 @@ invalid_token_limit = limiter.shared_limit(
 @invalid_token_limit
 def show_pay_page(token: str):
     # An open link seen before (the common case) needs only its row: one plain read, no ORM.
-    with current_app.extensions["payapp.engine"].connect() as connection:
-        row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
+    engine = current_app.extensions["payapp.engine"]
+    row = links.find_link_row(engine, token, current_app.config["SECRET_KEY"])
     if row is None:
         abort(404)
     i18n.use_link_language(row.language)
@@ -167,10 +166,10 @@ class OpenPages:
         mark = secrets.token_hex(16)
         self.markers = {name: f"\x00{mark}-{name}\x00" for name in ("csrf", "nonce", "attempt")}
 
-    def key(self, path: str, row: Row, status: str) -> tuple:
+    def key(self, path: str, row, status: str) -> tuple:
         return (path, status, i18n.patient_language().value, tuple(row))
 
-    def render(self, row: Row, status: str) -> str:
+    def render(self, row, status: str) -> str:
         markers = self.markers
         # A detached model built from the row (never added to a session): the templates read
         # its columns and properties (first_name...) exactly as on the page's other paths.
@@ -191,7 +190,7 @@ class OpenPages:
         return html.replace(markers["attempt"], str(escape(new_attempt_key())))
 
 
-def open_page(row: Row, status: str):
+def open_page(row, status: str):
     """The page of an open link already viewed, from the cache or rendered into it."""
     pages: OpenPages = current_app.extensions["payapp.open_pages"]
     key = pages.key(request.path, row, status)
