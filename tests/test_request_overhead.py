@@ -5,6 +5,7 @@ import re
 
 import flask_limiter
 import pytest
+from wtforms import ValidationError
 
 from payapp.extensions import limiter
 
@@ -99,3 +100,34 @@ def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
         "GET /pay/<token> again",
     ]
     assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)
+
+
+def test_our_csrf_token_is_the_one_flask_wtf_makes_and_checks(app):
+    from flask import session
+    from flask_wtf.csrf import generate_csrf, validate_csrf
+
+    from payapp.security import csrf_token
+
+    with app.test_request_context("/"):
+        token = csrf_token()
+        raw = session["csrf_token"]
+        assert re.fullmatch(r"[0-9a-f]{40}", raw)
+        assert generate_csrf() == token == csrf_token()  # one token a request, shared
+        validate_csrf(token)
+    with app.test_request_context("/"):
+        session["csrf_token"] = raw  # the same visitor's next request
+        validate_csrf(token)
+        assert csrf_token() == generate_csrf()  # signed anew for this request
+        validate_csrf(csrf_token())
+        session["csrf_token"] = "0" * 40  # another visitor's session: the token is refused
+        with pytest.raises(ValidationError):
+            validate_csrf(token)
+
+
+def test_a_csrf_token_from_flask_wtf_is_kept_by_ours(app):
+    from flask_wtf.csrf import generate_csrf
+
+    from payapp.security import csrf_token
+
+    with app.test_request_context("/"):
+        assert csrf_token() == generate_csrf()

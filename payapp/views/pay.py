@@ -20,7 +20,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
@@ -46,7 +45,7 @@ from ..lru import LruCache
 from ..models import PaymentLink
 from ..money import cents_to_decimal_string
 from ..plaintext import patient_text
-from ..security import allow_square_scripts
+from ..security import allow_square_scripts, csrf_token
 from ..states import LINK_CLOSED_STATES, LinkStatus, MessageStatus, SurgeKind
 
 bp = Blueprint("pay", __name__)
@@ -185,7 +184,7 @@ class OpenPages:
     def fill(self, html: str) -> str:
         """The page with this response's values, escaped as Jinja would have escaped them."""
         markers = self.markers
-        html = html.replace(markers["csrf"], str(escape(generate_csrf())))
+        html = html.replace(markers["csrf"], str(escape(csrf_token())))
         html = html.replace(markers["nonce"], str(escape(getattr(request, "csp_nonce", ""))))
         return html.replace(markers["attempt"], str(escape(new_attempt_key())))
 
