@@ -2,9 +2,12 @@
 it served stay exactly as they were."""
 
 import re
+from datetime import UTC, datetime
 
 import flask_limiter
 import pytest
+import time_machine
+from markupsafe import Markup
 from wtforms import ValidationError
 
 from payapp.extensions import limiter
@@ -131,3 +134,49 @@ def test_a_csrf_token_from_flask_wtf_is_kept_by_ours(app):
 
     with app.test_request_context("/"):
         assert csrf_token() == generate_csrf()
+
+
+SESSIONS = [
+    {"csrf_token": "a" * 40},
+    {"csrf_token": "b" * 40, "patient_lang": "es"},
+    {"n": 1, "yes": True, "none": None, "text": "ñandú"},
+    {"_flashes": [("success", "We won't send you reminders.")]},  # tagged: the stock way
+    {" t": "looks like a tag"},
+    {"when": datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "html": Markup("<b>x</b>")},
+]
+
+
+@pytest.mark.parametrize("value", SESSIONS)
+def test_our_session_cookie_is_byte_for_byte_flasks(app, value):
+    from flask.json.tag import TaggedJSONSerializer
+    from flask.sessions import SecureCookieSessionInterface
+
+    from payapp.security import SessionJSON
+
+    assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)  # no app
+    with app.test_request_context("/"), time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)
+        stock = SecureCookieSessionInterface().get_signing_serializer(app)
+        ours = app.session_interface.get_signing_serializer(app)
+        assert ours.dumps(value) == stock.dumps(value)
+        assert stock.loads(ours.dumps(value)) == ours.loads(stock.dumps(value)) == value
+
+
+def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_not(app):
+    from flask.sessions import SecureCookieSessionInterface
+    from itsdangerous import BadSignature
+
+    ours = app.session_interface
+    old = {"csrf_token": "c" * 40}
+    with app.test_request_context("/"):
+        previous_key, previous_fallbacks = app.secret_key, app.config["SECRET_KEY_FALLBACKS"]
+        old_cookie = SecureCookieSessionInterface().get_signing_serializer(app).dumps(old)
+        app.secret_key = "a-new-key-" + "x" * 40
+        app.config["SECRET_KEY_FALLBACKS"] = [previous_key]
+        try:
+            assert ours.get_signing_serializer(app).loads(old_cookie) == old
+            app.config["SECRET_KEY_FALLBACKS"] = []
+            with pytest.raises(BadSignature):
+                ours.get_signing_serializer(app).loads(old_cookie)
+        finally:
+            app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = previous_key, previous_fallbacks
