@@ -329,3 +329,22 @@ def test_the_switch_keeps_other_arguments_and_only_points_back_at_the_page(app, 
     assert response.status_code == 303
     assert response.headers["Location"] == f"{link.path}?utm=x"
     assert app.test_client().get("/pay?lang=es").headers["Location"] == "/pay"
+
+
+def test_the_kept_catalogue_follows_the_requests_locale_and_force_locale(app, link_factory):
+    # i18n.request_translations keeps the catalogue for the request (issue 10, fourth round).
+    from flask import g
+    from flask_babel import force_locale
+
+    template = app.jinja_env.from_string(
+        "{{ _('Pay your bill') }}|{{ _('Pay %(amount)s', amount='$5') }}"
+    )
+    with app.test_request_context(link_factory().path):
+        g.link_language = "es"
+        assert template.render() == "Pague su cuenta|Pagar $5"
+        with force_locale("en"):
+            assert template.render() == "Pay your bill|Pay $5"
+        assert template.render() == "Pague su cuenta|Pagar $5"
+    with app.test_request_context(link_factory().path):  # the next request starts afresh
+        g.link_language = "en"
+        assert template.render() == "Pay your bill|Pay $5"
