@@ -105,6 +105,21 @@ def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
     assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)
 
 
+def test_the_profile_script_times_each_hook_of_each_target(capsys):
+    from bench import profile_request
+
+    assert profile_request.main(["-n", "50", "--hooks"]) == 0
+    out = capsys.readouterr().out
+    sections = out.split("--- ")[1:]
+    assert [s.split(":")[0] for s in sections] == [
+        "payapp /healthz",
+        "GET /pay/<token> new",
+        "GET /pay/<token> again",
+    ]
+    assert "us  view pay.show_pay_page" in sections[1] and "us  session save" in sections[1]
+    assert all(re.search(r"\n +[\d.]+ us  total\n", s + "\n") for s in sections)
+
+
 def test_our_csrf_token_is_the_one_flask_wtf_makes_and_checks(app):
     from flask import session
     from flask_wtf.csrf import generate_csrf, validate_csrf
