@@ -11,6 +11,7 @@ a scoped session, its own engine-option layering and model base for no feature w
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,11 +91,12 @@ class PreparedRead:
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
-        self._prepared: dict[int, tuple] = {}
+        # Per engine, never keeping one alive (tests make an engine per app).
+        self._prepared: weakref.WeakKeyDictionary[Engine, tuple] = weakref.WeakKeyDictionary()
 
     def _prepare(self, engine: Engine) -> tuple:
-        prepared = self._prepared.get(id(engine))
-        if prepared is None or prepared[0] is not engine:
+        prepared = self._prepared.get(engine)
+        if prepared is None:
             dialect = engine.dialect
             compiled = self.statement.compile(dialect=dialect)
             binds = [
@@ -106,13 +108,13 @@ class PreparedRead:
                 c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
             ]
             row_type = _row_type(tuple(c.key for c in columns)) if columns else None
-            prepared = (engine, compiled.string, compiled.positional, binds, processors, row_type)
-            self._prepared[id(engine)] = prepared
+            prepared = (compiled.string, compiled.positional, binds, processors, row_type)
+            self._prepared[engine] = prepared
         return prepared
 
     def first(self, engine: Engine, **params):
         """The first row (a named tuple), or None."""
-        _engine, sql, positional, binds, processors, row_type = self._prepare(engine)
+        sql, positional, binds, processors, row_type = self._prepare(engine)
         values = [(name, p(params[name]) if p else params[name]) for name, p in binds]
         args = tuple(v for _n, v in values) if positional else dict(values)
         connection = engine.raw_connection()

@@ -147,3 +147,21 @@ def test_sql_listeners_still_see_a_prepared_read(app, link_factory):
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert len(seen) == 1 and "FROM payment_link" in seen[0]
+
+
+def test_a_prepared_read_keeps_no_engine_alive(tmp_path):
+    import gc
+    import weakref
+
+    from sqlalchemy import text
+
+    from payapp.db import PreparedRead, make_engine
+
+    read = PreparedRead(text("SELECT 1"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    assert read.first(engine) == (1,)
+    gone = weakref.ref(engine)
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None
