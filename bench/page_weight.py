@@ -14,7 +14,10 @@ mounted), under Chrome DevTools Protocol network emulation and CPU throttling:
 The same page is then loaded once more unthrottled as the baseline of this run (the machine is
 shared; compare the ratio, not the seconds). Goals (issue 10) are printed next to the figures.
 
-    .venv/bin/python bench/page_weight.py [--runs 3]
+    .venv/bin/python bench/page_weight.py [--runs 3] [--split]
+
+With --split, the page is also loaded with only the network slowed and with only the CPU slowed,
+to show which of the two the Pay-usable time waits for.
 """
 
 from __future__ import annotations
@@ -120,8 +123,11 @@ def caddy_in_front(workdir: Path, port: int, upstream_port: int) -> Iterator[Non
         stop(process)
 
 
-def load_page(browser, url: str, *, throttled: bool) -> tuple[list[dict], float]:
-    """Open ``url`` in a fresh context; our own responses and the Pay-usable time in seconds."""
+def load_page(
+    browser, url: str, *, throttled: bool, network: bool = True, cpu: bool = True
+) -> tuple[list[dict], float]:
+    """Open ``url`` in a fresh context; our own responses and the Pay-usable time in seconds.
+    ``throttled`` slows the network and the CPU, each unless told not to (``--split``)."""
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 390, "height": 844})
     page = context.new_page()
@@ -129,8 +135,9 @@ def load_page(browser, url: str, *, throttled: bool) -> tuple[list[dict], float]
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
-    if throttled:
+    if throttled and network:
         cdp.send("Network.emulateNetworkConditions", SLOW_3G)
+    if throttled and cpu:
         cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
     responses: dict[str, dict] = {}
 
@@ -173,6 +180,11 @@ def by_type(resources: list[dict]) -> dict[str, tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="page loads per condition (median)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also load with only the network slowed and with only the CPU slowed",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="payapp-weight-") as tmp:
         workdir = Path(tmp)
@@ -195,15 +207,30 @@ def main() -> None:
         ):  # fmt: skip
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             loads = {True: [], False: []}
+            split = {"network": [], "cpu": []}
             for run in range(args.runs):
-                for throttled in (False, True):
+                conditions = [(False, "none"), (True, "both")]
+                if args.split:
+                    conditions += [(True, "network"), (True, "cpu")]
+                for throttled, which in conditions:
                     url = create_link_url(
                         env, base_url, "--amount", "125.00", "--name", "Jane Doe",
-                        "--email", "jane@example.com", "--reference", f"W-{run}-{throttled}",
+                        "--email", "jane@example.com", "--reference", f"W-{run}-{which}",
                     )  # fmt: skip
-                    loads[throttled].append(load_page(browser, url, throttled=throttled))
+                    load = load_page(
+                        browser, url, throttled=throttled,
+                        network=which in ("both", "network"), cpu=which in ("both", "cpu"),
+                    )  # fmt: skip
+                    (loads[throttled] if which in ("none", "both") else split[which]).append(load)
             browser.close()
     report(loads)
+    if args.split:
+        print("\nPay usable with one slowdown at a time (median): where the time goes")
+        labels = (("network", "slow 3G network only"), ("cpu", f"CPU {CPU_SLOWDOWN}x only"))
+        for which, label in labels:
+            times = [t for _, t in split[which]]
+            print(f"  {label:<22} {statistics.median(times):.2f} s  (runs: "
+                  f"{', '.join(f'{t:.2f}' for t in times)})")  # fmt: skip
 
 
 def report(loads: dict[bool, list[tuple[list[dict], float]]]) -> None:

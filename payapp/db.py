@@ -11,6 +11,8 @@ a scoped session, its own engine-option layering and model base for no feature w
 
 from __future__ import annotations
 
+import weakref
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from flask import current_app, g
 from sqlalchemy import Select, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ClauseElement
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
@@ -73,6 +76,76 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=40, hide_parameters=True
     )
+
+
+class PreparedRead:
+    """A read-only statement compiled once per engine and run on a pooled DBAPI connection, for
+    the few reads every patient request makes (the open pay page's row, /healthz's SELECT 1).
+    SQLAlchemy's per-execution work (a Connection, its autobegin and rollback, the result's
+    metadata) was a fifth of the page's time (issue 10, fourth round); this pays it once. Each
+    column still goes through its type's own result processing (aware UTC datetimes), so a row
+    holds exactly what ``connection.execute(statement).first()`` gives; rows are named tuples
+    with ``_mapping``. Listeners of ``before_cursor_execute`` still see the SQL (with no
+    Connection). The pool's checkout (pre-ping on PostgreSQL) and its rollback on return are
+    unchanged."""
+
+    def __init__(self, statement: ClauseElement):
+        self.statement = statement
+        # Per engine, never keeping one alive (tests make an engine per app).
+        self._prepared: weakref.WeakKeyDictionary[Engine, tuple] = weakref.WeakKeyDictionary()
+
+    def _prepare(self, engine: Engine) -> tuple:
+        prepared = self._prepared.get(engine)
+        if prepared is None:
+            dialect = engine.dialect
+            compiled = self.statement.compile(dialect=dialect)
+            binds = [
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in (compiled.positiontup or compiled.binds)
+            ]
+            columns = getattr(self.statement, "selected_columns", ())
+            processors = [
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            ]
+            row_type = _row_type(tuple(c.key for c in columns)) if columns else None
+            prepared = (compiled.string, compiled.positional, binds, processors, row_type)
+            self._prepared[engine] = prepared
+        return prepared
+
+    def first(self, engine: Engine, **params):
+        """The first row (a named tuple), or None."""
+        sql, positional, binds, processors, row_type = self._prepare(engine)
+        values = [(name, p(params[name]) if p else params[name]) for name, p in binds]
+        args = tuple(v for _n, v in values) if positional else dict(values)
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                if engine.dispatch.before_cursor_execute:
+                    for listener in engine.dispatch.before_cursor_execute:
+                        listener(None, cursor, sql, args, None, False)
+                cursor.execute(sql, args)
+                raw = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, rolled back
+        if raw is None or row_type is None:
+            return raw
+        return row_type._make(p(v) if p else v for p, v in zip(processors, raw, strict=True))
+
+
+_ROW_TYPES: dict[tuple[str, ...], type] = {}
+
+
+def _row_type(fields: tuple[str, ...]) -> type:
+    row_type = _ROW_TYPES.get(fields)
+    if row_type is None:
+        base = namedtuple("PreparedRow", fields)  # noqa: PYI024 - plus _mapping below
+        row_type = _ROW_TYPES[fields] = type(
+            "PreparedRow", (base,), {"__slots__": (), "_mapping": property(base._asdict)}
+        )
+    return row_type
 
 
 def init_app(app) -> None:

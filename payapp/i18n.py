@@ -12,7 +12,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel, get_translations, refresh
+from flask_babel import Babel, get_locale, get_translations, refresh
 from markupsafe import Markup
 
 from . import links
@@ -112,22 +112,35 @@ def phone_link() -> Markup:
     return Markup('<a href="tel:{0}">{0}</a>').format(phone)
 
 
+def request_translations():
+    """This request's catalogue. Flask-Babel keeps each catalogue per process but looks it up
+    again for every string (about 12 us: its context, the locale's name, the cache key), a
+    third of a rendered patient page's strings (issue 10, fourth round); here the lookup is
+    kept for the request, and made again whenever the locale object changes (force_locale)."""
+    locale = get_locale()
+    kept = g.get("_payapp_translations")
+    if kept is None or kept[0] is not locale:
+        kept = g._payapp_translations = (locale, get_translations())
+    return kept[1]
+
+
 def translate(message: str) -> str:
     """The templates' ``_()``: a message with numbers (plaintext.PatientText) is looked up by its
     msgid and filled with its numbers in the page's language."""
     if isinstance(message, PatientText):
-        return get_translations().ugettext(message.msgid) % message.values
-    return get_translations().ugettext(message)
+        return request_translations().ugettext(message.msgid) % message.values
+    return request_translations().ugettext(message)
 
 
 def init_app(app) -> None:
     Babel(app, locale_selector=lambda: patient_language().value)
+    # Flask-Babel's template callables, each looking up the catalogue through the kept one.
     app.jinja_env.install_gettext_callables(
         gettext=translate,
-        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
         newstyle=True,
-        pgettext=lambda c, s: get_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
     )
     app.before_request(switch_language)
     app.jinja_env.filters["patient_date"] = patient_date

@@ -17,8 +17,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import (
-    Connection,
-    Row,
+    Engine,
     Select,
     bindparam,
     column,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, lazyload
 
 from . import audit
+from .db import PreparedRead
 from .lru import LruCache
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
@@ -437,22 +437,24 @@ def resolve_token(session: Session, token: str, secret_key: str) -> PaymentLink:
     return link
 
 
-# Every column of the link, without the ORM (no identity map, no instance): the open pay page
-# reads the row and nothing else.
-LINK_ROW_BY_PUBLIC_ID = select(*PaymentLink.__table__.columns).where(
-    PaymentLink.__table__.c.public_id == bindparam("public_id")
+# Every column of the link, without the ORM (no identity map, no instance), compiled once and run
+# on a pooled DBAPI connection (db.PreparedRead): the open pay page reads the row and nothing else.
+LINK_ROW_BY_PUBLIC_ID = PreparedRead(
+    select(*PaymentLink.__table__.columns).where(
+        PaymentLink.__table__.c.public_id == bindparam("public_id")
+    )
 )
 
 
-def find_link_row(connection: Connection, token: str, secret_key: str) -> Row | None:
-    """The link row (every column, read-only, no ORM) a token names, or None for anything
-    forged, mangled or unknown: the same checks as resolve_token(), on a plain connection."""
+def find_link_row(engine: Engine, token: str, secret_key: str):
+    """The link row (every column as a named tuple, read-only, no ORM) a token names, or None
+    for anything forged, mangled or unknown: the same checks as resolve_token()."""
     if not token or len(token) > 200:
         return None
     signed = read_token(secret_key, token)
     if signed is None:
         return None
-    row = connection.execute(LINK_ROW_BY_PUBLIC_ID, {"public_id": signed[0]}).first()
+    row = LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=signed[0])
     if row is None or int(row.expires_at.timestamp()) != signed[1]:
         return None
     return row

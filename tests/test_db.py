@@ -84,3 +84,84 @@ def test_a_refund_for_a_payment_id_beyond_the_integer_range_is_404(
         )
         assert response.status_code == 404, number
     assert max(sql_parameters) <= MAX_ID
+
+
+# --- db.PreparedRead (issue 10, fourth round) -----------------------------------------------------
+
+
+def test_a_prepared_read_gives_exactly_the_row_sqlalchemy_gives(app, link_factory):
+    from datetime import UTC, datetime
+
+    from payapp.db import get_session
+    from payapp.links import LINK_ROW_BY_PUBLIC_ID
+    from payapp.models import PaymentLink
+
+    made = link_factory(phone="+14155550123")
+    engine = app.extensions["payapp.engine"]
+    with app.app_context():
+        link = get_session().get(PaymentLink, made.id)
+        # Set columns of every type, and leave others NULL, so each result processor is used.
+        link.first_viewed_at = datetime(2026, 11, 3, 7, 8, 9, 123456, tzinfo=UTC)
+        link.decline_count, link.description = 2, "Crown, upper left – ñ"
+        get_session().commit()
+    row = LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id)
+    with engine.connect() as connection:
+        stock = connection.execute(
+            LINK_ROW_BY_PUBLIC_ID.statement, {"public_id": made.public_id}
+        ).first()
+    assert tuple(row) == tuple(stock)
+    assert row._mapping == dict(stock._mapping)
+    assert [type(v) for v in row] == [type(v) for v in stock]
+    assert row.first_viewed_at.tzinfo is not None and row.paid_at is None
+    assert LINK_ROW_BY_PUBLIC_ID.first(engine, public_id="no-such-link") is None
+
+
+def test_a_prepared_read_sees_every_change_and_returns_its_connection(app, link_factory):
+    from payapp.db import get_session
+    from payapp.links import LINK_ROW_BY_PUBLIC_ID
+    from payapp.models import PaymentLink
+
+    made = link_factory()
+    engine = app.extensions["payapp.engine"]
+    before = engine.pool.checkedout()
+    assert LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id).status == "open"
+    with app.app_context():
+        get_session().get(PaymentLink, made.id).status = "cancelled"
+        get_session().commit()
+    assert LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id).status == "cancelled"
+    with pytest.raises(KeyError):
+        LINK_ROW_BY_PUBLIC_ID.first(engine)  # a missing parameter: nothing is run
+    assert engine.pool.checkedout() == before
+
+
+def test_sql_listeners_still_see_a_prepared_read(app, link_factory):
+    from payapp.links import LINK_ROW_BY_PUBLIC_ID
+
+    seen = []
+    public_id = link_factory().public_id
+    engine = app.extensions["payapp.engine"]
+    listener = lambda *args: seen.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=public_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(seen) == 1 and "FROM payment_link" in seen[0]
+
+
+def test_a_prepared_read_keeps_no_engine_alive(tmp_path):
+    import gc
+    import weakref
+
+    from sqlalchemy import text
+
+    from payapp.db import PreparedRead, make_engine
+
+    read = PreparedRead(text("SELECT 1"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    assert read.first(engine) == (1,)
+    gone = weakref.ref(engine)
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None

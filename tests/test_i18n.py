@@ -616,3 +616,22 @@ def test_a_wallet_payments_refund_notice_names_the_card_it_goes_back_to(
     assert "Tarjeta: Google Pay (Visa terminada en 1111)" in plain(receipt)
     [notice] = sent(tmp_path, "*-refund-email.eml")
     assert "le devolvió $125.00 a su Visa terminada en 1111." in plain(notice)
+
+
+def test_the_kept_catalogue_follows_the_requests_locale_and_force_locale(app, link_factory):
+    # i18n.request_translations keeps the catalogue for the request (issue 10, fourth round).
+    from flask import g
+    from flask_babel import force_locale
+
+    template = app.jinja_env.from_string(
+        "{{ _('Pay your bill') }}|{{ _('Pay %(amount)s', amount='$5') }}"
+    )
+    with app.test_request_context(link_factory().path):
+        g.link_language = "es"
+        assert template.render() == "Pague su cuenta|Pagar $5"
+        with force_locale("en"):
+            assert template.render() == "Pay your bill|Pay $5"
+        assert template.render() == "Pague su cuenta|Pagar $5"
+    with app.test_request_context(link_factory().path):  # the next request starts afresh
+        g.link_language = "en"
+        assert template.render() == "Pay your bill|Pay $5"

@@ -150,14 +150,14 @@ def test_the_row_lookup_finds_what_resolve_token_finds_and_refuses_what_it_refus
     link = link_factory()
     secret = app.config["SECRET_KEY"]
     engine = app.extensions["payapp.engine"]
-    with app.app_context(), engine.connect() as connection:
+    with app.app_context():
         model = links.resolve_token(get_session(), link.token, secret)
-        row = links.find_link_row(connection, link.token, secret)
+        row = links.find_link_row(engine, link.token, secret)
         assert (row.id, row.public_id, row.status) == (model.id, model.public_id, model.status)
         assert row.expires_at == model.expires_at and row.expires_at.tzinfo is not None
         for forged in ("", "x" * 201, link.token[:-2] + "xx", "not-a-token"):
-            assert links.find_link_row(connection, forged, secret) is None
+            assert links.find_link_row(engine, forged, secret) is None
         model.expires_at += timedelta(days=1)  # the token no longer names the link's expiry
         get_session().commit()
-        assert links.find_link_row(connection, link.token, secret) is None
+        assert links.find_link_row(engine, link.token, secret) is None
     assert app.test_client().get(link.path).status_code == 404

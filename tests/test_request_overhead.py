@@ -2,9 +2,13 @@
 it served stay exactly as they were."""
 
 import re
+from datetime import UTC, datetime
 
 import flask_limiter
 import pytest
+import time_machine
+from markupsafe import Markup
+from wtforms import ValidationError
 
 from payapp.extensions import limiter
 
@@ -95,6 +99,99 @@ def test_the_profile_script_prints_cpu_per_request_against_the_bare_app(capsys):
     assert [line.split("  ")[0] for line in lines] == [
         "bare /healthz",
         "payapp /healthz",
-        "GET /pay/<token>",
+        "GET /pay/<token> new",
+        "GET /pay/<token> again",
     ]
     assert all(re.search(r"[\d.]+ ms CPU/request  \([\d.]+x of bare\)", line) for line in lines)
+
+
+def test_the_profile_script_times_each_hook_of_each_target(capsys):
+    from bench import profile_request
+
+    assert profile_request.main(["-n", "50", "--hooks"]) == 0
+    out = capsys.readouterr().out
+    sections = out.split("--- ")[1:]
+    assert [s.split(":")[0] for s in sections] == [
+        "payapp /healthz",
+        "GET /pay/<token> new",
+        "GET /pay/<token> again",
+    ]
+    assert "us  view pay.show_pay_page" in sections[1] and "us  session save" in sections[1]
+    assert all(re.search(r"\n +[\d.]+ us  total\n", s + "\n") for s in sections)
+
+
+def test_our_csrf_token_is_the_one_flask_wtf_makes_and_checks(app):
+    from flask import session
+    from flask_wtf.csrf import generate_csrf, validate_csrf
+
+    from payapp.security import csrf_token
+
+    with app.test_request_context("/"):
+        token = csrf_token()
+        raw = session["csrf_token"]
+        assert re.fullmatch(r"[0-9a-f]{40}", raw)
+        assert generate_csrf() == token == csrf_token()  # one token a request, shared
+        validate_csrf(token)
+    with app.test_request_context("/"):
+        session["csrf_token"] = raw  # the same visitor's next request
+        validate_csrf(token)
+        assert csrf_token() == generate_csrf()  # signed anew for this request
+        validate_csrf(csrf_token())
+        session["csrf_token"] = "0" * 40  # another visitor's session: the token is refused
+        with pytest.raises(ValidationError):
+            validate_csrf(token)
+
+
+def test_a_csrf_token_from_flask_wtf_is_kept_by_ours(app):
+    from flask_wtf.csrf import generate_csrf
+
+    from payapp.security import csrf_token
+
+    with app.test_request_context("/"):
+        assert csrf_token() == generate_csrf()
+
+
+SESSIONS = [
+    {"csrf_token": "a" * 40},
+    {"csrf_token": "b" * 40, "patient_lang": "es"},
+    {"n": 1, "yes": True, "none": None, "text": "ñandú"},
+    {"_flashes": [("success", "We won't send you reminders.")]},  # tagged: the stock way
+    {" t": "looks like a tag"},
+    {"when": datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "html": Markup("<b>x</b>")},
+]
+
+
+@pytest.mark.parametrize("value", SESSIONS)
+def test_our_session_cookie_is_byte_for_byte_flasks(app, value):
+    from flask.json.tag import TaggedJSONSerializer
+    from flask.sessions import SecureCookieSessionInterface
+
+    from payapp.security import SessionJSON
+
+    assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)  # no app
+    with app.test_request_context("/"), time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)
+        stock = SecureCookieSessionInterface().get_signing_serializer(app)
+        ours = app.session_interface.get_signing_serializer(app)
+        assert ours.dumps(value) == stock.dumps(value)
+        assert stock.loads(ours.dumps(value)) == ours.loads(stock.dumps(value)) == value
+
+
+def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_not(app):
+    from flask.sessions import SecureCookieSessionInterface
+    from itsdangerous import BadSignature
+
+    ours = app.session_interface
+    old = {"csrf_token": "c" * 40}
+    with app.test_request_context("/"):
+        previous_key, previous_fallbacks = app.secret_key, app.config["SECRET_KEY_FALLBACKS"]
+        old_cookie = SecureCookieSessionInterface().get_signing_serializer(app).dumps(old)
+        app.secret_key = "a-new-key-" + "x" * 40
+        app.config["SECRET_KEY_FALLBACKS"] = [previous_key]
+        try:
+            assert ours.get_signing_serializer(app).loads(old_cookie) == old
+            app.config["SECRET_KEY_FALLBACKS"] = []
+            with pytest.raises(BadSignature):
+                ours.get_signing_serializer(app).loads(old_cookie)
+        finally:
+            app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = previous_key, previous_fallbacks

@@ -267,19 +267,40 @@ SECURITY_HEADERS = (
 )
 
 
+@pytest.mark.parametrize("scheme", ["https", "http"])
 @pytest.mark.parametrize("path", ["/healthz", "/login", "pay"])
-def test_our_faster_talisman_sends_exactly_the_stock_headers(app, link_factory, monkeypatch, path):
+def test_our_faster_talisman_sends_exactly_the_stock_headers(
+    app, link_factory, monkeypatch, path, scheme
+):
     import flask_talisman
 
     from payapp.extensions import talisman
 
     path = link_factory().path if path == "pay" else path
-    monkeypatch.setattr(flask_talisman.talisman, "get_random_string", lambda _n: "N" * 32)
-    https = {"base_url": "https://localhost"}
-    ours = app.test_client().get(path, **https)
+    nonces = iter(["N" * 32, "M" * 32, "K" * 32])
+    monkeypatch.setattr(flask_talisman.talisman, "get_random_string", lambda _n: next(nonces))
+    base = {"base_url": f"{scheme}://localhost"}
+    ours = [app.test_client().get(path, **base) for _ in range(2)]  # made, then kept
+    # Stock flask-talisman: its class, and its own method as the after-request hook.
     monkeypatch.setattr(talisman, "__class__", flask_talisman.Talisman)
-    stock = app.test_client().get(path, **https)
-    assert ours.status_code == stock.status_code == 200
-    assert "'nonce-NNNN" in ours.headers["Content-Security-Policy"]
+    hooks = {
+        name: [
+            talisman._set_response_headers if getattr(f, "__self__", None) is talisman else f
+            for f in funcs
+        ]
+        for name, funcs in app.after_request_funcs.items()
+    }
+    monkeypatch.setattr(app, "after_request_funcs", hooks)
+    stock = app.test_client().get(path, **base)
+    assert [r.status_code for r in (*ours, stock)] == [200] * 3
+    assert "'nonce-NNNN" in ours[0].headers["Content-Security-Policy"]
+    assert "'nonce-MMMM" in ours[1].headers["Content-Security-Policy"]  # each its own nonce
     for name in SECURITY_HEADERS:
-        assert ours.headers.get(name) == stock.headers.get(name), name
+        stock_value = stock.headers.get(name)
+        assert ours[0].headers.get(name) == (stock_value or "").replace("K" * 32, "N" * 32) or (
+            stock_value is None and ours[0].headers.get(name) is None
+        ), name
+        assert ours[1].headers.get(name) == (stock_value or "").replace("K" * 32, "M" * 32) or (
+            stock_value is None and ours[1].headers.get(name) is None
+        ), name
+    assert [k for k, _v in ours[0].headers] == [k for k, _v in stock.headers]  # same order

@@ -20,9 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
-from sqlalchemy import Row
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
@@ -47,7 +45,7 @@ from ..lru import LruCache
 from ..models import PaymentLink
 from ..money import cents_to_decimal_string
 from ..plaintext import patient_text
-from ..security import allow_square_scripts
+from ..security import allow_square_scripts, csrf_token
 from ..states import LINK_CLOSED_STATES, LinkStatus, MessageStatus, SurgeKind
 
 bp = Blueprint("pay", __name__)
@@ -144,8 +142,8 @@ invalid_token_limit = limiter.shared_limit(
 @invalid_token_limit
 def show_pay_page(token: str):
     # An open link seen before (the common case) needs only its row: one plain read, no ORM.
-    with current_app.extensions["payapp.engine"].connect() as connection:
-        row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
+    engine = current_app.extensions["payapp.engine"]
+    row = links.find_link_row(engine, token, current_app.config["SECRET_KEY"])
     if row is None:
         abort(404)
     i18n.use_link_language(row.language)
@@ -184,10 +182,10 @@ class OpenPages:
         mark = secrets.token_hex(16)
         self.markers = {name: f"\x00{mark}-{name}\x00" for name in ("csrf", "nonce", "attempt")}
 
-    def key(self, path: str, row: Row, status: str) -> tuple:
+    def key(self, path: str, row, status: str) -> tuple:
         return (path, status, i18n.patient_language().value, tuple(row))
 
-    def render(self, row: Row, status: str) -> str:
+    def render(self, row, status: str) -> str:
         markers = self.markers
         # A detached model built from the row (never added to a session): the templates read
         # its columns and properties (first_name...) exactly as on the page's other paths.
@@ -203,12 +201,12 @@ class OpenPages:
     def fill(self, html: str) -> str:
         """The page with this response's values, escaped as Jinja would have escaped them."""
         markers = self.markers
-        html = html.replace(markers["csrf"], str(escape(generate_csrf())))
+        html = html.replace(markers["csrf"], str(escape(csrf_token())))
         html = html.replace(markers["nonce"], str(escape(getattr(request, "csp_nonce", ""))))
         return html.replace(markers["attempt"], str(escape(new_attempt_key())))
 
 
-def open_page(row: Row, status: str):
+def open_page(row, status: str):
     """The page of an open link already viewed, from the cache or rendered into it."""
     pages: OpenPages = current_app.extensions["payapp.open_pages"]
     key = pages.key(request.path, row, status)
