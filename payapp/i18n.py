@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import current_app, g, has_request_context, redirect, request, session, url_for
+from flask import (
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import Babel, get_locale, get_translations, refresh
 from markupsafe import Markup
 
@@ -65,8 +74,8 @@ def use_language_of_the_token() -> None:
     token = (request.view_args or {}).get("token")
     if not token or g.get("link_language") is not None or CHOICE_KEY in session:
         return
-    with current_app.extensions["payapp.engine"].connect() as connection:
-        row = links.find_link_row(connection, token, current_app.config["SECRET_KEY"])
+    engine = current_app.extensions["payapp.engine"]
+    row = links.find_link_row(engine, token, current_app.config["SECRET_KEY"])
     if row is not None:
         use_link_language(row.language)
         refresh()  # a locale cached earlier in the request is chosen again
@@ -117,6 +126,8 @@ def request_translations():
     again for every string (about 12 us: its context, the locale's name, the cache key), a
     third of a rendered patient page's strings (issue 10, fourth round); here the lookup is
     kept for the request, and made again whenever the locale object changes (force_locale)."""
+    if not has_app_context():  # e.g. a job's thread: Flask-Babel's own answer (English)
+        return get_translations()
     locale = get_locale()
     kept = g.get("_payapp_translations")
     if kept is None or kept[0] is not locale:
