@@ -206,11 +206,13 @@ def test_each_part_gets_its_own_receipt_saying_what_is_left(app, client, link_fa
     pay(client, link.path, "other", "50")
     [first] = receipts(tmp_path)
     assert "Paid $50.00. Balance left: $150.00." in body_text(first)
+    assert "To pay the rest, use the same link we sent you." in body_text(first)
     assert "Balance left" in first.get_body(("html",)).get_content()
     pay(client, link.path, "full")
     texts = [body_text(r) for r in receipts(tmp_path)]
     assert len(texts) == 2
     assert sum("Balance left" in t for t in texts) == 1
+    assert sum("pay the rest" in t for t in texts) == 1
     assert any("$150.00" in t and "Balance left" not in t for t in texts)
 
 
