@@ -24,3 +24,9 @@ def test_a_short_load_run_ends_with_no_errors_and_real_charges(capsys):
     paid = int(re.search(r"charges completed under load: (\d+)", out)[1])
     assert 0 < paid <= 40
     assert "10 of 10 charges completed" in out
+
+
+def test_the_thread_count_can_be_changed_for_both_apps(capsys):
+    assert load.main(["--duration", "1", "--links", "20", "--charges", "5", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "--threads 2 (1 process x 2 threads)" in out
