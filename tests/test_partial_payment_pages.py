@@ -88,12 +88,15 @@ def test_the_page_offers_the_full_balance_or_another_amount(client, link_factory
     assert "Pay the full $200.00" in html and "Pay another amount" in html
     assert 'name="other_amount"' in html and "At least $50.00 and at most $200.00." in html
     assert ">Pay now</button>" in html
+    # The section holds the amount choice as well as the card: it is the whole payment.
+    assert '<h2 id="card-h">Your payment</h2>' in html
 
 
 def test_a_link_without_a_minimum_offers_no_choice(client, link_factory):
     html = client.get(link_factory().path).text
     assert 'name="pay_choice"' not in html and 'name="other_amount"' not in html
     assert ">Pay $125.00</button>" in html
+    assert '<h2 id="card-h">Card details</h2>' in html
 
 
 def test_paying_part_shows_the_receipt_the_balance_and_a_way_to_pay_the_rest(
@@ -197,6 +200,7 @@ def test_a_spanish_patient_reads_the_choice_in_spanish(client, link_factory):
     link = part_link(link_factory, language="es")
     html = client.get(link.path).text
     assert "Pagar el total de $200.00" in html and "Pagar otra cantidad" in html
+    assert '<h2 id="card-h">Su pago</h2>' in html
     response = pay(client, link.path, "other", "10")
     assert "Pague como mínimo $50.00, o el total de $200.00." in response.text
 
