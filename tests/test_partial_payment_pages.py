@@ -238,10 +238,13 @@ def test_staff_see_what_was_paid_and_what_is_left(app, client, staff, link_facto
     assert "Part paid: $50.00 of $200.00, $150.00 left" in listing
     detail = staff.get(f"/links/{link.id}").text
     assert re.search(r'id="part-paid">\$50\.00 of \$200\.00, \$150\.00 left', detail)
+    assert '<span class="badge badge-open">Part paid</span>' in listing
+    assert '<span class="badge badge-open">Part paid</span>' in detail
     assert 'id="paid-twice"' not in detail
     pay(client, link.path, "full")
     detail = staff.get(f"/links/{link.id}").text
     assert "Part paid" not in detail and 'id="paid-twice"' not in detail
+    assert '<span class="badge badge-paid">Paid</span>' in detail
     assert detail.count('data-label="Amount" class="num">$50.00') == 1
     assert detail.count('data-label="Amount" class="num">$150.00') == 1
 

@@ -466,3 +466,11 @@ def test_the_send_to_group_is_short_with_its_hint_beside_it(staff):
     html = staff.get("/links/new").text
     assert '<fieldset aria-describedby="send-to-hint">\n    <legend>Send to</legend>' in html
     assert re.search(r'<p class="hint" id="send-to-hint">Email, mobile, or both\. Not needed', html)
+
+
+def test_a_long_email_address_breaks_after_its_at_sign_on_the_link_page(staff, link_factory):
+    link = link_factory(email="jane.a.very.long.name@example.com")
+    detail = staff.get(f"/links/{link.id}").text
+    assert "<dd>jane.a.very.long.name@<wbr>example.com</dd>" in detail
+    script = link_factory(email="x@example.com")
+    assert "<dd>x@<wbr>example.com</dd>" in staff.get(f"/links/{script.id}").text

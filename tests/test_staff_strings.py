@@ -261,6 +261,7 @@ DATA = [
         r"Jane Q Doe|Dee Data",
         r"INV-1001",
         r"[\w.+-]+@example\.com",
+        r"[\w.+-]+@$|^example\.com",  # an address the link page splits at <wbr> after its @
         r"−?\$[\d,]+\.\d\d",
         # Dates and times (local_time, chart days): formatted, not translated, in this issue.
         r"[A-Z][a-z]{2} \d{1,2}(, \d{4})?(, \d{1,2}:\d{2} [AP]M [A-Z]{2,4})?",
