@@ -34,9 +34,13 @@ CARRIER_ERRORS = {
 }
 
 # Words a patient may reply; Twilio's own opt-out handling answers them (its docs list these).
+# Twilio's own English words, and Spanish ones for the clinic's Spanish-speaking patients: Twilio
+# knows those only when the clinic adds them to a Messaging Service's Advanced Opt-Out (then it
+# sends OptOutType and confirms); without that, payapp still stops texting the number.
 STOP_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"}
-START_WORDS = {"start", "yes", "unstop", "optin"}
-HELP_WORDS = {"help", "info"}
+STOP_WORDS |= {"alto", "parar", "cancelar"}
+START_WORDS = {"start", "yes", "unstop", "optin", "comenzar"}
+HELP_WORDS = {"help", "info", "ayuda"}
 
 
 class SmsError(Exception):

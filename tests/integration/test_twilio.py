@@ -218,6 +218,22 @@ def test_after_stop_nothing_is_texted_and_staff_see_why(app, client, staff, twil
     assert "Patient replied STOP: no more texts" in page
 
 
+def test_a_spanish_stop_word_stops_texts_though_twilio_sends_no_opt_out_type(
+    app, client, twilio, link_factory
+):
+    link = text_link(link_factory)
+    send(app, link.id)
+    _, form, _ = twilio.reply(SITE + WEBHOOK, PATIENT, "ALTO")
+    assert "OptOutType" not in form  # Twilio's defaults are English (Advanced Opt-Out is not)
+
+    assert post_signed(client, twilio.reply(SITE + WEBHOOK, PATIENT, "ALTO")).status_code == 200
+
+    assert opted_out(app)
+    assert send(app, link.id)["status"] == "failed" and len(twilio.sent) == 1
+    post_signed(client, twilio.reply(SITE + WEBHOOK, PATIENT, "Comenzar"))
+    assert not opted_out(app)
+
+
 def test_start_lets_texts_go_out_again(app, client, twilio, link_factory):
     link = text_link(link_factory)
     send(app, link.id)
