@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Throughput of payapp under the documented production gunicorn, against a bare Flask app.
 
-One run, same settings for every target: gunicorn with deploy/gunicorn.conf.py (1 process,
-8 threads), payapp in production mode behind a trusted proxy (wrk sends the X-Forwarded-Proto
+One run, same settings for every target: gunicorn with deploy/gunicorn.conf.py (2 processes of
+4 threads: the production WORKERS default, named on the command line since demo mode alone would
+run 1), payapp in production mode behind a trusted proxy (wrk sends the X-Forwarded-Proto
 and X-Forwarded-For that Caddy would), demo gateway (zero latency), SQLite in WAL mode, rate
 limits off (PAYAPP_RATELIMIT_ENABLED=false). Debian's wrk drives each target with 32
 connections:
@@ -15,9 +16,12 @@ It prints requests/s, p50 and p99, each as a ratio to the bare app measured in t
 the exact wrk command, and the non-2xx/3xx responses and socket errors (both must be 0). Then
 the server's own work per charge, in-process: the median time of one POST through the test
 client, less the time spent inside the gateway. The links are desk links (no email or phone),
-so no receipt is sent after a charge. Needs wrk and the test extras (tests/support/servers.py).
+so no receipt is sent after a charge. With --limits-on, the pay page is measured once more with
+rate limiting on (limits too high to refuse anything, so every request still counts its hits in
+the shared SQLite store, instance/ratelimits.db).
+Needs wrk and the test extras (tests/support/servers.py).
 
-    .venv/bin/python bench/load.py [--duration 10] [--links 4000] [--charges 300]
+    .venv/bin/python bench/load.py [--duration 10] [--links 4000] [--charges 300] [--limits-on]
 """
 
 from __future__ import annotations
@@ -43,12 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: payapp and tests.support from this checkout
 
+from payapp.config import Defaults  # noqa: E402
 from tests.support.servers import free_port, payapp_env, running_gunicorn  # noqa: E402
 
 CONNECTIONS = 32
 WRK_THREADS = 2
 # The documented production settings (docs/admin.md, "Deployment"); --bind only picks the port.
-GUNICORN_OPTIONS = ("--config", str(ROOT / "deploy" / "gunicorn.conf.py"))
+# The config runs one process in demo mode (the demo gateway's memory); production runs WORKERS.
+GUNICORN_OPTIONS = (
+    "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", str(Defaults.WORKERS)
+)  # fmt: skip
+UNREFUSED = "1000000000 per minute"  # --limits-on: every hit counted, none refused
 # What Caddy adds in front of gunicorn; payapp believes it with TRUSTED_PROXIES = 1.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
 CARD_NONCE = "cnon:card-nonce-ok"  # the demo gateway approves it
@@ -371,13 +380,21 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=0,
-        help="gunicorn threads for both apps instead of the documented 8 (to compare; the goals "
-        "are judged at the documented settings)",
+        help="gunicorn threads per process for both apps instead of the documented 4 (to "
+        "compare; the goals are judged at the documented settings)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="gunicorn processes instead of WORKERS (to compare)"
+    )
+    parser.add_argument(
+        "--limits-on", action="store_true", help="also the pay page with rate limiting on"
     )
     args = parser.parse_args(argv)
     options = GUNICORN_OPTIONS
+    if args.workers:
+        options = (*options, "--workers", str(args.workers))
     if args.threads:
-        options = (*GUNICORN_OPTIONS, "--threads", str(args.threads))
+        options = (*options, "--threads", str(args.threads))
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install wrk (scripts/test installs it)", file=sys.stderr)
         return 2
@@ -425,12 +442,26 @@ def main(argv: list[str] | None = None) -> int:
                 args=(str(data), str(WRK_THREADS), f"https://{host}"),
             )
             results["POST /pay/<token> (charge)"] = (run_wrk(cmd, server.pid), cmd)
+        if args.limits_on:
+            limited = {
+                **env,
+                "PAYAPP_RATELIMIT_ENABLED": "true",
+                "PAYAPP_RATELIMIT_PAY_VIEW": UNREFUSED,
+                "PAYAPP_RATELIMIT_INVALID_TOKEN": UNREFUSED,
+            }
+            with running_gunicorn(
+                limited, port, work / "limited.log", options=options, health_headers=PROXY_HEADERS
+            ) as server:
+                run_wrk(wrk_command(f"{base}{page_path}", 1), server.pid)  # warm up
+                cmd = wrk_command(f"{base}{page_path}", args.duration)
+                results["GET /pay/<token>, limits on"] = (run_wrk(cmd, server.pid), cmd)
         paid = count_completed(app)
         per_charge = charge_work(work / "inprocess", args.charges)
 
     bare = results["bare Flask app /healthz"][0]
     print(
-        f"gunicorn {' '.join(options)} (1 process x {args.threads or 8} threads); "
+        f"gunicorn {' '.join(options)} ({args.workers or Defaults.WORKERS} processes x "
+        f"{args.threads or 4} threads); "
         f"wrk {CONNECTIONS} connections, {args.duration:g} s each; production mode behind a "
         f"trusted proxy, demo gateway, SQLite WAL, rate limits off; {os.cpu_count()} CPUs "
         "shared with wrk"

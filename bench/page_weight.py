@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What does a patient's phone download before it can pay, and how long until Pay works?
 
-Runs payapp the documented production way: gunicorn (deploy/gunicorn.conf.py's 1 process x 8
+Runs payapp the documented production way: gunicorn (deploy/gunicorn.conf.py's 2 processes x 4
 threads, PAYAPP_ENV=production, demo card gateway) behind Debian's Caddy running deploy/Caddyfile
 over HTTPS (Caddy's internal CA for 127.0.0.1, HTTP/2, its `encode`). Creates a fresh link, opens
 it in Debian's Chromium (a fresh profile: empty cache) and prints our own resources (same
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from payapp.config import Defaults  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     create_link_url,
     free_port,
@@ -197,7 +198,9 @@ def main() -> None:
             PAYAPP_CLINIC_NAME="Maple Street Dental", PAYAPP_CLINIC_PHONE="(555) 010-0142",
         )  # fmt: skip
         run_flask(env, "init-db")
-        options = ("--config", str(ROOT / "deploy" / "gunicorn.conf.py"))
+        # Production's WORKERS processes (demo mode alone would run one).
+        options = ("--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                   "--workers", str(Defaults.WORKERS))  # fmt: skip
         health = {"X-Forwarded-Proto": "https"}  # production redirects plain HTTP
         with (
             running_gunicorn(env, app_port, workdir / "gunicorn.log", options=options,

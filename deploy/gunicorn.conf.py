@@ -1,13 +1,15 @@
-# gunicorn settings for one VM: one process with threads, so the in-memory rate-limit store is
-# shared by every request. With several processes or VMs, set PAYAPP_RATELIMIT_STORAGE_URI to
-# Redis and raise `workers`.
-from payapp.config import gunicorn_bind
+# gunicorn settings for one VM: WORKERS processes (default 2, one per CPU: one process's threads
+# share one CPU through Python's GIL; demo mode runs 1) of 4 threads each (a card payment holds
+# its thread while Square answers). The processes share the rate-limit counters through the
+# SQLite file in the instance folder (the default RATELIMIT_STORAGE_URI); with several VMs,
+# point them all at Redis.
+from payapp.config import gunicorn_bind, gunicorn_workers
 
 # BIND in instance/config.py (or PAYAPP_BIND), default 127.0.0.1:8000: Caddy (deploy/Caddyfile)
 # terminates TLS in front. Set it there, not with --bind, so check-deployment sees it too.
 bind = gunicorn_bind()
-workers = 1
-threads = 8
+workers = gunicorn_workers()  # WORKERS in instance/config.py (or PAYAPP_WORKERS)
+threads = 4
 timeout = 60  # above the card gateway's own timeout
 forwarded_allow_ips = "127.0.0.1"
 # No gunicorn access log: request paths carry payment-link tokens. Caddy keeps the access log

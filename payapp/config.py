@@ -7,6 +7,7 @@ import os
 import click
 
 from .paths import DEFAULT_INSTANCE_DIR
+from .ratelimit_store import sqlite_uri
 
 # The value shipped in code; production refuses to start with it (or with none).
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
@@ -23,6 +24,9 @@ class Defaults:
     TRUSTED_PROXIES = 0
     # Where gunicorn listens (deploy/gunicorn.conf.py reads it; check-deployment checks it).
     BIND = "127.0.0.1:8000"
+    # gunicorn processes (deploy/gunicorn.conf.py): one per CPU. Demo mode always runs one,
+    # because the demo card gateway keeps its payments in that process's memory.
+    WORKERS = 2
 
     CLINIC_NAME = "Demo Family Dental"
     CLINIC_PHONE = "(555) 010-0199"
@@ -76,8 +80,11 @@ class Defaults:
     TEXT_HOURS = "08:00-18:00"
     TEXT_DAYS = "Mon-Fri"
 
-    RATELIMIT_STORAGE_URI = "memory://"
-    # If Redis is unreachable, keep limiting per process instead of failing every request.
+    # Rate-limit counters. Default: a SQLite file in the instance folder (ratelimits.db), shared
+    # by every gunicorn process on this machine (payapp/ratelimit_store.py). Several machines:
+    # "redis://host:6379". "memory://" counts in each process alone (one process only).
+    RATELIMIT_STORAGE_URI = None
+    # If the store is unreachable, keep limiting per process instead of failing every request.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_LOGIN = "10 per minute;50 per hour"
     RATELIMIT_PAY_VIEW = "60 per minute"
@@ -159,6 +166,8 @@ def load_config(app, test_config: dict | None = None) -> None:
     cfg["ENV"] = str(cfg["ENV"]).lower()
     if not cfg["DATABASE_URL"]:
         cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "payapp.db")
+    if not cfg["RATELIMIT_STORAGE_URI"]:
+        cfg["RATELIMIT_STORAGE_URI"] = sqlite_uri(os.path.join(app.instance_path, "ratelimits.db"))
     if not cfg["OUTBOX_DIR"]:
         cfg["OUTBOX_DIR"] = os.path.join(app.instance_path, "outbox")
     if not cfg["BACKUP_DIR"]:
@@ -176,9 +185,7 @@ def load_config(app, test_config: dict | None = None) -> None:
     )
     cfg["PRODUCTION"] = cfg["ENV"] == "production"
     cfg["SESSION_COOKIE_SECURE"] = cfg["PRODUCTION"]
-    cfg["DEMO_MODE"] = not all(
-        cfg.get(k) for k in ("SQUARE_ACCESS_TOKEN", "SQUARE_APPLICATION_ID", "SQUARE_LOCATION_ID")
-    )
+    cfg["DEMO_MODE"] = is_demo_mode(cfg)
     check_config(cfg)
 
 
@@ -195,9 +202,17 @@ def local_base_url(environ) -> str:
     return f"http://{host}:{port}"
 
 
-def gunicorn_bind(instance_path: str | None = None) -> list[str]:
-    """BIND from the same layers as the app (defaults < instance/config.py < PAYAPP_BIND), for
-    deploy/gunicorn.conf.py and check-deployment: one setting, so the two cannot disagree."""
+def is_demo_mode(cfg) -> bool:
+    """Without all three Square settings, payments go to the offline demo gateway."""
+    return not all(
+        cfg.get(k) for k in ("SQUARE_ACCESS_TOKEN", "SQUARE_APPLICATION_ID", "SQUARE_LOCATION_ID")
+    )
+
+
+def gunicorn_settings(instance_path: str | None = None):
+    """The settings from the same layers as the app (defaults < instance/config.py <
+    PAYAPP_*), for deploy/gunicorn.conf.py and check-deployment: one setting, so the two
+    cannot disagree."""
     from flask import Config
 
     folder = instance_path or os.environ.get("PAYAPP_INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR))
@@ -205,7 +220,19 @@ def gunicorn_bind(instance_path: str | None = None) -> list[str]:
     cfg.from_object(Defaults)
     cfg.from_pyfile("config.py", silent=True)
     cfg.from_prefixed_env("PAYAPP")
-    return bind_addresses(cfg["BIND"])
+    return cfg
+
+
+def gunicorn_bind(instance_path: str | None = None) -> list[str]:
+    """Where gunicorn listens: BIND."""
+    return bind_addresses(gunicorn_settings(instance_path)["BIND"])
+
+
+def gunicorn_workers(instance_path: str | None = None) -> int:
+    """gunicorn's processes: WORKERS, or 1 in demo mode (the demo gateway's payments live in
+    one process's memory: a refund answered by another process would not find them)."""
+    cfg = gunicorn_settings(instance_path)
+    return 1 if is_demo_mode(cfg) else max(1, int(cfg["WORKERS"]))
 
 
 def bind_addresses(value) -> list[str]:

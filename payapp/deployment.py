@@ -95,6 +95,7 @@ def run_checks(cfg, session: Session, now: datetime | None = None) -> list[Check
     )
     checks.extend(twilio_checks(cfg))
     checks.append(proxy_check(cfg))
+    checks.append(rate_limit_check(cfg))
     checks.append(_backup_check(Path(cfg["BACKUP_DIR"]), now))
     checks.append(_review_check(session, now))
     return checks
@@ -271,6 +272,23 @@ def proxy_check(cfg, environ=None) -> Check:
         )
     return Check(
         True, "Proxy headers", f"X-Forwarded-For from {proxies} proxy(ies); gunicorn on {where}"
+    )
+
+
+def rate_limit_check(cfg) -> Check:
+    """deploy/gunicorn.conf.py runs 2 processes: their counters must be shared."""
+    if not cfg.get("RATELIMIT_ENABLED", True):
+        return Check(False, "Rate limits", "off (RATELIMIT_ENABLED = False): turn them back on")
+    scheme = str(cfg["RATELIMIT_STORAGE_URI"]).partition("://")[0]
+    if scheme == "sqlite":
+        return Check(True, "Rate limits", "counted in a file shared by this machine's processes")
+    if scheme != "memory":
+        return Check(True, "Rate limits", f"counted in {scheme}, shared by every server using it")
+    return Check(
+        False,
+        "Rate limits",
+        "counted in each gunicorn process's memory alone; remove RATELIMIT_STORAGE_URI (a file "
+        "shared on this machine) or point every server at Redis",
     )
 
 

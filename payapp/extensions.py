@@ -10,6 +10,8 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.datastructures import Headers
 
+from . import ratelimit_store  # noqa: F401 - registers the sqlite:// rate-limit store with limits
+
 
 class Talisman(flask_talisman.Talisman):
     """flask-talisman's headers, byte for byte, for less work on every response (a profile of

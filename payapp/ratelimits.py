@@ -23,8 +23,9 @@ GLOBAL_LOOKUP_SCOPE = "pay-lookup-global"
 
 def take_global_payment_slot() -> bool:
     """Spend one unit of the budget all addresses share (``RATELIMIT_PAY_GLOBAL``); False when
-    it is used up. The counter lives in the limiter's own storage (memory:// or redis://, and its
-    in-memory fallback when Redis is unreachable), so it is shared exactly like the others."""
+    it is used up. The counter lives in the limiter's own storage (the shared SQLite file,
+    redis:// or memory://, and its in-memory fallback when that is unreachable), so it is
+    shared exactly like the others."""
     return take_global_slot("RATELIMIT_PAY_GLOBAL", GLOBAL_PAY_SCOPE)
 
 

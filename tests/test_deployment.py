@@ -1,6 +1,7 @@
 """check-deployment tells the clinic's IT person what is not yet production-ready."""
 
 import os
+import runpy
 import subprocess
 import time
 from pathlib import Path
@@ -77,6 +78,27 @@ def test_the_backup_script_makes_a_usable_copy(tmp_path, app):
 
     with sqlite3.connect(copy) as conn:
         assert conn.execute("SELECT count(*) FROM staff_user").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "ok", "says"),
+    [
+        ({"RATELIMIT_STORAGE_URI": "sqlite:////srv/i/ratelimits.db"}, True, "shared by this"),
+        ({"RATELIMIT_STORAGE_URI": "redis://10.0.0.5:6379"}, True, "counted in redis"),
+        ({"RATELIMIT_STORAGE_URI": "memory://"}, False, "each gunicorn process"),
+        ({"RATELIMIT_STORAGE_URI": "sqlite:////x.db", "RATELIMIT_ENABLED": False}, False, "off"),
+    ],
+)
+def test_rate_limits_must_be_on_and_shared_by_the_processes(settings, ok, says):
+    check = deployment.rate_limit_check(settings)
+    assert (check.ok, check.name) == (ok, "Rate limits")
+    assert says in check.detail
+
+
+def test_the_default_rate_limit_store_passes(app):
+    # The suite turns limits off; the default store itself is what production gets.
+    check = deployment.rate_limit_check({**app.config, "RATELIMIT_ENABLED": True})
+    assert check.ok and "file shared" in check.detail
 
 
 @pytest.mark.parametrize("config_overrides", [STRONG])
@@ -194,3 +216,30 @@ def test_check_deployment_lists_the_twilio_lines(app, runner):
     # The suite's app answers on http://, which Twilio's signature cannot be checked against.
     assert "TODO  Twilio webhook:" in result.output
     assert "OK    Twilio sender: number +15551234567" in result.output
+
+
+# --- gunicorn's processes -------------------------------------------------------------------------
+
+SQUARE_KEYS = (
+    'SQUARE_ACCESS_TOKEN = "EAAAl-test"\n'
+    'SQUARE_APPLICATION_ID = "sandbox-sq0idb-test"\n'
+    'SQUARE_LOCATION_ID = "L-TEST"\n'
+)
+
+
+def test_gunicorn_runs_workers_processes_with_square_and_one_in_demo_mode(tmp_path, monkeypatch):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    monkeypatch.setenv("PAYAPP_INSTANCE_PATH", str(instance))
+    for name in ("PAYAPP_WORKERS", "PAYAPP_SQUARE_ACCESS_TOKEN", "PAYAPP_SQUARE_APPLICATION_ID"):
+        monkeypatch.delenv(name, raising=False)
+    conf = str(ROOT / "deploy" / "gunicorn.conf.py")
+    # Demo mode: the demo gateway's payments live in one process's memory.
+    assert runpy.run_path(conf)["workers"] == 1
+    (instance / "config.py").write_text(SQUARE_KEYS)
+    settings = runpy.run_path(conf)
+    assert (settings["workers"], settings["threads"]) == (2, 4)
+    (instance / "config.py").write_text(SQUARE_KEYS + "WORKERS = 4\n")
+    assert runpy.run_path(conf)["workers"] == 4
+    monkeypatch.setenv("PAYAPP_WORKERS", "3")
+    assert runpy.run_path(conf)["workers"] == 3

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "payapp.decline_reasons": 0,
     "payapp.config": 0,
     "payapp.extensions": 0,
+    "payapp.ratelimit_store": 0,
     "payapp.logs": 0,
     "payapp.db": 0,
     "payapp.charts": 0,

@@ -3,7 +3,8 @@
 It answers Square's published sandbox test nonces the way Square's sandbox does and honours
 idempotency like Square: the same key with the same request returns the first result; the same
 key with a different request is IDEMPOTENCY_KEY_REUSED. Refunds are bounded by what was charged.
-State lives in memory (one process): a restart forgets demo payments, never real ones.
+State lives in memory (one process: deploy/gunicorn.conf.py runs one in demo mode): a restart
+forgets demo payments, never real ones.
 """
 
 from __future__ import annotations

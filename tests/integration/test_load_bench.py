@@ -12,10 +12,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_short_load_run_ends_with_no_errors_and_real_charges(capsys):
-    assert load.main(["--duration", "1", "--links", "40", "--charges", "10"]) == 0
+    argv = ["--duration", "1", "--links", "40", "--charges", "10", "--limits-on"]
+    assert load.main(argv) == 0
     out = capsys.readouterr().out
     targets = ("bare Flask app /healthz", "payapp GET /healthz", "GET /pay/<token>")
-    targets += ("POST /pay/<token> (charge)",)
+    targets += ("POST /pay/<token> (charge)", "GET /pay/<token>, limits on")
     rows = {t: line for line in out.splitlines() for t in targets if line.startswith(t + " ")}
     assert set(rows) == set(targets)
     for line in rows.values():
@@ -29,4 +30,4 @@ def test_a_short_load_run_ends_with_no_errors_and_real_charges(capsys):
 def test_the_thread_count_can_be_changed_for_both_apps(capsys):
     assert load.main(["--duration", "1", "--links", "20", "--charges", "5", "--threads", "2"]) == 0
     out = capsys.readouterr().out
-    assert "--threads 2 (1 process x 2 threads)" in out
+    assert "--threads 2 (2 processes x 2 threads)" in out

@@ -9,6 +9,7 @@ a probe header numbers the requests and the log line carries that number, the pi
 
 * With ``redis://`` storage (a private redis-server on a free port) both workers count into one
   counter: exactly 5 pages succeed, every later request gets 429, whichever worker answers.
+* With the default store (a SQLite file in the instance folder, no Redis) the same holds.
 * The control, ``memory://`` with the same two workers: each worker counts alone, so each lets
   its own first 5 through (10 in all). That is why several workers need Redis.
 """
@@ -193,16 +194,13 @@ def _redis_server(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _two_workers(workdir: Path, storage_uri: str) -> Iterator[TwoWorkers]:
-    """payapp under gunicorn --workers 2 with the given rate-limit storage and one link."""
+def _two_workers(workdir: Path, storage_uri: str | None) -> Iterator[TwoWorkers]:
+    """payapp under gunicorn --workers 2 with the given rate-limit storage (None: the default,
+    the SQLite file in the instance folder) and one link."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = payapp_env(
-        workdir,
-        base_url,
-        PAYAPP_RATELIMIT_STORAGE_URI=storage_uri,
-        PAYAPP_RATELIMIT_PAY_VIEW=PAY_VIEW_LIMIT,
-    )
+    storage = {"PAYAPP_RATELIMIT_STORAGE_URI": storage_uri} if storage_uri else {}
+    env = payapp_env(workdir, base_url, PAYAPP_RATELIMIT_PAY_VIEW=PAY_VIEW_LIMIT, **storage)
     run_flask(env, "init-db")
     pay_url = create_link_url(
         env, base_url, "--amount", "80.00", "--name", "Jane Doe", "--email", "jane@example.com"
@@ -250,6 +248,22 @@ def test_two_workers_sharing_redis_let_exactly_five_page_views_through_then_answ
     per_worker = _per_worker(answers)
     assert any(c[429] and c[200] < LIMIT for c in per_worker.values()), per_worker
     assert counters, "no rate-limit counter for the pay page in Redis"
+
+
+def test_two_workers_sharing_the_default_sqlite_store_let_exactly_five_page_views_through(
+    tmp_path: Path,
+) -> None:
+    """The one-VM default (no Redis): both processes count in instance/ratelimits.db."""
+    with _two_workers(tmp_path, None) as app:
+        answers = app.open_pay_page_on_each_worker(REQUESTS)
+    counters = list(tmp_path.glob("**/ratelimits.db"))
+
+    _assert_both_workers_answered(app, answers)
+    statuses = [answer.status for answer in answers]
+    assert statuses == [200] * LIMIT + [429] * (REQUESTS - LIMIT), _per_worker(answers)
+    per_worker = _per_worker(answers)
+    assert any(c[429] and c[200] < LIMIT for c in per_worker.values()), per_worker
+    assert len(counters) == 1, "no rate-limit file in the instance folder"
 
 
 def test_two_workers_with_memory_storage_each_count_alone_and_let_more_than_five_through(
