@@ -47,6 +47,62 @@ def test_enabled_limits_still_apply_after_a_disabled_app_was_made(
     assert limit_checks  # the stock check ran: the limits were worked out as before
 
 
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_ENABLED": True, "RATELIMIT_PAY_VIEW": "3 per minute"}]
+)
+def test_with_no_limits_outside_routes_only_the_routes_own_check_runs(
+    client, link_factory, limit_checks
+):
+    assert not limiter.has_limits_outside_routes()
+    link = link_factory()
+    codes = [client.get(link.path).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    # The decorator's check names its view; the before-view check (no name) did not run.
+    assert limit_checks and None not in limit_checks
+
+
+def _tiny_app(limiter_kwargs: dict, decorate_blueprint: bool = False):
+    """A bare Flask app with payapp's Limiter class (not the shared instance) and an
+    undecorated route, so only limits outside routes can refuse it."""
+    import flask
+
+    from payapp.extensions import Limiter
+
+    app = flask.Flask("tiny")
+    app.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    own = Limiter(key_func=lambda: "203.0.113.7", **limiter_kwargs)
+    bp = flask.Blueprint("open", __name__)
+    bp.add_url_rule("/open", "open", lambda: "ok")
+    if decorate_blueprint:
+        own.limit("2 per minute")(bp)
+    app.register_blueprint(bp)
+    own.init_app(app)
+    return app, own
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "blueprint"),
+    [
+        ({"default_limits": ["2 per minute"]}, False),
+        ({"application_limits": ["2 per minute"]}, False),
+        ({}, True),
+    ],
+    ids=["default", "application", "blueprint"],
+)
+def test_a_limit_outside_routes_is_still_applied_before_the_view(kwargs, blueprint):
+    app, own = _tiny_app(kwargs, blueprint)
+    assert own.has_limits_outside_routes()
+    with app.test_client() as tiny:
+        assert [tiny.get("/open").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_without_limits_outside_routes_an_undecorated_route_is_never_refused():
+    app, own = _tiny_app({})
+    assert not own.has_limits_outside_routes()
+    with app.test_client() as tiny:
+        assert {tiny.get("/open").status_code for _ in range(5)} == {200}
+
+
 @pytest.fixture
 def make_disabled_app(tmp_path, template_database):
     """An app with limits off, made before the test's app (the limiter is one object)."""
