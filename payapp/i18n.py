@@ -25,7 +25,7 @@ from flask_babel import Babel, get_locale, get_translations, refresh
 from markupsafe import Markup
 
 from . import links
-from .plaintext import PatientText
+from .plaintext import MarkedText
 from .states import Language
 
 PATIENT_BLUEPRINTS = frozenset({"pay"})
@@ -136,9 +136,10 @@ def request_translations():
 
 
 def translate(message: str) -> str:
-    """The templates' ``_()``: a message with numbers (plaintext.PatientText) is looked up by its
-    msgid and filled with its numbers in the page's language."""
-    if isinstance(message, PatientText):
+    """The templates' ``_()``, and the views' for a message the domain wrote: a message with
+    values (plaintext.PatientText / StaffText) is looked up by its msgid and filled with its
+    values in the page's language."""
+    if isinstance(message, MarkedText):
         return request_translations().ugettext(message.msgid) % message.values
     return request_translations().ugettext(message)
 
