@@ -378,3 +378,237 @@ def test_the_main_staff_pages_show_no_word_the_catalogue_did_not_translate(
             url,
             untranslated_words(response.text, labels),
         )
+
+
+# --- messages the domain writes for staff (links.py, money.py, refunds.py) ---------------------
+
+# Modules whose messages reach a staff page through an error: each sentence is written inside
+# staff_text() / patient_text() where it is raised, and translated by the view that shows it.
+MESSAGE_MODULES = ["links.py", "money.py", "refunds.py", "plaintext.py"]
+SENTENCE = re.compile(r"^[A-Z][a-z']*\s+\S.*[a-z)\d]\.?$")
+MARKING = TRANSLATING | {"staff_text", "patient_text"}
+# Written but never shown as a sentence to translate: logs, and stored audit details (records
+# in the language they were written in; see docs/developer.md, Translations).
+NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception"}
+
+
+def _text(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def unmarked_messages(source: str) -> list[str]:
+    """Sentences in a domain module written outside staff_text/patient_text (docstrings, logs
+    and audit details aside)."""
+    tree = ast.parse(source)
+    skip: set[int] = set()
+
+    def skip_all(node: ast.AST) -> None:
+        skip.update(id(sub) for sub in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and _text(first.value) is not None:
+                skip_all(first)
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in MARKING or name in NOT_SHOWN_CALLS:
+                skip_all(node)
+            for keyword in node.keywords:
+                if keyword.arg == "detail":
+                    skip_all(keyword)
+    found = []
+    for node in ast.walk(tree):
+        text = _text(node) if id(node) not in skip else None
+        if text is not None and SENTENCE.search(text.strip()):
+            found.append(f"line {node.lineno}: {text!r}")
+            skip_all(node)
+    return found
+
+
+@pytest.mark.parametrize("module", MESSAGE_MODULES)
+def test_every_message_a_domain_module_raises_for_staff_is_marked(module):
+    assert unmarked_messages((ROOT / "payapp" / module).read_text()) == []
+
+
+def test_the_message_check_finds_unmarked_sentences():
+    source = '''
+def clean(x):
+    """Docstrings are not messages."""
+    errors["name"] = "Enter the patient's name."
+    errors["amount"] = f"The amount can be at most {x}."
+    raise RefundError(f"You can refund at most {x} of this payment.")
+    raise LinkError(kind, "This link is still open; resend it instead of reissuing.")
+    return "The payment processor refused the refund."
+'''
+    assert len(unmarked_messages(source)) == 5
+    marked = """
+def clean(x):
+    errors["name"] = staff_text("Enter the patient's name.")
+    errors["amount"] = staff_text("The amount can be at most %(amount)s.", amount=x)
+    raise LinkError(kind, patient_text("This payment link has expired."))
+    log.warning("Refund %s still unsettled", x)
+    audit.record(session, action, detail=f"Refund of {x} requested")
+    return exc.message
+"""
+    assert unmarked_messages(marked) == []
+
+
+def test_a_domain_message_is_stored_in_english_and_translated_only_when_shown(app, monkeypatch):
+    """The domain never translates: its messages read as English wherever they go (logs, the
+    command line, stored text); i18n.translate, which the views call, translates them whole
+    with their values."""
+    import flask_babel
+
+    from payapp import i18n, links, money, refunds
+    from payapp.plaintext import INVISIBLE_MESSAGES
+
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    rules = links.LinkRules.from_config(app.config)
+    draft = links.LinkDraft(
+        patient_name="x" * 121,
+        email="x@",
+        phone="123",
+        amount="12.345",
+        reference="r" * 41,
+        description="d" * 201,
+        expires_in_days="abc",
+        language="fr",
+        postal_code="1234",
+        min_payment="0.50",
+    )
+    with app.test_request_context("/links/new"):
+        with pytest.raises(links.LinkInputError) as raised:
+            links.clean_draft(draft, rules)
+        messages = list(raised.value.errors.values())
+        with pytest.raises(money.AmountError) as too_large:
+            money.parse_amount("99", 100, 1000)
+        messages += [too_large.value.message, *INVISIBLE_MESSAGES.values()]
+        messages.append(refunds._refund_error_message(refunds.GatewayError("CARD_EXPIRED")))
+        assert len(messages) == 10 + 1 + len(INVISIBLE_MESSAGES) + 1
+        assert not any("⟦" in message for message in messages)
+        assert "The name can be at most 120 characters." in messages
+        assert "The minimum part payment must be at least $1.00." in messages
+        assert "The amount can be at most $10.00." in messages
+        shown = [i18n.translate(message) for message in messages]
+    assert "⟦The name can be at most 120 characters.⟧" in shown
+    assert "⟦The minimum part payment must be at least $1.00.⟧" in shown
+    assert "⟦The amount can be at most $10.00.⟧" in shown
+    assert "⟦The payment processor refused the refund (CARD_EXPIRED). Nothing was refunded.⟧" in (
+        shown
+    )
+    assert all(text.startswith("⟦") and text.endswith("⟧") for text in shown), shown
+
+
+def _errors_shown(html: str) -> list[str]:
+    """The field errors and flash alerts of a page: where the domain's messages appear."""
+    return re.findall(r'<p class="field-error"[^>]*>(.*?)</p>', html, re.S) + re.findall(
+        r'<div class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S
+    )
+
+
+NEW_LINK_ERRORS = {
+    "every field wrong": {
+        "patient_name": "x" * 121,
+        "email": "x@",
+        "phone": "123",
+        "amount": "12.345",
+        "reference": "r" * 41,
+        "description": "d" * 201,
+        "expires_in_days": "abc",
+        "language": "fr",
+        "postal_code": "1234",
+        "min_payment": "0.50",
+        "send_now": "y",
+    },
+    "nothing typed": {"send_now": "y"},
+    "invisible characters": {
+        "patient_name": "Jane\u202eDoe",
+        "email": "a\u200b@example.com",
+        "phone": "212\u200b5550123",
+        "amount": "10",
+        "reference": "INV\u200b1",
+        "description": "x\u2028y",
+    },
+    "amounts out of range": {"patient_name": "Dee Data", "amount": "99999999", "min_payment": "x"},
+    "minimum above the amount": {"patient_name": "Dee Data", "amount": "10", "min_payment": "20"},
+    "minimum with cents": {"patient_name": "Dee Data", "amount": "10", "min_payment": "1.234"},
+}
+
+
+@pytest.mark.parametrize("case", NEW_LINK_ERRORS, ids=str)
+def test_the_new_link_forms_error_messages_are_translated_where_shown(admin, monkeypatch, case):
+    import flask_babel
+
+    form = admin.get("/links/new").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    response = admin.post(
+        "/links/new", data={"csrf_token": csrf_from(form), **NEW_LINK_ERRORS[case]}
+    )
+    assert response.status_code == 422
+    errors = _errors_shown(response.text)
+    assert len(errors) >= 2  # the form's alert and at least one field
+    # No allowance for words marked where written: each message must be translated whole.
+    assert untranslated_words("".join(errors), set()) == [], errors
+
+
+REFUND_ERRORS = [
+    ("abc", "overpaid", "k"),  # not an amount
+    ("1.234", "overpaid", "k"),  # cents
+    ("0", "overpaid", "k"),  # below one cent
+    ("10", "", "k"),  # no reason
+    ("10", "over\u202epaid", "k"),  # an invisible character in the reason
+    ("10", "r" * 300, "k"),  # too long
+    ("10", "overpaid", ""),  # an old form
+    ("500", "overpaid", "k"),  # more than can be refunded
+]
+
+
+def test_refund_and_link_action_errors_are_translated_where_shown(
+    app, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    paid, other = link_factory(), link_factory(patient_name="Dee Data")
+    submit_card(app.test_client(), paid.path)
+    page = admin.get(f"/links/{paid.id}").text
+    payment_id = re.search(r'name="payment_id" value="(\d+)"', page)[1]
+    staff_post(admin, f"/links/{other.id}/cancel", page_url=f"/links/{other.id}")
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    shown = {}
+    for amount, reason, key in REFUND_ERRORS:
+        form = {"payment_id": payment_id, "refund_key": key, "amount": amount, "reason": reason}
+        answer = staff_post(
+            admin,
+            f"/links/{paid.id}/refund",
+            form,
+            page_url=f"/links/{paid.id}",
+            follow_redirects=True,
+        )
+        shown[f"refund {amount} {reason[:12]!r} {key!r}"] = answer
+    for action in ("cancel", "reissue"):  # cancelled: no second cancel; paid: no reissue
+        link = other if action == "cancel" else paid
+        shown[action] = staff_post(
+            admin,
+            f"/links/{link.id}/{action}",
+            page_url=f"/links/{link.id}",
+            follow_redirects=True,
+        )
+    page = admin.get(f"/links/{other.id}").text
+    shown["cancel (htmx)"] = admin.post(
+        f"/links/{other.id}/cancel",
+        data={"csrf_token": csrf_from(page)},
+        headers={"HX-Request": "true"},
+    )
+    for what, response in shown.items():
+        errors = [e for e in _errors_shown(response.text) if "⟦" in e]
+        assert errors, what
+        if what.startswith("refund"):  # the reason inside the view's sentence is translated too
+            assert any(re.fullmatch(r"⟦Refund not made: ⟦[^⟦⟧]+⟧⟧", e) for e in errors), errors
+        # The htmx error fragment starts with the staff error title, outside this issue.
+        words = untranslated_words("".join(errors).replace("That could not be done.", ""), set())
+        assert words == [], (what, errors)
