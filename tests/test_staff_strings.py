@@ -612,3 +612,33 @@ def test_refund_and_link_action_errors_are_translated_where_shown(
         # The htmx error fragment starts with the staff error title, outside this issue.
         words = untranslated_words("".join(errors).replace("That could not be done.", ""), set())
         assert words == [], (what, errors)
+
+
+def test_the_invisible_characters_message_is_translated_on_the_users_and_problems_pages(
+    app, client, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    from .test_problems import report_problem, stored_reports
+
+    report_problem(client, link_factory())
+    [report] = stored_reports(app)
+    users_form, problems_page = admin.get("/users/new").text, admin.get("/problems").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    new_user = admin.post(
+        "/users/new",
+        data={
+            "csrf_token": csrf_from(users_form),
+            "email": "new\u200b@example.com",
+            "role": "staff",
+            "password": "maple lantern orbit river",
+        },
+    )
+    admin.post(
+        f"/problems/{report.id}/resolve",
+        data={"csrf_token": csrf_from(problems_page), "note": "ok\u202e"},
+    )
+    resolved = admin.get("/problems")
+    for response in (new_user, resolved):
+        errors = [e for e in _errors_shown(response.text) if "invisible" in e]
+        assert errors and all(e.startswith("⟦Remove the invisible") for e in errors), errors
