@@ -159,6 +159,9 @@ def init_app(app) -> None:
     # A translated phrase without placeholders as plain text, escaped like the literal it
     # replaced (an apostrophe still reads &#39; in an attribute or a macro's argument).
     app.jinja_env.filters["as_text"] = str
+    # A message the domain wrote (plaintext.staff_text / patient_text), translated where the page
+    # shows it, and escaped like any value (not ``_(x)``, which would read its % signs again).
+    app.jinja_env.filters["translated"] = translate
     app.jinja_env.globals.update(
         page_language=patient_language, language_switch=switch_links, phone_link=phone_link
     )

@@ -642,3 +642,48 @@ def test_the_invisible_characters_message_is_translated_on_the_users_and_problem
     for response in (new_user, resolved):
         errors = [e for e in _errors_shown(response.text) if "invisible" in e]
         assert errors and all(e.startswith("⟦Remove the invisible") for e in errors), errors
+
+
+GATEWAY_DETAILS = {
+    "AUTHENTICATION_ERROR/UNAUTHORIZED": "Square rejected payapp&#39;s access token",
+    "INVALID_REQUEST_ERROR/NOT_FOUND": "Square could not find something payapp asked for",
+    "API_ERROR/SOMETHING_NEW": "Square refused a payment request (API_ERROR/SOMETHING_NEW).",
+}
+
+
+def test_square_hints_and_surge_descriptions_on_the_banner_are_translated_where_shown(
+    app, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    from payapp import audit
+    from payapp.db import get_session
+    from payapp.models import utcnow
+    from payapp.states import AuditAction
+
+    from .test_alerts_pages import fail_card_payments
+
+    assert fail_card_payments(app, link_factory)
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    for detail, hint in GATEWAY_DETAILS.items():
+        with app.app_context():
+            audit.record(get_session(), AuditAction.GATEWAY_ERROR, when=utcnow(), detail=detail)
+            get_session().commit()
+        html = admin.get("/links").text
+        banner = re.search(r'<div class="container alerts">(.*?)</div>', html, re.S)[1]
+        assert f"⟦{hint}" in banner, banner  # the hint, translated whole
+        surge = re.search(r'<div class="container alerts" id="surge-alerts">.*?</form>', html, re.S)
+        assert "⟦3 card payment failures of 3 in the window (100%; usually 0%)⟧" in surge[0]
+        assert untranslated_words(banner + surge[0], set()) == []  # codes and times are data
+
+
+def test_the_surge_sentences_read_each_kinds_label_as_before():
+    """One sentence per kind for the translator; in English, the kind's label mid-sentence."""
+    from payapp.alerts import DESCRIPTIONS
+    from payapp.states import SurgeKind
+
+    assert set(DESCRIPTIONS) == set(SurgeKind)
+    for kind, sentence in DESCRIPTIONS.items():
+        assert sentence == (
+            f"%(failures)s {kind.label} of %(total)s in the window (%(rate)s; usually %(baseline)s)"
+        )
