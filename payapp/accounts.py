@@ -68,7 +68,7 @@ def create_user(
     check_password_rules(password, email)
     if find_user(session, email):
         raise UserError(
-            staff_text("A user with email %(email)s already exists.") % {"email": email}, "email"
+            staff_text("A user with email %(email)s already exists.", email=email), "email"
         )
     user = StaffUser(
         email=email,

@@ -47,7 +47,7 @@ def _marked(cls: type[MarkedText], text: str, values: dict) -> MarkedText:
     return message
 
 
-def patient_text(text: str, **values: int) -> str:
+def patient_text(text: str, /, **values: int) -> str:
     """Marks a message a patient may read for the Spanish catalogue (``pybabel extract -k
     patient_text``); the page translates it where it shows it (payapp/i18n.py). Numbers go in
     as named values (``%(count)s``), never formatted into the sentence, so it stays one entry."""
@@ -58,7 +58,7 @@ def patient_text(text: str, **values: int) -> str:
     return _marked(PatientText, text, values)
 
 
-def staff_text(text: str, **values: int | str) -> str:
+def staff_text(text: str, /, **values: int | str) -> str:
     """Marks words staff read for the catalogue (``pybabel extract -k staff_text``). The result
     is the English ``str`` (stored audit details keep it as written); a view or template that
     shows it passes it through ``_()`` / ``i18n.translate``, which translates it then. Values

@@ -116,7 +116,7 @@ def resolve_report(
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise ProblemError(
-            {"note": staff_text("Keep the note under %(max)s characters.") % {"max": NOTE_MAX}}
+            {"note": staff_text("Keep the note under %(max)s characters.", max=NOTE_MAX)}
         )
     if has_invisible_characters(note, allow=LINE_BREAKS):
         raise ProblemError({"note": invisible_message("note")})

@@ -687,3 +687,30 @@ def test_the_surge_sentences_read_each_kinds_label_as_before():
         assert sentence == (
             f"%(failures)s {kind.label} of %(total)s in the window (%(rate)s; usually %(baseline)s)"
         )
+
+
+def test_messages_with_values_from_other_domain_modules_are_translated_whole(
+    app, admin, monkeypatch
+):
+    """Period, export and account messages carry their values (%(max)s, %(email)s) to the
+    page, which translates the sentence whole instead of showing it as formatted English."""
+    import flask_babel
+
+    users_form = admin.get("/users/new").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    strong = "maple lantern orbit river"
+    pages = {
+        "export too long": admin.get("/exports/links.csv?from=2020-01-01&to=2026-01-01"),
+        "export not a date": admin.get("/exports/links.csv?from=03/01/2030&to=2025-03-01"),
+        "period too long": admin.get("/dashboard?period=custom&from=2020-01-01&to=2026-01-01"),
+    }
+    for what, data in {
+        "short password": {"email": "new@example.com", "role": "staff", "password": "x"},
+        "taken email": {"email": "admin@example.com", "role": "staff", "password": strong},
+    }.items():
+        pages[what] = admin.post("/users/new", data={"csrf_token": csrf_from(users_form), **data})
+    for what, response in pages.items():
+        assert response.status_code in (200, 422), what
+        errors = [e for e in _errors_shown(response.text) if "⟦" in e]
+        assert errors, (what, _errors_shown(response.text))
+        assert untranslated_words("".join(errors), set()) == [], (what, errors)

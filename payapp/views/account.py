@@ -17,6 +17,7 @@ from ..accounts import UserError
 from ..db import get_session
 from ..extensions import limiter
 from ..htmx import render
+from ..i18n import translate
 from ..login import (
     SECOND_STEP_SECONDS,
     TOO_MANY_TRIES,
@@ -273,7 +274,7 @@ def submit_change_password():
                 return redirect(url_for("auth.show_login"), code=303)
             errors["current"] = exc.message
         except UserError as exc:
-            errors["new"] = str(exc)
+            errors["new"] = translate(exc.args[0])
     if errors:
         return render("auth/password.html", form=form, errors=errors, status_code=422)
     # This session stays; every other one ends.
