@@ -241,7 +241,7 @@ def cancel_link(link_id: int):
         links.cancel_link(get_session(), link, staff_id=g.staff.id)
     except links.LinkError as exc:
         if is_htmx_request():
-            return render_error(409, translate(exc.message))
+            return render_error(409, exc.message)
         flash(translate(exc.message), "error")
         return redirect(url_for("staff.show_link", link_id=link.id), code=303)
     if is_htmx_request():
