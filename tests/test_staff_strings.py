@@ -727,3 +727,12 @@ def test_staff_error_pages_are_translated_where_shown(staff, monkeypatch):
         assert response.status_code == code, url
         main = re.search(r"<main.*?</main>", response.text, re.S)[0]
         assert "⟦" in main and untranslated_words(main, set()) == [], (url, main)
+
+
+def test_the_staff_text_bench_runs_both_modes_on_both_pages(capsys):
+    from bench import staff_text
+
+    assert staff_text.main(["-n", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("as written (str, baseline)") == 2
+    assert printed.count("translated where shown") == 2
