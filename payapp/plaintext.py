@@ -5,6 +5,9 @@ bidirectional overrides and isolates such as U+202E and U+2066, zero-width chara
 invisible on screen but change what an email header, a text message or a page shows: a subject
 line that the email library refuses, or a name that reads backwards. Nothing a clinic types
 needs them, so every staff-entered field refuses them with a message instead of storing them.
+
+Also the markers for the catalogue: ``patient_text`` and ``staff_text`` mark a message where it
+is written and keep it English until a page shows it (docs/developer.md, Translations).
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def patient_text(text: str, /, **values: int) -> str:
 
 def staff_text(text: str, /, **values: int | str) -> str:
     """Marks words staff read for the catalogue (``pybabel extract -k staff_text``). The result
-    is the English ``str`` (stored audit details keep it as written); a view or template that
-    shows it passes it through ``_()`` / ``i18n.translate``, which translates it then. Values
+    is the English ``str`` (stored audit details keep it as written); the view or template that
+    shows it translates it then (``i18n.translate``, the templates' ``| translated``). Values
     (a limit, an amount already formatted) go in by name, so the sentence stays one entry."""
     if not values:
         return text
