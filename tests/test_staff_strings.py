@@ -5,9 +5,12 @@ Three checks, each cheap and each able to fail:
 - templates: what a staff template writes literally (text and the attributes people read) has no
   words left outside ``{{ _("...") }}``, and no prose is passed to a macro as a bare string;
 - Python: flash messages, form labels and error texts in the staff views are gettext calls;
-- catalogue: every marked string is in messages.po (run the extract/update in docs/developer.md).
-A pseudo-translation then renders the main staff pages and finds no visible words it did not
-translate, other than the data the test put there.
+- catalogue: every marked string is in messages.po (run the extract/update in docs/developer.md);
+- domain messages: no sentence in the modules whose errors staff read (MESSAGE_MODULES) is
+  written outside staff_text / patient_text.
+A pseudo-translation then renders the main staff pages, and every error of the forms and
+actions whose messages the domain writes, and finds no visible words it did not translate, other
+than the data the test put there: a message is translated where it is shown, never where stored.
 """
 
 from __future__ import annotations
