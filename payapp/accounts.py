@@ -57,7 +57,7 @@ def create_user(
     """Add a staff account (committed)."""
     email = normalize_email(email)
     if has_invisible_characters(email):
-        raise UserError(invisible_message("the email address"), "email")
+        raise UserError(invisible_message("email"), "email")
     try:
         # Syntax only: a clinic's mail server may not be reachable from where payapp runs.
         validate_email(email, check_deliverability=False)
@@ -68,7 +68,7 @@ def create_user(
     check_password_rules(password, email)
     if find_user(session, email):
         raise UserError(
-            staff_text("A user with email %(email)s already exists.") % {"email": email}, "email"
+            staff_text("A user with email %(email)s already exists.", email=email), "email"
         )
     user = StaffUser(
         email=email,

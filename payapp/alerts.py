@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from . import audit, notify
 from .clinic import Clinic
 from .models import AuditEvent, FailureSurge, Message, Payment, StaffUser, utcnow
+from .plaintext import staff_text
 from .states import AuditAction, MessageStatus, PaymentStatus, SurgeKind
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _start(session, kind, counts, threshold, now) -> bool:
     except IntegrityError:  # another process opened this kind's incident first
         session.rollback()
         return False
-    audit.record(session, AuditAction.SURGE_STARTED, when=now, detail=_describe_row(incident))
+    audit.record(session, AuditAction.SURGE_STARTED, when=now, detail=str(describe(incident)))
     session.commit()
     return True
 
@@ -218,17 +219,33 @@ def _recover(session, incident: FailureSurge, counts: FailureCounts, now) -> boo
     return True
 
 
-def _describe_row(incident: FailureSurge) -> str:
-    kind = SurgeKind(incident.kind)
-    return (
-        f"{incident.failures} {kind.label} of {incident.total} in the window "
-        f"({incident.failures / max(incident.total, 1):.0%}; usually {incident.baseline_rate:.0%})"
-    )
+# One whole sentence per kind (each reads its kind's label mid-sentence), for the catalogue.
+DESCRIPTIONS = {
+    SurgeKind.PAYMENT: staff_text(
+        "%(failures)s card payment failures of %(total)s in the window (%(rate)s; usually "
+        "%(baseline)s)"
+    ),
+    SurgeKind.MESSAGE: staff_text(
+        "%(failures)s email and text delivery failures of %(total)s in the window (%(rate)s; "
+        "usually %(baseline)s)"
+    ),
+    SurgeKind.GATEWAY: staff_text(
+        "%(failures)s payment system set-up errors of %(total)s in the window (%(rate)s; "
+        "usually %(baseline)s)"
+    ),
+}
 
 
 def describe(incident: FailureSurge) -> str:
-    """What the banner and the email say about an incident."""
-    return _describe_row(incident)
+    """What the banner and the email say about an incident: English as a ``str`` (the audit
+    detail and the email keep it so), translated where the banner shows it."""
+    return staff_text(
+        DESCRIPTIONS[SurgeKind(incident.kind)],
+        failures=incident.failures,
+        total=incident.total,
+        rate=f"{incident.failures / max(incident.total, 1):.0%}",
+        baseline=f"{incident.baseline_rate:.0%}",
+    )
 
 
 def _email_admins(session, cfg, transports, incident: FailureSurge, change: str) -> None:

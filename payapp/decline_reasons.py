@@ -42,7 +42,9 @@ STAFF_WORDS = {
 
 # The same code means different things by the field it is about.
 FIELD_WORDS = {
-    ("NOT_FOUND", "source_id"): "Square did not recognise the card details (made up or stale)",
+    ("NOT_FOUND", "source_id"): staff_text(
+        "Square did not recognise the card details (made up or stale)"
+    ),
 }
 
 
@@ -52,7 +54,7 @@ def describe_code(code: str | None) -> str:
     out ('SOME_NEW_CODE' -> 'Some new code')."""
     code = (code or "").strip()
     if not code:
-        return "Unknown reason"
+        return staff_text("Unknown reason")
     # Refusals tied to one request field are recorded as 'CODE (field)'.
     code, _, field = code.partition(" (")
     name = code.rpartition("/")[2] or code

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from . import audit, i18n
 from .db import get_session
 from .htmx import is_htmx_request, render
-from .plaintext import patient_text
+from .plaintext import patient_text, staff_text
 from .states import AuditAction
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,27 @@ CSRF_ADVICE = patient_text(
 # Staff read different advice: they have the menu, and no bill to ask the clinic about.
 STAFF_MESSAGES = {
     403: (
-        "You don't have permission to do that",
-        "This page is for admins. Ask your payapp administrator if you need it.",
+        staff_text("You don't have permission to do that"),
+        staff_text("This page is for admins. Ask your payapp administrator if you need it."),
     ),
     404: (
-        "Page not found",
-        "It may have been mistyped, or the link or account no longer exists. "
-        "Go back, or open Links in the menu.",
+        staff_text("Page not found"),
+        staff_text(
+            "It may have been mistyped, or the link or account no longer exists. "
+            "Go back, or open Links in the menu."
+        ),
     ),
-    413: ("That was too much to send", "Shorten what you typed and try again."),
+    413: (
+        staff_text("That was too much to send"),
+        staff_text("Shorten what you typed and try again."),
+    ),
     429: (
-        "Too many attempts",
-        "For your security we paused this for a minute. Wait and try again.",
+        staff_text("Too many attempts"),
+        staff_text("For your security we paused this for a minute. Wait and try again."),
     ),
     500: (
-        "Something went wrong on our side",
-        "Try again in a minute. If it keeps happening, tell your payapp administrator.",
+        staff_text("Something went wrong on our side"),
+        staff_text("Try again in a minute. If it keeps happening, tell your payapp administrator."),
     ),
 }
 # The blueprints of the staff side.
@@ -111,6 +116,10 @@ def render_error(code: int, detail: str | None = None):
         except Exception:  # noqa: BLE001 - e.g. the database is down: the page in English
             log.warning("could not read the link's language for an error page")
         title, advice = gettext(title), gettext(advice)
+    elif staff_page:
+        # Staff pages are English for now; a message the domain wrote (``detail``) is translated
+        # here, where it is shown, like every staff message.
+        title, advice = i18n.translate(title), i18n.translate(advice)
     if is_htmx_request():
         message = f"{title}. {advice}"
         response = render("_flash.html", status_code=code, messages=[("error", message)])

@@ -98,7 +98,7 @@ def _parse_date(text: str, missing: str, invalid: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ExportError(invalid % {"text": repr(text[:20])}) from None
+        raise ExportError(staff_text(invalid, text=repr(text[:20]))) from None
 
 
 def parse_range(first_text: str, last_text: str, clinic: Clinic) -> DateRange:
@@ -122,8 +122,9 @@ def parse_range(first_text: str, last_text: str, clinic: Clinic) -> DateRange:
         raise ExportError(staff_text("The start date is after the end date."))
     if (last - first).days + 1 > MAX_DAYS:
         raise ExportError(
-            staff_text("Export at most %(max)s days at a time; split a longer period.")
-            % {"max": MAX_DAYS}
+            staff_text(
+                "Export at most %(max)s days at a time; split a longer period.", max=MAX_DAYS
+            )
         )
     zone = ZoneInfo(clinic.timezone)
     start = datetime.combine(first, time(0), zone).astimezone(UTC)

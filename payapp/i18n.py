@@ -25,7 +25,7 @@ from flask_babel import Babel, get_locale, get_translations, refresh
 from markupsafe import Markup
 
 from . import links
-from .plaintext import PatientText
+from .plaintext import MarkedText
 from .states import Language
 
 PATIENT_BLUEPRINTS = frozenset({"pay"})
@@ -136,9 +136,10 @@ def request_translations():
 
 
 def translate(message: str) -> str:
-    """The templates' ``_()``: a message with numbers (plaintext.PatientText) is looked up by its
-    msgid and filled with its numbers in the page's language."""
-    if isinstance(message, PatientText):
+    """The templates' ``_()``, and the views' for a message the domain wrote: a message with
+    values (plaintext.PatientText / StaffText) is looked up by its msgid and filled with its
+    values in the page's language."""
+    if isinstance(message, MarkedText):
         return request_translations().ugettext(message.msgid) % message.values
     return request_translations().ugettext(message)
 
@@ -158,6 +159,9 @@ def init_app(app) -> None:
     # A translated phrase without placeholders as plain text, escaped like the literal it
     # replaced (an apostrophe still reads &#39; in an attribute or a macro's argument).
     app.jinja_env.filters["as_text"] = str
+    # A message the domain wrote (plaintext.staff_text / patient_text), translated where the page
+    # shows it, and escaped like any value (not ``_(x)``, which would read its % signs again).
+    app.jinja_env.filters["translated"] = translate
     app.jinja_env.globals.update(
         page_language=patient_language, language_switch=switch_links, phone_link=phone_link
     )

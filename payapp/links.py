@@ -36,7 +36,13 @@ from .db import PreparedRead
 from .lru import LruCache
 from .models import PaymentLink, utcnow
 from .money import AmountError, format_cents, parse_amount
-from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message, patient_text
+from .plaintext import (
+    LINE_BREAKS,
+    has_invisible_characters,
+    invisible_message,
+    patient_text,
+    staff_text,
+)
 from .states import LINK_PAID_STATES, AuditAction, Language, LinkStatus
 
 TOKEN_SALT = "payapp.pay-link.v1"  # noqa: S105 - a salt, not a secret
@@ -87,7 +93,11 @@ class LinkError(Exception):
     @classmethod
     def not_open(cls, status: str):
         return cls(
-            status, f"Only open links can be changed; this one is {status.replace('_', ' ')}."
+            status,
+            staff_text(
+                "Only open links can be changed; this one is %(status)s.",
+                status=status.replace("_", " "),
+            ),
         )
 
 
@@ -174,25 +184,27 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
 
     name = " ".join((draft.patient_name or "").split())
     if not name:
-        errors["patient_name"] = "Enter the patient's name."
+        errors["patient_name"] = staff_text("Enter the patient's name.")
     elif len(name) > NAME_MAX:
-        errors["patient_name"] = f"The name can be at most {NAME_MAX} characters."
+        errors["patient_name"] = staff_text(
+            "The name can be at most %(max)s characters.", max=NAME_MAX
+        )
 
     email = None
     if (draft.email or "").strip():
         try:
             email = validate_email(draft.email.strip(), check_deliverability=False).normalized
         except EmailNotValidError:
-            errors["email"] = "Enter a valid email address, like name@example.com."
+            errors["email"] = staff_text("Enter a valid email address, like name@example.com.")
 
     phone = None
     if (draft.phone or "").strip():
         phone = normalize_phone(draft.phone, rules.phone_region)
         if phone is None:
-            errors["phone"] = "Enter a valid mobile number, like (212) 555-0123."
+            errors["phone"] = staff_text("Enter a valid mobile number, like (212) 555-0123.")
 
     if draft.send_now and not (draft.email or "").strip() and not (draft.phone or "").strip():
-        errors["email"] = (
+        errors["email"] = staff_text(
             "Enter an email address or a mobile number (or both) to send the link, or don't "
             "send it and show the patient its QR code at the desk."
         )
@@ -201,59 +213,71 @@ def clean_draft(draft: LinkDraft, rules: LinkRules) -> CleanLink:
     try:
         amount_cents = parse_amount(draft.amount, rules.min_cents, rules.max_cents)
     except AmountError as exc:
-        errors["amount"] = str(exc)
+        errors["amount"] = exc.message
 
     min_payment_cents = None
     if (draft.min_payment or "").strip():
         try:
             min_payment_cents = parse_amount(draft.min_payment, MIN_PART_PAYMENT_CENTS, None)
         except AmountError as exc:
-            errors["min_payment"] = str(exc).replace("The amount", "The minimum part payment")
+            errors["min_payment"] = (
+                staff_text(
+                    "The minimum part payment must be at least %(amount)s.",
+                    amount=format_cents(exc.cents),
+                )
+                if exc.kind == "too_small"
+                else exc.message
+            )
         else:
             if amount_cents and min_payment_cents >= amount_cents:
-                errors["min_payment"] = (
-                    "The minimum part payment must be less than the amount "
-                    f"({format_cents(amount_cents, rules.currency)}), or leave it empty to "
-                    "ask for the whole amount."
+                errors["min_payment"] = staff_text(
+                    "The minimum part payment must be less than the amount (%(amount)s), or "
+                    "leave it empty to ask for the whole amount.",
+                    amount=format_cents(amount_cents, rules.currency),
                 )
 
     reference = (draft.reference or "").strip()
     if len(reference) > REFERENCE_MAX:
-        errors["reference"] = f"The reference can be at most {REFERENCE_MAX} characters."
+        errors["reference"] = staff_text(
+            "The reference can be at most %(max)s characters.", max=REFERENCE_MAX
+        )
 
     description = (draft.description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        errors["description"] = f"The description can be at most {DESCRIPTION_MAX} characters."
+        errors["description"] = staff_text(
+            "The description can be at most %(max)s characters.", max=DESCRIPTION_MAX
+        )
 
     # Checked on what was typed, before any normalising: U+2028 and U+0085 count as whitespace
     # to str.split(), and validators may strip or accept what an email header then refuses.
-    for key, value, what, allow in (
-        ("patient_name", draft.patient_name, "the patient's name", LINE_BREAKS),
-        ("email", (draft.email or "").strip(), "the email address", ""),
-        ("phone", (draft.phone or "").strip(), "the mobile number", ""),
-        ("reference", reference, "the reference", ""),
-        ("description", description, "the description", LINE_BREAKS),
+    for key, value, allow in (
+        ("patient_name", draft.patient_name, LINE_BREAKS),
+        ("email", (draft.email or "").strip(), ""),
+        ("phone", (draft.phone or "").strip(), ""),
+        ("reference", reference, ""),
+        ("description", description, LINE_BREAKS),
     ):
         if has_invisible_characters(value or "", allow=allow):
-            errors[key] = invisible_message(what)
+            errors[key] = invisible_message(key)
 
     days = rules.expiry_days_default
     if (draft.expires_in_days or "").strip():
         days = parse_expires_in(draft.expires_in_days, rules.expiry_days_max)
         if days is None:
-            errors["expires_in_days"] = (
-                f"Enter the number of days the link stays valid, 1 to {rules.expiry_days_max}."
+            errors["expires_in_days"] = staff_text(
+                "Enter the number of days the link stays valid, 1 to %(max)s.",
+                max=rules.expiry_days_max,
             )
 
     language = Language.lookup((draft.language or "").strip() or rules.default_language)
     if language is None:
-        errors["language"] = "Choose English or Spanish."
+        errors["language"] = staff_text("Choose English or Spanish.")
 
     postal_code = None
     if (draft.postal_code or "").strip():
         postal_code = zip5(draft.postal_code)
         if postal_code is None:
-            errors["postal_code"] = (
+            errors["postal_code"] = staff_text(
                 "Enter a US ZIP code like 12345 or 12345-6789, or leave it empty."
             )
 
@@ -359,7 +383,10 @@ def reissue_link(
     if status in LINK_PAID_STATES:
         raise LinkError.already_paid()
     if status == LinkStatus.OPEN:
-        raise LinkError(LinkStatus.OPEN, "This link is still open; resend it instead of reissuing.")
+        raise LinkError(
+            LinkStatus.OPEN,
+            staff_text("This link is still open; resend it instead of reissuing."),
+        )
     # A link paid in part is reissued for what is left, still allowing part payments where the
     # minimum is below that.
     balance = old.balance_cents
@@ -543,7 +570,8 @@ def cancel_link(session: Session, link: PaymentLink, *, staff_id: int, now: date
     if not rows:
         session.rollback()
         raise LinkError(
-            "in_progress", "A payment is in progress on this link; try again in a minute."
+            "in_progress",
+            staff_text("A payment is in progress on this link; try again in a minute."),
         )
     audit.record(
         session,

@@ -122,7 +122,7 @@ def period_for(
         if end < start:
             raise PeriodError(staff_text("The first day must not be after the last."))
         if (end - start).days + 1 > MAX_DAYS:
-            raise PeriodError(staff_text("Choose at most %(max)s days.") % {"max": MAX_DAYS})
+            raise PeriodError(staff_text("Choose at most %(max)s days.", max=MAX_DAYS))
         return "custom", Period(start, end, tz)
     if choice not in PRESETS:
         choice = "30"

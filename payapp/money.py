@@ -4,11 +4,46 @@ from __future__ import annotations
 
 import re
 
+from .plaintext import staff_text
+
 _AMOUNT = re.compile(r"^\$?\s*(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?$", re.ASCII)
 
 
 class AmountError(ValueError):
-    """The amount text is not a valid amount; the message says what to type instead."""
+    """The amount text is not a valid amount; ``message`` says what to type instead (marked for
+    the catalogue, translated where it is shown), ``kind`` names why and ``cents`` is the bound
+    it broke, so a caller can say the same about its own field in a whole sentence."""
+
+    def __init__(self, kind: str, message: str, cents: int | None = None):
+        super().__init__(message)
+        self.kind, self.message, self.cents = kind, message, cents
+
+    @classmethod
+    def not_an_amount(cls):
+        return cls(
+            "not_an_amount",
+            staff_text("Enter the amount in dollars and cents, for example 125.00."),
+        )
+
+    @classmethod
+    def too_precise(cls):
+        return cls("too_precise", staff_text("Amounts have at most two decimal places (cents)."))
+
+    @classmethod
+    def too_small(cls, min_cents: int):
+        return cls(
+            "too_small",
+            staff_text("The amount must be at least %(amount)s.", amount=format_cents(min_cents)),
+            min_cents,
+        )
+
+    @classmethod
+    def too_large(cls, max_cents: int):
+        return cls(
+            "too_large",
+            staff_text("The amount can be at most %(amount)s.", amount=format_cents(max_cents)),
+            max_cents,
+        )
 
 
 def parse_amount(text: str, min_cents: int, max_cents: int | None) -> int:
@@ -16,15 +51,15 @@ def parse_amount(text: str, min_cents: int, max_cents: int | None) -> int:
     bound here, for callers whose own rule gives the better message)."""
     match = _AMOUNT.match((text or "").strip())
     if not match:
-        raise AmountError("Enter the amount in dollars and cents, for example 125.00.")
+        raise AmountError.not_an_amount()
     frac = match["frac"] or ""
     if len(frac) > 2:
-        raise AmountError("Amounts have at most two decimal places (cents).")
+        raise AmountError.too_precise()
     cents = int(match["whole"].replace(",", "")) * 100 + int(frac.ljust(2, "0"))
     if cents < min_cents:
-        raise AmountError(f"The amount must be at least {format_cents(min_cents)}.")
+        raise AmountError.too_small(min_cents)
     if max_cents is not None and cents > max_cents:
-        raise AmountError(f"The amount can be at most {format_cents(max_cents)}.")
+        raise AmountError.too_large(max_cents)
     return cents
 
 

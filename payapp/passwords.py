@@ -35,11 +35,9 @@ def password_problem(password: str | None, email: str = "") -> str | None:
     before or after, one character repeated, the email address)."""
     password = password or ""
     if len(password) < PASSWORD_MIN:
-        return staff_text("The password must be at least %(min)s characters.") % {
-            "min": PASSWORD_MIN
-        }
+        return staff_text("The password must be at least %(min)s characters.", min=PASSWORD_MIN)
     if len(password) > PASSWORD_MAX:
-        return staff_text("The password can be at most %(max)s characters.") % {"max": PASSWORD_MAX}
+        return staff_text("The password can be at most %(max)s characters.", max=PASSWORD_MAX)
     lowered = password.lower()
     email = (email or "").strip().lower()
     local_part = email.partition("@")[0]

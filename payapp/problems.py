@@ -63,7 +63,7 @@ def clean_draft(draft: ProblemDraft, phone_region: str) -> tuple[ProblemCategory
             "Keep it under %(max)s characters (%(count)s now).", max=TEXT_MAX, count=len(text)
         )
     elif has_invisible_characters(text, allow=LINE_BREAKS):
-        errors["text"] = invisible_message("your message")
+        errors["text"] = invisible_message("message")
     phone = None
     if (draft.callback_phone or "").strip():
         phone = normalize_phone(draft.callback_phone[:100], phone_region)
@@ -116,10 +116,10 @@ def resolve_report(
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise ProblemError(
-            {"note": staff_text("Keep the note under %(max)s characters.") % {"max": NOTE_MAX}}
+            {"note": staff_text("Keep the note under %(max)s characters.", max=NOTE_MAX)}
         )
     if has_invisible_characters(note, allow=LINE_BREAKS):
-        raise ProblemError({"note": invisible_message("the note")})
+        raise ProblemError({"note": invisible_message("note")})
     now = now or utcnow()
     done = session.execute(
         update(ProblemReport)

@@ -21,7 +21,7 @@ from .gateways import (
 )
 from .models import Payment, PaymentLink, Refund, StaffUser, utcnow
 from .money import format_cents
-from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message
+from .plaintext import LINE_BREAKS, has_invisible_characters, invisible_message, staff_text
 from .states import (
     LINK_PAID_STATES,
     REFUND_HOLDING_STATES,
@@ -71,27 +71,34 @@ def refund_payment(
     """Refund part or all of a completed payment through the gateway (committed)."""
     now = now or utcnow()
     if has_invisible_characters(reason or "", allow=LINE_BREAKS):
-        raise RefundError(invisible_message("the reason"))
+        raise RefundError(invisible_message("reason"))
     reason = " ".join((reason or "").split())
     if not reason:
-        raise RefundError("Give a short reason for the refund (the patient does not see it).")
+        raise RefundError(
+            staff_text("Give a short reason for the refund (the patient does not see it).")
+        )
     if len(reason) > REASON_MAX:
-        raise RefundError(f"The reason can be at most {REASON_MAX} characters.")
+        raise RefundError(
+            staff_text("The reason can be at most %(max)s characters.", max=REASON_MAX)
+        )
     if not request_key or len(request_key) > 64:
-        raise RefundError("This form is out of date. Reload the page and try again.")
+        raise RefundError(staff_text("This form is out of date. Reload the page and try again."))
     key = refund_key_for(payment, request_key)
     existing = session.scalar(select(Refund).where(Refund.idempotency_key == key))
     if existing is not None:
         return existing  # the same submission again (double click): one refund
     if payment.status != PaymentStatus.COMPLETED:
-        raise RefundError("Only a completed payment can be refunded.")
+        raise RefundError(staff_text("Only a completed payment can be refunded."))
     if amount_cents <= 0:
-        raise RefundError("Enter an amount above zero.")
+        raise RefundError(staff_text("Enter an amount above zero."))
     if amount_cents > payment.refundable_cents:
         raise RefundError(
-            f"You can refund at most {format_cents(payment.refundable_cents, payment.currency)} "
-            f"of this payment ({format_cents(payment.refunded_cents, payment.currency)} already "
-            "refunded)."
+            staff_text(
+                "You can refund at most %(amount)s of this payment (%(refunded)s already "
+                "refunded).",
+                amount=format_cents(payment.refundable_cents, payment.currency),
+                refunded=format_cents(payment.refunded_cents, payment.currency),
+            )
         )
     # Reserve the amount with a conditional update, so two refunds at once cannot over-refund.
     reserved = session.execute(
@@ -103,7 +110,9 @@ def refund_payment(
     ).rowcount
     if not reserved:
         session.rollback()
-        raise RefundError("Another refund just changed this payment. Reload and check the amount.")
+        raise RefundError(
+            staff_text("Another refund just changed this payment. Reload and check the amount.")
+        )
     refund = Refund(
         payment_id=payment.id,
         idempotency_key=key,
@@ -151,8 +160,10 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
         refund.status = RefundStatus.UNKNOWN
         session.commit()
         raise RefundError(
-            "No answer from the payment processor. The refund will be confirmed "
-            "automatically within a few minutes; don't refund again."
+            staff_text(
+                "No answer from the payment processor. The refund will be confirmed "
+                "automatically within a few minutes; don't refund again."
+            )
         ) from None
     except GatewayError as error:
         _release(session, refund, RefundStatus.FAILED)
@@ -181,10 +192,17 @@ def send_refund(session: Session, gateway: Gateway, refund: Refund) -> Refund:
 
 def _refund_error_message(error: GatewayError) -> str:
     if error.code == "REFUND_AMOUNT_INVALID":
-        return "The payment processor refused the amount: it is more than can still be refunded."
+        return staff_text(
+            "The payment processor refused the amount: it is more than can still be refunded."
+        )
     if error.category == "AUTHENTICATION_ERROR":
-        return "The payment processor rejected payapp's credentials; ask your administrator."
-    return f"The payment processor refused the refund ({error.code}). Nothing was refunded."
+        return staff_text(
+            "The payment processor rejected payapp's credentials; ask your administrator."
+        )
+    return staff_text(
+        "The payment processor refused the refund (%(code)s). Nothing was refunded.",
+        code=str(error.code),
+    )
 
 
 def _release(session: Session, refund: Refund, status: str) -> None:

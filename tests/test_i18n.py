@@ -356,6 +356,19 @@ def test_a_spanish_links_problem_form_and_its_thanks(app, client, link_factory):
     assert "recibió su reporte" in sent.text
 
 
+def test_a_spanish_problem_report_with_invisible_characters_is_refused_in_spanish(
+    client, link_factory
+):
+    link = link_factory(language="es")
+    form = client.get(f"{link.path}/problem")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)[1]
+    data = {"csrf_token": token, "category": "amount_wrong", "text": "hola\u202eadios"}
+    refused = client.post(f"{link.path}/problem", data=data)
+    assert refused.status_code == 422
+    assert "Quite los caracteres invisibles o de control de su mensaje" in refused.text
+    assert "Remove the invisible" not in refused.text
+
+
 def test_a_spanish_links_reminder_opt_out_page(app, client, link_factory):
     from payapp import reminders
 

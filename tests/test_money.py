@@ -64,3 +64,29 @@ def test_money_is_formatted_for_people_and_for_square():
     assert format_cents(1000, "CAD") == "10.00 CAD"
     assert cents_to_decimal_string(1500) == "15.00"
     assert cents_to_decimal_string(7) == "0.07"
+
+
+@pytest.mark.parametrize(
+    "text, kind, cents, message",
+    [
+        (
+            "ten",
+            "not_an_amount",
+            None,
+            "Enter the amount in dollars and cents, for example 125.00.",
+        ),
+        ("1.001", "too_precise", None, "Amounts have at most two decimal places (cents)."),
+        ("0.50", "too_small", 100, "The amount must be at least $1.00."),
+        ("10.01", "too_large", 1000, "The amount can be at most $10.00."),
+    ],
+)
+def test_an_amount_error_names_why_and_the_bound_it_broke(text, kind, cents, message):
+    """A caller says the same about its own field in a whole sentence (links.py's minimum part
+    payment); the message keeps its msgid and amount so a staff page can translate it."""
+    with pytest.raises(AmountError) as raised:
+        parse_amount(text, 100, 1000)
+    assert (raised.value.kind, raised.value.cents) == (kind, cents)
+    assert raised.value.message == str(raised.value) == message
+    if cents is not None:
+        assert raised.value.message.msgid.endswith("%(amount)s.")
+        assert raised.value.message.values == {"amount": message.split()[-1].rstrip(".")}

@@ -5,9 +5,12 @@ Three checks, each cheap and each able to fail:
 - templates: what a staff template writes literally (text and the attributes people read) has no
   words left outside ``{{ _("...") }}``, and no prose is passed to a macro as a bare string;
 - Python: flash messages, form labels and error texts in the staff views are gettext calls;
-- catalogue: every marked string is in messages.po (run the extract/update in docs/developer.md).
-A pseudo-translation then renders the main staff pages and finds no visible words it did not
-translate, other than the data the test put there.
+- catalogue: every marked string is in messages.po (run the extract/update in docs/developer.md);
+- domain messages: no sentence in the modules whose errors staff read (MESSAGE_MODULES) is
+  written outside staff_text / patient_text.
+A pseudo-translation then renders the main staff pages, and every error of the forms and
+actions whose messages the domain writes, and finds no visible words it did not translate, other
+than the data the test put there: a message is translated where it is shown, never where stored.
 """
 
 from __future__ import annotations
@@ -275,18 +278,6 @@ DATA = [
 ]
 
 
-def marked_where_written() -> set[str]:
-    """Words marked with staff_text / patient_text: plain str where written (labels, stored
-    details), translated where a page shows them once staff pages are translated."""
-    keywords = {"staff_text": None, "patient_text": None}
-    return {
-        message
-        for _file, _line, message, _comments, _context in extract_from_dir(
-            str(ROOT), method_map=[("payapp/**.py", "python")], keywords=keywords
-        )
-    }
-
-
 def untranslated_words(html: str, labels: set[str]) -> list[str]:
     while re.search(r"⟦[^⟦⟧]*⟧", html):  # translated, with any markup and data inside
         html = re.sub(r"⟦[^⟦⟧]*⟧", " ", html)
@@ -367,7 +358,9 @@ def test_the_main_staff_pages_show_no_word_the_catalogue_did_not_translate(
     pages["cancelled"] = staff_post(
         admin, f"/links/{other.id}/cancel", page_url=f"/links/{other.id}", follow_redirects=True
     )
-    labels = marked_where_written()
+    # No allowance for words marked where written (labels, domain messages): pages translate
+    # them where they show them, so each must come out translated.
+    labels: set[str] = set()
     inventory = app.extensions["payapp.inventory"]  # the script inventory's own words (data)
     for script in [*inventory.scripts.values(), *inventory.external]:
         labels |= {str(v) for v in script.values() if isinstance(v, str) and v}
@@ -378,3 +371,371 @@ def test_the_main_staff_pages_show_no_word_the_catalogue_did_not_translate(
             url,
             untranslated_words(response.text, labels),
         )
+
+
+# --- messages the domain writes for staff (links.py, money.py, refunds.py) ---------------------
+
+# Modules whose messages reach a staff page through an error: each sentence is written inside
+# staff_text() / patient_text() where it is raised, and translated by the view that shows it.
+MESSAGE_MODULES = [
+    "links.py",
+    "money.py",
+    "refunds.py",
+    "plaintext.py",
+    "accounts.py",
+    "passwords.py",
+    "problems.py",
+    "metrics.py",
+    "exports.py",
+    "link_requests.py",
+    "errors.py",
+    "decline_reasons.py",
+    "gateways/square_troubleshooting.py",
+]
+SENTENCE = re.compile(r"^[A-Z][a-z']*\s+\S.*[a-z)\d]\.?$")
+MARKING = TRANSLATING | {"staff_text", "patient_text"}
+# Written but never shown as a sentence to translate: logs, and stored audit details (records
+# in the language they were written in; see docs/developer.md, Translations).
+NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception"}
+
+
+def _text(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def unmarked_messages(source: str) -> list[str]:
+    """Sentences in a domain module written outside staff_text/patient_text (docstrings, logs
+    and audit details aside)."""
+    tree = ast.parse(source)
+    skip: set[int] = set()
+
+    def skip_all(node: ast.AST) -> None:
+        skip.update(id(sub) for sub in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and _text(first.value) is not None:
+                skip_all(first)
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in MARKING or name in NOT_SHOWN_CALLS:
+                skip_all(node)
+            for keyword in node.keywords:
+                if keyword.arg == "detail":
+                    skip_all(keyword)
+    found = []
+    for node in ast.walk(tree):
+        text = _text(node) if id(node) not in skip else None
+        if text is not None and SENTENCE.search(text.strip()):
+            found.append(f"line {node.lineno}: {text!r}")
+            skip_all(node)
+    return found
+
+
+@pytest.mark.parametrize("module", MESSAGE_MODULES)
+def test_every_message_a_domain_module_raises_for_staff_is_marked(module):
+    assert unmarked_messages((ROOT / "payapp" / module).read_text()) == []
+
+
+def test_the_message_check_finds_unmarked_sentences():
+    source = '''
+def clean(x):
+    """Docstrings are not messages."""
+    errors["name"] = "Enter the patient's name."
+    errors["amount"] = f"The amount can be at most {x}."
+    raise RefundError(f"You can refund at most {x} of this payment.")
+    raise LinkError(kind, "This link is still open; resend it instead of reissuing.")
+    return "The payment processor refused the refund."
+'''
+    assert len(unmarked_messages(source)) == 5
+    marked = """
+def clean(x):
+    errors["name"] = staff_text("Enter the patient's name.")
+    errors["amount"] = staff_text("The amount can be at most %(amount)s.", amount=x)
+    raise LinkError(kind, patient_text("This payment link has expired."))
+    log.warning("Refund %s still unsettled", x)
+    audit.record(session, action, detail=f"Refund of {x} requested")
+    return exc.message
+"""
+    assert unmarked_messages(marked) == []
+
+
+def test_a_domain_message_is_stored_in_english_and_translated_only_when_shown(app, monkeypatch):
+    """The domain never translates: its messages read as English wherever they go (logs, the
+    command line, stored text); i18n.translate, which the views call, translates them whole
+    with their values."""
+    import flask_babel
+
+    from payapp import i18n, links, money, refunds
+    from payapp.plaintext import INVISIBLE_MESSAGES
+
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    rules = links.LinkRules.from_config(app.config)
+    draft = links.LinkDraft(
+        patient_name="x" * 121,
+        email="x@",
+        phone="123",
+        amount="12.345",
+        reference="r" * 41,
+        description="d" * 201,
+        expires_in_days="abc",
+        language="fr",
+        postal_code="1234",
+        min_payment="0.50",
+    )
+    with app.test_request_context("/links/new"):
+        with pytest.raises(links.LinkInputError) as raised:
+            links.clean_draft(draft, rules)
+        messages = list(raised.value.errors.values())
+        with pytest.raises(money.AmountError) as too_large:
+            money.parse_amount("99", 100, 1000)
+        messages += [too_large.value.message, *INVISIBLE_MESSAGES.values()]
+        messages.append(refunds._refund_error_message(refunds.GatewayError("CARD_EXPIRED")))
+        assert len(messages) == 10 + 1 + len(INVISIBLE_MESSAGES) + 1
+        assert not any("⟦" in message for message in messages)
+        assert "The name can be at most 120 characters." in messages
+        assert "The minimum part payment must be at least $1.00." in messages
+        assert "The amount can be at most $10.00." in messages
+        shown = [i18n.translate(message) for message in messages]
+    assert "⟦The name can be at most 120 characters.⟧" in shown
+    assert "⟦The minimum part payment must be at least $1.00.⟧" in shown
+    assert "⟦The amount can be at most $10.00.⟧" in shown
+    assert "⟦The payment processor refused the refund (CARD_EXPIRED). Nothing was refunded.⟧" in (
+        shown
+    )
+    assert all(text.startswith("⟦") and text.endswith("⟧") for text in shown), shown
+
+
+def _errors_shown(html: str) -> list[str]:
+    """The field errors and flash alerts of a page: where the domain's messages appear."""
+    return re.findall(r'<p class="field-error"[^>]*>(.*?)</p>', html, re.S) + re.findall(
+        r'<div class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S
+    )
+
+
+NEW_LINK_ERRORS = {
+    "every field wrong": {
+        "patient_name": "x" * 121,
+        "email": "x@",
+        "phone": "123",
+        "amount": "12.345",
+        "reference": "r" * 41,
+        "description": "d" * 201,
+        "expires_in_days": "abc",
+        "language": "fr",
+        "postal_code": "1234",
+        "min_payment": "0.50",
+        "send_now": "y",
+    },
+    "nothing typed": {"send_now": "y"},
+    "invisible characters": {
+        "patient_name": "Jane\u202eDoe",
+        "email": "a\u200b@example.com",
+        "phone": "212\u200b5550123",
+        "amount": "10",
+        "reference": "INV\u200b1",
+        "description": "x\u2028y",
+    },
+    "amounts out of range": {"patient_name": "Dee Data", "amount": "99999999", "min_payment": "x"},
+    "minimum above the amount": {"patient_name": "Dee Data", "amount": "10", "min_payment": "20"},
+    "minimum with cents": {"patient_name": "Dee Data", "amount": "10", "min_payment": "1.234"},
+}
+
+
+@pytest.mark.parametrize("case", NEW_LINK_ERRORS, ids=str)
+def test_the_new_link_forms_error_messages_are_translated_where_shown(admin, monkeypatch, case):
+    import flask_babel
+
+    form = admin.get("/links/new").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    response = admin.post(
+        "/links/new", data={"csrf_token": csrf_from(form), **NEW_LINK_ERRORS[case]}
+    )
+    assert response.status_code == 422
+    errors = _errors_shown(response.text)
+    assert len(errors) >= 2  # the form's alert and at least one field
+    # No allowance for words marked where written: each message must be translated whole.
+    assert untranslated_words("".join(errors), set()) == [], errors
+
+
+REFUND_ERRORS = [
+    ("abc", "overpaid", "k"),  # not an amount
+    ("1.234", "overpaid", "k"),  # cents
+    ("0", "overpaid", "k"),  # below one cent
+    ("10", "", "k"),  # no reason
+    ("10", "over\u202epaid", "k"),  # an invisible character in the reason
+    ("10", "r" * 300, "k"),  # too long
+    ("10", "overpaid", ""),  # an old form
+    ("500", "overpaid", "k"),  # more than can be refunded
+]
+
+
+def test_refund_and_link_action_errors_are_translated_where_shown(
+    app, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    paid, other = link_factory(), link_factory(patient_name="Dee Data")
+    submit_card(app.test_client(), paid.path)
+    page = admin.get(f"/links/{paid.id}").text
+    payment_id = re.search(r'name="payment_id" value="(\d+)"', page)[1]
+    staff_post(admin, f"/links/{other.id}/cancel", page_url=f"/links/{other.id}")
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    shown = {}
+    for amount, reason, key in REFUND_ERRORS:
+        form = {"payment_id": payment_id, "refund_key": key, "amount": amount, "reason": reason}
+        answer = staff_post(
+            admin,
+            f"/links/{paid.id}/refund",
+            form,
+            page_url=f"/links/{paid.id}",
+            follow_redirects=True,
+        )
+        shown[f"refund {amount} {reason[:12]!r} {key!r}"] = answer
+    for action in ("cancel", "reissue"):  # cancelled: no second cancel; paid: no reissue
+        link = other if action == "cancel" else paid
+        shown[action] = staff_post(
+            admin,
+            f"/links/{link.id}/{action}",
+            page_url=f"/links/{link.id}",
+            follow_redirects=True,
+        )
+    page = admin.get(f"/links/{other.id}").text
+    shown["cancel (htmx)"] = admin.post(
+        f"/links/{other.id}/cancel",
+        data={"csrf_token": csrf_from(page)},
+        headers={"HX-Request": "true"},
+    )
+    for what, response in shown.items():
+        errors = [e for e in _errors_shown(response.text) if "⟦" in e]
+        assert errors, what
+        if what.startswith("refund"):  # the reason inside the view's sentence is translated too
+            assert any(re.fullmatch(r"⟦Refund not made: ⟦[^⟦⟧]+⟧⟧", e) for e in errors), errors
+        assert untranslated_words("".join(errors), set()) == [], (what, errors)
+
+
+def test_the_invisible_characters_message_is_translated_on_the_users_and_problems_pages(
+    app, client, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    from .test_problems import report_problem, stored_reports
+
+    report_problem(client, link_factory())
+    [report] = stored_reports(app)
+    users_form, problems_page = admin.get("/users/new").text, admin.get("/problems").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    new_user = admin.post(
+        "/users/new",
+        data={
+            "csrf_token": csrf_from(users_form),
+            "email": "new\u200b@example.com",
+            "role": "staff",
+            "password": "maple lantern orbit river",
+        },
+    )
+    admin.post(
+        f"/problems/{report.id}/resolve",
+        data={"csrf_token": csrf_from(problems_page), "note": "ok\u202e"},
+    )
+    resolved = admin.get("/problems")
+    for response in (new_user, resolved):
+        errors = [e for e in _errors_shown(response.text) if "invisible" in e]
+        assert errors and all(e.startswith("⟦Remove the invisible") for e in errors), errors
+
+
+GATEWAY_DETAILS = {
+    "AUTHENTICATION_ERROR/UNAUTHORIZED": "Square rejected payapp&#39;s access token",
+    "INVALID_REQUEST_ERROR/NOT_FOUND": "Square could not find something payapp asked for",
+    "API_ERROR/SOMETHING_NEW": "Square refused a payment request (API_ERROR/SOMETHING_NEW).",
+}
+
+
+def test_square_hints_and_surge_descriptions_on_the_banner_are_translated_where_shown(
+    app, admin, link_factory, monkeypatch
+):
+    import flask_babel
+
+    from payapp import audit
+    from payapp.db import get_session
+    from payapp.models import utcnow
+    from payapp.states import AuditAction
+
+    from .test_alerts_pages import fail_card_payments
+
+    assert fail_card_payments(app, link_factory)
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    for detail, hint in GATEWAY_DETAILS.items():
+        with app.app_context():
+            audit.record(get_session(), AuditAction.GATEWAY_ERROR, when=utcnow(), detail=detail)
+            get_session().commit()
+        html = admin.get("/links").text
+        banner = re.search(r'<div class="container alerts">(.*?)</div>', html, re.S)[1]
+        assert f"⟦{hint}" in banner, banner  # the hint, translated whole
+        surge = re.search(r'<div class="container alerts" id="surge-alerts">.*?</form>', html, re.S)
+        assert "⟦3 card payment failures of 3 in the window (100%; usually 0%)⟧" in surge[0]
+        assert untranslated_words(banner + surge[0], set()) == []  # codes and times are data
+
+
+def test_the_surge_sentences_read_each_kinds_label_as_before():
+    """One sentence per kind for the translator; in English, the kind's label mid-sentence."""
+    from payapp.alerts import DESCRIPTIONS
+    from payapp.states import SurgeKind
+
+    assert set(DESCRIPTIONS) == set(SurgeKind)
+    for kind, sentence in DESCRIPTIONS.items():
+        assert sentence == (
+            f"%(failures)s {kind.label} of %(total)s in the window (%(rate)s; usually %(baseline)s)"
+        )
+
+
+def test_messages_with_values_from_other_domain_modules_are_translated_whole(
+    app, admin, monkeypatch
+):
+    """Period, export and account messages carry their values (%(max)s, %(email)s) to the
+    page, which translates the sentence whole instead of showing it as formatted English."""
+    import flask_babel
+
+    users_form = admin.get("/users/new").text
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    strong = "maple lantern orbit river"
+    pages = {
+        "export too long": admin.get("/exports/links.csv?from=2020-01-01&to=2026-01-01"),
+        "export not a date": admin.get("/exports/links.csv?from=03/01/2030&to=2025-03-01"),
+        "period too long": admin.get("/dashboard?period=custom&from=2020-01-01&to=2026-01-01"),
+    }
+    for what, data in {
+        "short password": {"email": "new@example.com", "role": "staff", "password": "x"},
+        "taken email": {"email": "admin@example.com", "role": "staff", "password": strong},
+    }.items():
+        pages[what] = admin.post("/users/new", data={"csrf_token": csrf_from(users_form), **data})
+    for what, response in pages.items():
+        assert response.status_code in (200, 422), what
+        errors = [e for e in _errors_shown(response.text) if "⟦" in e]
+        assert errors, (what, _errors_shown(response.text))
+        assert untranslated_words("".join(errors), set()) == [], (what, errors)
+
+
+def test_staff_error_pages_are_translated_where_shown(staff, monkeypatch):
+    import flask_babel
+
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", lambda self: _Brackets())
+    for url, code in (("/users", 403), ("/links/999999", 404), ("/no-such-page", 404)):
+        response = staff.get(url)
+        assert response.status_code == code, url
+        main = re.search(r"<main.*?</main>", response.text, re.S)[0]
+        assert "⟦" in main and untranslated_words(main, set()) == [], (url, main)
+
+
+def test_the_staff_text_bench_runs_both_modes_on_both_pages(capsys):
+    from bench import staff_text
+
+    assert staff_text.main(["-n", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("as written (str, baseline)") == 2
+    assert printed.count("translated where shown") == 2

@@ -17,6 +17,7 @@ from ..accounts import UserError
 from ..db import get_session
 from ..extensions import limiter
 from ..htmx import render
+from ..i18n import translate
 from ..login import (
     SECOND_STEP_SECONDS,
     TOO_MANY_TRIES,
@@ -112,7 +113,7 @@ def submit_login():
             get_session(), form.email.data, form.password.data, policy=login_policy()
         )
     except AuthError as exc:
-        return render("auth/login.html", form=form, error=exc.message, status_code=422)
+        return render("auth/login.html", form=form, error=translate(exc.message), status_code=422)
     wanted = safe_next(form.next.data)
     session.clear()  # a fresh session at each step: nothing from before carries over
     if user.mfa_enabled:
@@ -159,7 +160,9 @@ def submit_second_step():
     try:
         method = verify_second_factor(get_session(), user, form.code.data, policy=login_policy())
     except AuthError as exc:
-        return render("auth/second_step.html", form=form, error=exc.message, status_code=422)
+        return render(
+            "auth/second_step.html", form=form, error=translate(exc.message), status_code=422
+        )
     wanted = session.get("pending_next")
     start_session(user)
     if method == "recovery code":
@@ -223,7 +226,11 @@ def submit_reauth():
             flash(TOO_MANY_TRIES, "error")
             return redirect(url_for("auth.show_login"), code=303)
         return render(
-            "auth/reauth.html", form=form, method=method, error=exc.message, status_code=422
+            "auth/reauth.html",
+            form=form,
+            method=method,
+            error=translate(exc.message),
+            status_code=422,
         )
     mark_confirmed()
     return redirect(safe_next(form.next.data) or url_for("staff.list_links"), code=303)
@@ -271,9 +278,9 @@ def submit_change_password():
                 end_session()
                 flash(TOO_MANY_TRIES, "error")
                 return redirect(url_for("auth.show_login"), code=303)
-            errors["current"] = exc.message
+            errors["current"] = translate(exc.message)
         except UserError as exc:
-            errors["new"] = str(exc)
+            errors["new"] = translate(exc.args[0])
     if errors:
         return render("auth/password.html", form=form, errors=errors, status_code=422)
     # This session stays; every other one ends.
@@ -321,7 +328,7 @@ def submit_mfa_setup():
     try:
         codes = confirm_mfa_enrolment(get_session(), g.staff, form.code.data)
     except UserError as exc:
-        return _render_mfa_setup(form, str(exc), 422)
+        return _render_mfa_setup(form, translate(exc.args[0]), 422)
     mark_confirmed()
     return render(
         "auth/recovery_codes.html",
@@ -343,7 +350,7 @@ def submit_new_recovery_codes():
     try:
         codes = regenerate_recovery_codes(get_session(), g.staff)
     except UserError as exc:
-        flash(str(exc), "error")
+        flash(translate(exc.args[0]), "error")
         return redirect(url_for("auth.show_account"), code=303)
     return render(
         "auth/recovery_codes.html",

@@ -13,6 +13,7 @@ from .. import link_requests, metrics
 from ..charts import bars
 from ..db import get_session
 from ..htmx import render
+from ..i18n import translate
 from ..money import format_cents
 from .guards import login_required
 
@@ -64,7 +65,7 @@ def show_dashboard():
             args.get("to", "", type=str)[:10],
         )
     except metrics.PeriodError as exc:
-        error = str(exc)
+        error = translate(exc.args[0])
         choice, period = metrics.period_for("30", now, tz)
     figures = metrics.dashboard(get_session(), period, now)
     chart = bars([(f"{d.day:%b} {d.day.day}", d.cents) for d in figures.trend])

@@ -11,6 +11,7 @@ from .. import exports
 from ..clinic import Clinic
 from ..db import get_session
 from ..htmx import render
+from ..i18n import translate
 from ..models import utcnow
 from .guards import login_required
 
@@ -46,7 +47,7 @@ def _download(kind: str):
     try:
         dates = exports.parse_range(first, last, clinic)
     except exports.ExportError as exc:
-        return _form(first[:20], last[:20], str(exc), status_code=422)
+        return _form(first[:20], last[:20], translate(exc.args[0]), status_code=422)
     session = get_session()
     exports.record_export(session, kind, dates, staff_id=g.staff.id)
     make = exports.link_lines if kind == "links" else exports.money_lines

@@ -12,6 +12,7 @@ from wtforms.validators import Length
 from .. import problems
 from ..db import get_or_404, get_session, page_number, paginate
 from ..htmx import render
+from ..i18n import translate
 from ..models import ProblemReport
 from .guards import login_required
 
@@ -58,7 +59,7 @@ def resolve_problem(report_id: int):
     try:
         problems.resolve_report(get_session(), report_id, g.staff.id, form.note.data or "")
     except problems.ProblemError as exc:
-        flash(str(exc), "error")
+        flash("; ".join(map(translate, exc.errors.values())), "error")
     else:
         flash(_("Problem report resolved."), "success")
     return redirect(back, code=303)

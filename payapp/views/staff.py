@@ -16,6 +16,7 @@ from ..clinic import Clinic
 from ..db import get_or_404, get_session, is_valid_id
 from ..errors import render_error
 from ..htmx import is_htmx_request, render
+from ..i18n import translate
 from ..models import LinkRequest, Payment, PaymentLink
 from ..money import AmountError, format_cents, parse_amount
 from ..qr import qr_svg
@@ -168,7 +169,8 @@ def submit_new_link():
     try:
         link = links.create_link(get_session(), draft, link_rules(), created_by_id=g.staff.id)
     except links.LinkInputError as exc:
-        return render("staff/link_new.html", form=form, errors=exc.errors, status_code=422)
+        errors = {name: translate(message) for name, message in exc.errors.items()}
+        return render("staff/link_new.html", form=form, errors=errors, status_code=422)
     flash(_("Payment link created."), "success")
     if form.send_now.data:
         send_and_report(link)
@@ -217,9 +219,9 @@ def refund_link(link_id: int):
             request_key=request.form.get("refund_key", ""),
         )
     except AmountError as exc:
-        flash(_("Refund not made: %(reason)s", reason=exc), "error")
+        flash(_("Refund not made: %(reason)s", reason=translate(exc.message)), "error")
     except refunds.RefundError as exc:
-        flash(_("Refund not made: %(reason)s", reason=exc.message), "error")
+        flash(_("Refund not made: %(reason)s", reason=translate(exc.message)), "error")
     else:
         notify.send_due_notices_for(current_app, get_session())
         amount = format_cents(refund.amount_cents, payment.currency)
@@ -240,7 +242,7 @@ def cancel_link(link_id: int):
     except links.LinkError as exc:
         if is_htmx_request():
             return render_error(409, exc.message)
-        flash(exc.message, "error")
+        flash(translate(exc.message), "error")
         return redirect(url_for("staff.show_link", link_id=link.id), code=303)
     if is_htmx_request():
         # The list's row swaps in place; the page stays where it is.
@@ -290,12 +292,15 @@ def reissue_link(link_id: int):
     try:
         new = links.reissue_link(get_session(), old, link_rules(), staff_id=g.staff.id)
     except links.LinkError as exc:
-        flash(exc.message, "error")
+        flash(translate(exc.message), "error")
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
     except links.LinkInputError as exc:
         # Details stored before today's rules (e.g. an invisible character in the reference).
         flash(
-            _("Not reissued: %(errors)s Create a new link.", errors=" ".join(exc.errors.values())),
+            _(
+                "Not reissued: %(errors)s Create a new link.",
+                errors=" ".join(map(translate, exc.errors.values())),
+            ),
             "error",
         )
         return redirect(url_for("staff.show_link", link_id=old.id), code=303)
@@ -318,11 +323,14 @@ def reissue_requested_link(request_id: int):
             get_session(), task.id, staff_id=g.staff.id, rules=link_rules()
         )
     except (link_requests.LinkRequestError, links.LinkError) as exc:
-        flash(exc.message, "error")
+        flash(translate(exc.message), "error")
         return redirect(url_for("dashboard.show_dashboard"), code=303)
     except links.LinkInputError as exc:
         flash(
-            _("Not reissued: %(errors)s Create a new link.", errors=" ".join(exc.errors.values())),
+            _(
+                "Not reissued: %(errors)s Create a new link.",
+                errors=" ".join(map(translate, exc.errors.values())),
+            ),
             "error",
         )
         return redirect(url_for("dashboard.show_dashboard"), code=303)
@@ -338,7 +346,7 @@ def dismiss_link_request(request_id: int):
     try:
         link_requests.dismiss_request(get_session(), task.id, staff_id=g.staff.id)
     except link_requests.LinkRequestError as exc:
-        flash(exc.message, "error")
+        flash(translate(exc.message), "error")
     else:
         flash(_("Request dismissed; nothing was sent."), "success")
     return redirect(url_for("dashboard.show_dashboard"), code=303)

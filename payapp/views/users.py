@@ -18,6 +18,7 @@ from wtforms.validators import Length
 from .. import accounts, login, mfa
 from ..db import get_or_404, get_session
 from ..htmx import render
+from ..i18n import translate
 from ..models import StaffUser, utcnow
 from ..passwords import PASSWORD_MAX
 from .guards import login_policy, reauth_required, role_required
@@ -100,7 +101,7 @@ def submit_new_user():
             by=g.staff,
         )
     except accounts.UserError as exc:
-        errors = {exc.field or "form": str(exc)}
+        errors = {exc.field or "form": translate(exc.args[0])}
         return render(
             "users/new.html", form=form, roles=ROLE_CHOICES, errors=errors, status_code=422
         )
@@ -143,7 +144,7 @@ def _change(user_id: int, change, done: str):
     try:
         change(get_session(), user, by=g.staff)
     except accounts.UserError as exc:
-        flash(str(exc), "error")
+        flash(translate(exc.args[0]), "error")
     else:
         flash(done % {"email": user.email}, "success")
     return back_to(user)
@@ -227,7 +228,7 @@ def set_temporary_password(user_id: int):
         try:
             accounts.set_temporary_password(get_session(), user, form.password.data or "", g.staff)
         except accounts.UserError as exc:
-            error = str(exc)
+            error = translate(exc.args[0])
     if error:
         return render(
             "users/detail.html",
