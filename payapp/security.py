@@ -3,6 +3,8 @@ the headers Talisman does not set, and serving only inventoried scripts (integri
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -12,6 +14,7 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import want_bytes
+from itsdangerous.signer import HMACAlgorithm
 
 from .extensions import csrf, limiter, talisman
 from .gateways import square_browser
@@ -98,9 +101,32 @@ def extend_csp_for_square(response):
 _derived_keys: dict[tuple, bytes] = {}
 
 
+class OneShotHMAC(HMACAlgorithm):
+    """itsdangerous' HMAC, the same bytes, in one call to OpenSSL: its default digest is a
+    Python function (``_lazy_sha1``) that sends ``hmac.new`` down the pure-Python path (two
+    hash objects and two translations of the key per signature)."""
+
+    def __init__(self, digest_method=None):
+        super().__init__(digest_method)
+        name = getattr(self.digest_method(), "name", None)
+        # A hashlib hash by name (sha1 for Flask's and flask-wtf's); anything else the stock way.
+        self.digest_name = name if name in hashlib.algorithms_guaranteed else None
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        if self.digest_name is None:
+            return super().get_signature(key, value)
+        return hmac.digest(key, value, self.digest_name)
+
+
 class KeptKeySigner(TimestampSigner):
     """itsdangerous' TimestampSigner, the same signatures, with the key it derives from a secret
-    and salt (an HMAC or hash on every signature and every check) worked out once per process."""
+    and salt (an HMAC or hash on every signature and every check) worked out once per process,
+    and its HMAC made in one call (OneShotHMAC)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if type(self.algorithm) is HMACAlgorithm:
+            self.algorithm = OneShotHMAC(self.algorithm.digest_method)
 
     def derive_key(self, secret_key=None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
@@ -112,6 +138,21 @@ class KeptKeySigner(TimestampSigner):
                 _derived_keys.clear()
             _derived_keys[key] = derived
         return derived
+
+
+class KeptSignerSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URLSafeTimedSerializer, the same output, with its signer built once per salt
+    instead of on every call (a signer holds no per-call state)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._signers: dict = {}
+
+    def make_signer(self, salt=None):
+        signer = self._signers.get(salt)
+        if signer is None:
+            signer = self._signers[salt] = super().make_signer(salt)
+        return signer
 
 
 _PLAIN = (str, int, bool, type(None))
@@ -158,7 +199,7 @@ class SessionCookies(SecureCookieSessionInterface):
         serializer = self._serializers.get(keys)
         if serializer is None:
             # As Flask builds it (current key last), with the signer that keeps its key.
-            serializer = self._serializers[keys] = URLSafeTimedSerializer(
+            serializer = self._serializers[keys] = KeptSignerSerializer(
                 list(keys),
                 salt=self.salt,
                 serializer=self.serializer,
@@ -173,7 +214,7 @@ class SessionCookies(SecureCookieSessionInterface):
 
 # flask-wtf signs its CSRF tokens with this salt (flask_wtf.csrf.generate_csrf / validate_csrf).
 CSRF_SALT = "wtf-csrf-token"
-_csrf_serializers: dict[object, URLSafeTimedSerializer] = {}
+_csrf_serializers: dict[object, KeptSignerSerializer] = {}
 
 
 def csrf_token() -> str:
@@ -192,7 +233,7 @@ def csrf_token() -> str:
     if field_name not in g:
         serializer = _csrf_serializers.get(secret_key)
         if serializer is None:
-            serializer = URLSafeTimedSerializer(secret_key, salt=CSRF_SALT, signer=KeptKeySigner)
+            serializer = KeptSignerSerializer(secret_key, salt=CSRF_SALT, signer=KeptKeySigner)
             if len(_csrf_serializers) >= 8:  # keys change only in tests and rotations
                 _csrf_serializers.clear()
             _csrf_serializers[secret_key] = serializer
