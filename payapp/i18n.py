@@ -83,6 +83,9 @@ def use_language_of_the_token() -> None:
 
 def switch_language():
     """``?lang=es`` on a patient's page: remember the choice and show the page without it."""
+    # No query string, no ?lang: most requests stop here without parsing their arguments.
+    if not request.query_string:
+        return None
     if request.blueprint not in PATIENT_BLUEPRINTS or "lang" not in request.args:
         return None
     if request.method != "GET":

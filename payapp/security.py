@@ -192,6 +192,67 @@ class SessionCookies(SecureCookieSessionInterface):
     def __init__(self):
         self._serializers: dict[tuple, object] = {}
 
+    def save_session(self, app, session, response) -> None:
+        """Flask's save_session, step for step, with "Vary: Cookie" added by add_vary_cookie."""
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        secure = self.get_cookie_secure(app)
+        partitioned = self.get_cookie_partitioned(app)
+        samesite = self.get_cookie_samesite(app)
+        httponly = self.get_cookie_httponly(app)
+        if session.accessed:
+            add_vary_cookie(response)
+        if not session:
+            if session.modified:
+                response.delete_cookie(
+                    name,
+                    domain=domain,
+                    path=path,
+                    secure=secure,
+                    partitioned=partitioned,
+                    samesite=samesite,
+                    httponly=httponly,
+                )
+                add_vary_cookie(response)
+            return
+        if not self.should_set_cookie(app, session):
+            return
+        expires = self.get_expiration_time(app, session)
+        val = self.get_signing_serializer(app).dumps(dict(session))
+        response.set_cookie(
+            name,
+            val,
+            expires=expires,
+            httponly=httponly,
+            domain=domain,
+            path=path,
+            secure=secure,
+            partitioned=partitioned,
+            samesite=samesite,
+        )
+        add_vary_cookie(response)
+
+
+# What response.vary.add("Cookie") leaves for the Vary values our pages start from; any other
+# value goes through werkzeug's parse and rewrite.
+_VARY_WITH_COOKIE = {
+    None: "Cookie",
+    "Cookie": "Cookie",
+    "HX-Request": "HX-Request, Cookie",
+    "HX-Request, Cookie": "HX-Request, Cookie",
+}
+
+
+def add_vary_cookie(response) -> None:
+    """``response.vary.add("Cookie")``, the same header, without parsing it twice a request."""
+    current = response.headers.get("Vary")
+    wanted = _VARY_WITH_COOKIE.get(current)
+    if wanted is None:
+        response.vary.add("Cookie")
+    elif wanted != current:
+        response.headers["Vary"] = wanted
+
     def get_signing_serializer(self, app):
         if not app.secret_key:
             return None
