@@ -181,6 +181,26 @@ class SessionJSON(TaggedJSONSerializer):
         return super().dumps(value)
 
 
+# What response.vary.add("Cookie") leaves for the Vary values our pages start from; any other
+# value goes through werkzeug's parse and rewrite.
+_VARY_WITH_COOKIE = {
+    None: "Cookie",
+    "Cookie": "Cookie",
+    "HX-Request": "HX-Request, Cookie",
+    "HX-Request, Cookie": "HX-Request, Cookie",
+}
+
+
+def add_vary_cookie(response) -> None:
+    """``response.vary.add("Cookie")``, the same header, without parsing it twice a request."""
+    current = response.headers.get("Vary")
+    wanted = _VARY_WITH_COOKIE.get(current)
+    if wanted is None:
+        response.vary.add("Cookie")
+    elif wanted != current:
+        response.headers["Vary"] = wanted
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, the same cookies, for less work per request: the signing
     serializer is built once per set of keys instead of twice per request (it holds no
@@ -232,26 +252,6 @@ class SessionCookies(SecureCookieSessionInterface):
             samesite=samesite,
         )
         add_vary_cookie(response)
-
-
-# What response.vary.add("Cookie") leaves for the Vary values our pages start from; any other
-# value goes through werkzeug's parse and rewrite.
-_VARY_WITH_COOKIE = {
-    None: "Cookie",
-    "Cookie": "Cookie",
-    "HX-Request": "HX-Request, Cookie",
-    "HX-Request, Cookie": "HX-Request, Cookie",
-}
-
-
-def add_vary_cookie(response) -> None:
-    """``response.vary.add("Cookie")``, the same header, without parsing it twice a request."""
-    current = response.headers.get("Vary")
-    wanted = _VARY_WITH_COOKIE.get(current)
-    if wanted is None:
-        response.vary.add("Cookie")
-    elif wanted != current:
-        response.headers["Vary"] = wanted
 
     def get_signing_serializer(self, app):
         if not app.secret_key:
