@@ -158,23 +158,69 @@ SESSIONS = [
     {"_flashes": [("success", "We won't send you reminders.")]},  # tagged: the stock way
     {" t": "looks like a tag"},
     {"when": datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "html": Markup("<b>x</b>")},
+    {"csrf_token": "c" * 40, "long": "d" * 200},  # long enough to be compressed, as Flask does
 ]
 
 
 @pytest.mark.parametrize("value", SESSIONS)
-def test_our_session_cookie_is_byte_for_byte_flasks(app, value):
+def test_our_session_cookie_is_flasks_but_a_short_one_is_never_compressed(app, value):
     from flask.json.tag import TaggedJSONSerializer
     from flask.sessions import SecureCookieSessionInterface
 
-    from payapp.security import SessionJSON
+    from payapp.security import UNCOMPRESSED_UP_TO, SessionJSON
 
     assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)  # no app
     with app.test_request_context("/"), time_machine.travel("2026-11-30 12:00:00Z", tick=False):
         assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)
         stock = SecureCookieSessionInterface().get_signing_serializer(app)
         ours = app.session_interface.get_signing_serializer(app)
-        assert ours.dumps(value) == stock.dumps(value)
-        assert stock.loads(ours.dumps(value)) == ours.loads(stock.dumps(value)) == value
+        cookie, flasks = ours.dumps(value), stock.dumps(value)
+        assert stock.loads(cookie) == ours.loads(flasks) == value
+        if len(SessionJSON().dumps(value).encode()) > UNCOMPRESSED_UP_TO:
+            assert cookie == flasks
+        else:
+            # Flask's own serializer with compression off writes exactly this cookie.
+            assert cookie == uncompressed(stock).dumps(value)
+            assert not cookie.startswith(".")
+
+
+def uncompressed(serializer):
+    """``serializer``'s copy that never compresses (itsdangerous decides by length alone)."""
+    from unittest import mock
+
+    plain = mock.Mock(compress=lambda data: data + b"longer")
+    copy = type(serializer).__new__(type(serializer))
+    copy.__dict__.update(serializer.__dict__)
+    real = type(serializer).dump_payload
+
+    def dump_payload(obj):
+        with mock.patch("itsdangerous.url_safe.zlib", plain):
+            return real(copy, obj)
+
+    copy.dump_payload = dump_payload
+    return copy
+
+
+def test_a_new_visitors_cookie_and_csrf_token_are_byte_for_byte_flask_and_flask_wtfs(app):
+    # A random token never compresses, so every real patient's cookie and token are exactly what
+    # Flask and flask-wtf would have written.
+    from flask import g, session
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_wtf.csrf import generate_csrf
+
+    from payapp.security import csrf_token
+
+    stock_cookies = SecureCookieSessionInterface().get_signing_serializer(app)
+    ours = app.session_interface.get_signing_serializer(app)
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        for _ in range(200):
+            with app.test_request_context("/"):
+                token = csrf_token()
+                raw = session["csrf_token"]
+                g.pop("csrf_token")
+                assert generate_csrf() == token  # flask-wtf's own, signing the same raw token
+                assert session["csrf_token"] == raw
+                assert ours.dumps(dict(session)) == stock_cookies.dumps(dict(session))
 
 
 def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_not(app):
