@@ -241,3 +241,45 @@ def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_n
                 ours.get_signing_serializer(app).loads(old_cookie)
         finally:
             app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = previous_key, previous_fallbacks
+
+
+def response_cases():
+    yield "page", dict(response="<p>hi</p>", headers={"Vary": "HX-Request"})
+    yield "json", dict(response='{"status":"ok"}', mimetype="application/json")
+    yield "redirect", dict(status=303, headers={"Location": "/pay/x?lang=es"})
+    yield "content location", dict(response="x", headers={"Content-Location": "/ü"})
+    yield "no content", dict(status=204, headers={"Content-Length": "0"})
+    yield "not modified", dict(status=304, headers={"Content-Type": "text/html"})
+    yield "switching", dict(status=101)
+    yield "own length", dict(response="abc", headers={"Content-Length": "3"})
+    yield "streamed", dict(response=iter([b"a", b"b"]))
+    yield "two cookies", dict(response="x", headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+
+
+@pytest.mark.parametrize("case", list(response_cases()), ids=lambda case: case[0])
+def test_our_responses_send_exactly_werkzeugs_headers(app, case):
+    from flask import Response
+
+    from payapp import PayResponse
+
+    with app.test_request_context("/pay/x", base_url="https://pay.example.org"):
+        environ = app.test_request_context("/pay/x").request.environ
+        ours = PayResponse(**case[1]).get_wsgi_headers(environ)
+        stock = Response(**case[1]).get_wsgi_headers(environ)
+    assert list(ours.items()) == list(stock.items())
+    assert type(ours) is type(stock)
+
+
+def test_a_header_value_with_a_line_break_is_still_refused_when_sent(app):
+    from payapp import PayResponse
+
+    response = PayResponse("x")
+    response.headers._list.append(("X-Smuggled", "a\r\nSet-Cookie: b=1"))  # past set()'s check
+    with app.test_request_context("/"), pytest.raises(ValueError, match="newline"):
+        response.get_wsgi_headers(app.test_request_context("/").request.environ)
+
+
+def test_the_app_answers_with_our_responses(app):
+    from payapp import PayResponse
+
+    assert app.response_class is PayResponse
