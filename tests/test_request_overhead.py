@@ -283,3 +283,26 @@ def test_the_app_answers_with_our_responses(app):
     from payapp import PayResponse
 
     assert app.response_class is PayResponse
+
+
+def test_csrf_is_checked_by_flask_wtf_on_every_write_and_never_on_a_read(
+    app, client, link_factory, monkeypatch
+):
+    from payapp.extensions import csrf
+    from payapp.security import FLASK_WTF_HOOK
+
+    hooks = [f.__qualname__ for f in app.before_request_funcs[None]]
+    assert FLASK_WTF_HOOK not in hooks  # replaced in place, not added beside
+    assert hooks.count("ask_the_method_first.<locals>.csrf_protect") == 1
+    checked = []
+    stock = type(csrf).protect
+    monkeypatch.setattr(
+        type(csrf), "protect", lambda self, **kw: checked.append(kw) or stock(self, **kw)
+    )
+    link = link_factory()
+    assert client.get(link.path).status_code == 200
+    assert client.head(link.path).status_code == 200
+    assert checked == []
+    response = client.post(link.path, data={"source_id": "cnon:card-nonce-ok"})
+    assert response.status_code == 400  # no token: refused, as before
+    assert checked == [{"apply_exemptions": True}]
