@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 
 from flask import abort, current_app, g, has_app_context, request, session
@@ -15,6 +16,7 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm
+from werkzeug.http import dump_cookie
 
 from .extensions import csrf, limiter, talisman
 from .gateways import square_browser
@@ -217,6 +219,44 @@ def add_vary_cookie(response) -> None:
         response.headers["Vary"] = wanted
 
 
+# Characters werkzeug never quotes in a cookie value (a subset of its own list): a signed
+# cookie's URL-safe base64 and dots.
+COOKIE_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.\-]*")
+_cookie_templates: dict[tuple, tuple[str, str]] = {}
+
+
+def set_cookie(response, key: str, value: str, **attributes) -> None:
+    """``response.set_cookie(key, value, **attributes)``, the same Set-Cookie header. werkzeug
+    writes the same attributes around every value (quoting the path, checking SameSite, ...);
+    for a session cookie's plain value and no expiry here they are written once per set of
+    attributes and kept. An expiring cookie, a value needing quotes or a cookie over the size
+    browsers keep (werkzeug warns) goes werkzeug's way."""
+    if (
+        attributes.get("expires") is not None
+        or attributes.get("max_age") is not None
+        or not COOKIE_PLAIN_VALUE.fullmatch(value)
+    ):
+        response.set_cookie(key, value, **attributes)
+        return
+    template_key = (key, response.max_cookie_size, *sorted(attributes.items()))
+    template = _cookie_templates.get(template_key)
+    if template is None:
+        head = f"{key.encode().decode('latin1')}="
+        empty = dump_cookie(key, "", max_size=0, **attributes)
+        if not empty.startswith(head):  # never with werkzeug 3.1; then always werkzeug's way
+            response.set_cookie(key, value, **attributes)
+            return
+        if len(_cookie_templates) >= 64:  # attributes change only in tests
+            _cookie_templates.clear()
+        template = _cookie_templates[template_key] = (head, empty[len(head) :])
+    header = template[0] + value + template[1]
+    max_size = response.max_cookie_size
+    if max_size and len(header) > max_size:
+        response.set_cookie(key, value, **attributes)  # werkzeug's warning
+        return
+    response.headers.add("Set-Cookie", header)
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, the same cookies, for less work per request: the signing
     serializer is built once per set of keys instead of twice per request (it holds no
@@ -256,7 +296,8 @@ class SessionCookies(SecureCookieSessionInterface):
             return
         expires = self.get_expiration_time(app, session)
         val = self.get_signing_serializer(app).dumps(dict(session))
-        response.set_cookie(
+        set_cookie(
+            response,
             name,
             val,
             expires=expires,
@@ -395,10 +436,12 @@ def refuse_repeated_fields():
 
 def add_security_headers(response):
     headers = response.headers
-    # headers.setdefault, the same result, with one look for the name instead of three.
-    if "Cross-Origin-Opener-Policy" not in headers:
+    # What headers.setdefault does, in one pass: werkzeug looks a name up three times, and
+    # raises and catches an exception for each name missing (issue 10, fifth round).
+    present = {name.lower() for name, _value in headers}
+    if "cross-origin-opener-policy" not in present:
         headers.add("Cross-Origin-Opener-Policy", "same-origin")
-    if "X-Content-Type-Options" not in headers:
+    if "x-content-type-options" not in present:
         headers.add("X-Content-Type-Options", "nosniff")
     # Pages carry patient data or a payment token: no cache may keep them. (/assets/ sets its
     # own: fingerprinted files, public and immutable.)

@@ -306,3 +306,43 @@ def test_csrf_is_checked_by_flask_wtf_on_every_write_and_never_on_a_read(
     response = client.post(link.path, data={"source_id": "cnon:card-nonce-ok"})
     assert response.status_code == 400  # no token: refused, as before
     assert checked == [{"apply_exemptions": True}]
+
+
+COOKIE_ATTRIBUTES = [
+    dict(httponly=True, domain=None, path="/", secure=True, partitioned=False, samesite="Lax"),
+    dict(httponly=False, domain="pay.example.org", path="/a b", secure=False, samesite=None),
+    dict(httponly=True, path="/", secure=False, partitioned=True, samesite="strict"),
+    dict(expires=datetime(2026, 12, 1, tzinfo=UTC), httponly=True, path="/", secure=True),
+    dict(max_age=600, path="/"),
+]
+COOKIE_VALUES = ["eyJjc3JmX3Rva2VuIjoiYSJ9.Z0s7sA.x-Y_z", "", 'say "hi"; yes', "é", "v" * 5000]
+
+
+@pytest.mark.parametrize("attributes", COOKIE_ATTRIBUTES)
+@pytest.mark.filterwarnings("ignore:The 'session' cookie is too large")
+def test_our_session_cookie_header_is_werkzeugs(attributes):
+    from flask import Response
+
+    from payapp.security import set_cookie
+
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        for value in COOKIE_VALUES:
+            for _ in range(2):  # the second time from the kept attributes
+                ours, stock = Response(), Response()
+                set_cookie(ours, "session", value, **attributes)
+                stock.set_cookie("session", value, **attributes)
+                assert ours.headers.getlist("Set-Cookie") == stock.headers.getlist("Set-Cookie")
+
+
+def test_security_headers_a_response_set_itself_are_kept(app):
+    from flask import Response
+
+    from payapp.security import add_security_headers
+
+    response = Response("x", headers={"x-content-type-options": "nosniff", "Pragma": "x"})
+    with app.test_request_context("/pay/x"):
+        headers = add_security_headers(response).headers
+    assert headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert headers.getlist("Cross-Origin-Opener-Policy") == ["same-origin"]
+    assert headers.getlist("Pragma") == ["no-cache"]
+    assert headers.getlist("Cache-Control") == ["no-store"]

@@ -254,7 +254,8 @@ def open_page(app, row, status: str):
     if page is None:
         page = pages.cut(pages.render(row, status))
         pages.pages.put(key, page)
-    response = app.response_class(pages.fill(page))
+    # The default type, named: werkzeug otherwise looks for a Content-Type first (an exception).
+    response = app.response_class(pages.fill(page), mimetype="text/html")
     # What response.vary.add("HX-Request") writes on a response that has no Vary yet.
     response.headers["Vary"] = "HX-Request"
     return response
