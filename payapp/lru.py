@@ -18,11 +18,15 @@ class LruCache:
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Any | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
+        # No lock: each OrderedDict call is atomic under the GIL, and a key that another thread
+        # removed in between is simply not moved (the value read is still the one stored).
+        value = self._items.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the move
                 self._items.move_to_end(key)
-            return value
+            except KeyError:
+                pass
+        return value
 
     def put(self, key: Hashable, value: Any) -> None:
         if self.size <= 0:
