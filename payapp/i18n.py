@@ -52,11 +52,12 @@ def patient_language() -> Language:
     """The language of this request's page (English outside the patient's pages)."""
     if not has_request_context() or not on_patient_page():
         return Language.EN
-    for candidate in (
-        session.get(CHOICE_KEY),
-        g.get("link_language"),
-        current_app.config["DEFAULT_LANGUAGE"],
-    ):
+    return page_language(session.get(CHOICE_KEY), g.get("link_language"))
+
+
+def page_language(choice: object, link_language: object) -> Language:
+    """A patient's page's language: their choice, else the link's, else the clinic's default."""
+    for candidate in (choice, link_language, current_app.config["DEFAULT_LANGUAGE"]):
         language = clean_language(candidate)
         if language is not None:
             return language

@@ -268,6 +268,13 @@ class SessionCookies(SecureCookieSessionInterface):
     def __init__(self):
         self._serializers: dict[tuple, object] = {}
 
+    def open_session(self, app, request):
+        # A request with no Cookie header at all (a new visitor, wrk) gets the new session Flask
+        # would give it, without parsing the absent header first.
+        if "HTTP_COOKIE" not in request.environ and self.get_signing_serializer(app) is not None:
+            return self.session_class()
+        return super().open_session(app, request)
+
     def save_session(self, app, session, response) -> None:
         """Flask's save_session, step for step, with "Vary: Cookie" added by add_vary_cookie."""
         name = self.get_cookie_name(app)

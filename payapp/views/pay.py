@@ -205,7 +205,10 @@ class OpenPages:
         self._cut = re.compile("|".join(map(re.escape, self.markers.values())))
 
     def key(self, path: str, row, status: str) -> tuple:
-        return (path, status, i18n.patient_language().value, tuple(row))
+        # i18n.patient_language() on this page (the view has just made the row's language the
+        # link's), without working out again that this is a patient's page.
+        language = i18n.page_language(session.get(i18n.CHOICE_KEY), row.language)
+        return (path, status, language.value, tuple(row))
 
     def render(self, row, status: str) -> str:
         markers = self.markers
