@@ -349,27 +349,30 @@ def csrf_token() -> str:
     instead of on every call (a tenth of the open pay page, issue 10's fourth round), and the raw
     token is 160 random bits as 40 hex digits from ``secrets`` (flask-wtf hashes 512 random bits
     with SHA-1 to the same shape)."""
-    config = current_app.config
-    secret_key = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    app = current_app._get_current_object()  # each object once, not through its proxy each time
+    config = app.config
+    secret_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
     field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if secret_key is None or field_name is None:
         raise RuntimeError("CSRF is not configured.")
-    token = g.get(field_name)
-    if field_name not in g:
+    request_globals = g._get_current_object()
+    token = request_globals.get(field_name)
+    if field_name not in request_globals:
         serializer = _csrf_serializers.get(secret_key)
         if serializer is None:
             serializer = KeptSignerSerializer(secret_key, salt=CSRF_SALT, signer=KeptKeySigner)
             if len(_csrf_serializers) >= 8:  # keys change only in tests and rotations
                 _csrf_serializers.clear()
             _csrf_serializers[secret_key] = serializer
-        if field_name not in session:
-            session[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
+        visitor = session._get_current_object()
+        if field_name not in visitor:
+            visitor[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
         try:
-            token = serializer.dumps(session[field_name])
+            token = serializer.dumps(visitor[field_name])
         except TypeError:
-            session[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
-            token = serializer.dumps(session[field_name])
-        setattr(g, field_name, token)
+            visitor[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
+            token = serializer.dumps(visitor[field_name])
+        setattr(request_globals, field_name, token)
     return token
 
 
