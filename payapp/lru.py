@@ -18,15 +18,11 @@ class LruCache:
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Any | None:
-        # No lock: each OrderedDict call is atomic under the GIL, and a key that another thread
-        # removed in between is simply not moved (the value read is still the one stored).
-        value = self._items.get(key)
-        if value is not None:
-            try:  # noqa: SIM105 - contextlib.suppress costs more than the move
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
                 self._items.move_to_end(key)
-            except KeyError:
-                pass
-        return value
+            return value
 
     def put(self, key: Hashable, value: Any) -> None:
         if self.size <= 0:
