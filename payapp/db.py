@@ -29,11 +29,14 @@ from sqlalchemy.sql.elements import ClauseElement
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
+from .lru import LruCache
 from .paths import MIGRATIONS_DIR
 
 # Ids are INTEGER columns: PostgreSQL refuses a bigger number with an error (a 500) where SQLite
 # would just find nothing. One limit for every id that comes from a URL or a form, on both.
 MAX_ID = 2**31 - 1
+# Rows a PreparedRead keeps converted, per engine: as many as the open pay pages kept.
+CONVERTED_ROWS = 512
 
 
 def is_valid_id(value: object) -> bool:
@@ -108,13 +111,25 @@ class PreparedRead:
                 c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
             ]
             row_type = _row_type(tuple(c.key for c in columns)) if columns else None
-            prepared = (compiled.string, compiled.positional, binds, processors, row_type)
+            # Converted rows by the raw values the database returned (see first()).
+            converted = LruCache(CONVERTED_ROWS)
+            prepared = (
+                compiled.string,
+                compiled.positional,
+                binds,
+                processors,
+                row_type,
+                converted,
+            )
             self._prepared[engine] = prepared
         return prepared
 
     def first(self, engine: Engine, **params):
-        """The first row (a named tuple), or None."""
-        sql, positional, binds, processors, row_type = self._prepare(engine)
+        """The first row (a named tuple), or None. The statement runs every time; converting the
+        raw values (the datetimes are parsed and made aware) is a pure function of them, so the
+        converted row is kept by the raw row's exact values and their types: a row that changed
+        in any column is converted anew (issue 10, fifth round)."""
+        sql, positional, binds, processors, row_type, converted = self._prepare(engine)
         values = [(name, p(params[name]) if p else params[name]) for name, p in binds]
         args = tuple(v for _n, v in values) if positional else dict(values)
         connection = engine.raw_connection()
@@ -132,7 +147,17 @@ class PreparedRead:
             connection.close()  # back to the pool, rolled back
         if raw is None or row_type is None:
             return raw
-        return row_type._make(p(v) if p else v for p, v in zip(processors, raw, strict=True))
+        # Types too: 1, 1.0 and True are equal keys but need not convert alike.
+        key = (raw, tuple(map(type, raw)))
+        try:
+            row = converted.get(key)
+        except TypeError:  # an unhashable value (a PostgreSQL array...): converted every time
+            key = row = None
+        if row is None:
+            row = row_type._make(p(v) if p else v for p, v in zip(processors, raw, strict=True))
+            if key is not None:
+                converted.put(key, row)
+        return row
 
 
 _ROW_TYPES: dict[tuple[str, ...], type] = {}

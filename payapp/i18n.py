@@ -52,11 +52,12 @@ def patient_language() -> Language:
     """The language of this request's page (English outside the patient's pages)."""
     if not has_request_context() or not on_patient_page():
         return Language.EN
-    for candidate in (
-        session.get(CHOICE_KEY),
-        g.get("link_language"),
-        current_app.config["DEFAULT_LANGUAGE"],
-    ):
+    return page_language(session.get(CHOICE_KEY), g.get("link_language"))
+
+
+def page_language(choice: object, link_language: object) -> Language:
+    """A patient's page's language: their choice, else the link's, else the clinic's default."""
+    for candidate in (choice, link_language, current_app.config["DEFAULT_LANGUAGE"]):
         language = clean_language(candidate)
         if language is not None:
             return language
@@ -83,6 +84,9 @@ def use_language_of_the_token() -> None:
 
 def switch_language():
     """``?lang=es`` on a patient's page: remember the choice and show the page without it."""
+    # No query string, no ?lang: most requests stop here without parsing their arguments.
+    if not request.query_string:
+        return None
     if request.blueprint not in PATIENT_BLUEPRINTS or "lang" not in request.args:
         return None
     if request.method != "GET":

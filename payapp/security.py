@@ -3,15 +3,20 @@ the headers Talisman does not set, and serving only inventoried scripts (integri
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
 import secrets
 
 from flask import abort, current_app, g, has_app_context, request, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import want_bytes
+from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous.signer import HMACAlgorithm
+from werkzeug.http import dump_cookie
 
 from .extensions import csrf, limiter, talisman
 from .gateways import square_browser
@@ -98,9 +103,32 @@ def extend_csp_for_square(response):
 _derived_keys: dict[tuple, bytes] = {}
 
 
+class OneShotHMAC(HMACAlgorithm):
+    """itsdangerous' HMAC, the same bytes, in one call to OpenSSL: its default digest is a
+    Python function (``_lazy_sha1``) that sends ``hmac.new`` down the pure-Python path (two
+    hash objects and two translations of the key per signature)."""
+
+    def __init__(self, digest_method=None):
+        super().__init__(digest_method)
+        name = getattr(self.digest_method(), "name", None)
+        # A hashlib hash by name (sha1 for Flask's and flask-wtf's); anything else the stock way.
+        self.digest_name = name if name in hashlib.algorithms_guaranteed else None
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        if self.digest_name is None:
+            return super().get_signature(key, value)
+        return hmac.digest(key, value, self.digest_name)
+
+
 class KeptKeySigner(TimestampSigner):
     """itsdangerous' TimestampSigner, the same signatures, with the key it derives from a secret
-    and salt (an HMAC or hash on every signature and every check) worked out once per process."""
+    and salt (an HMAC or hash on every signature and every check) worked out once per process,
+    and its HMAC made in one call (OneShotHMAC)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if type(self.algorithm) is HMACAlgorithm:
+            self.algorithm = OneShotHMAC(self.algorithm.digest_method)
 
     def derive_key(self, secret_key=None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
@@ -112,6 +140,37 @@ class KeptKeySigner(TimestampSigner):
                 _derived_keys.clear()
             _derived_keys[key] = derived
         return derived
+
+
+# itsdangerous zlib-compresses every payload and keeps the result when it is shorter. On a
+# payload this short that saves a few bytes at most (never, for a random CSRF token), while each
+# zlib.compress sets up and frees about 256 KB of state: 10-15 us in the server, twice on a new
+# visitor's page (issue 10, fifth round).
+UNCOMPRESSED_UP_TO = 120
+
+
+class KeptSignerSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URLSafeTimedSerializer, the same signatures, for less work: its signer is
+    built once per salt instead of on every call (a signer holds no per-call state), and a
+    payload of at most UNCOMPRESSED_UP_TO bytes is never compressed. Any itsdangerous serializer
+    with the same key and salt loads what it writes (compression is marked in the payload), and
+    it loads theirs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._signers: dict = {}
+
+    def make_signer(self, salt=None):
+        signer = self._signers.get(salt)
+        if signer is None:
+            signer = self._signers[salt] = super().make_signer(salt)
+        return signer
+
+    def dump_payload(self, obj) -> bytes:
+        data = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
+        if len(data) <= UNCOMPRESSED_UP_TO:
+            return base64_encode(data)
+        return super().dump_payload(obj)
 
 
 _PLAIN = (str, int, bool, type(None))
@@ -140,6 +199,64 @@ class SessionJSON(TaggedJSONSerializer):
         return super().dumps(value)
 
 
+# What response.vary.add("Cookie") leaves for the Vary values our pages start from; any other
+# value goes through werkzeug's parse and rewrite.
+_VARY_WITH_COOKIE = {
+    None: "Cookie",
+    "Cookie": "Cookie",
+    "HX-Request": "HX-Request, Cookie",
+    "HX-Request, Cookie": "HX-Request, Cookie",
+}
+
+
+def add_vary_cookie(response) -> None:
+    """``response.vary.add("Cookie")``, the same header, without parsing it twice a request."""
+    current = response.headers.get("Vary")
+    wanted = _VARY_WITH_COOKIE.get(current)
+    if wanted is None:
+        response.vary.add("Cookie")
+    elif wanted != current:
+        response.headers["Vary"] = wanted
+
+
+# Characters werkzeug never quotes in a cookie value (a subset of its own list): a signed
+# cookie's URL-safe base64 and dots.
+COOKIE_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.\-]*")
+_cookie_templates: dict[tuple, tuple[str, str]] = {}
+
+
+def set_cookie(response, key: str, value: str, **attributes) -> None:
+    """``response.set_cookie(key, value, **attributes)``, the same Set-Cookie header. werkzeug
+    writes the same attributes around every value (quoting the path, checking SameSite, ...);
+    for a session cookie's plain value and no expiry here they are written once per set of
+    attributes and kept. An expiring cookie, a value needing quotes or a cookie over the size
+    browsers keep (werkzeug warns) goes werkzeug's way."""
+    if (
+        attributes.get("expires") is not None
+        or attributes.get("max_age") is not None
+        or not COOKIE_PLAIN_VALUE.fullmatch(value)
+    ):
+        response.set_cookie(key, value, **attributes)
+        return
+    template_key = (key, response.max_cookie_size, *sorted(attributes.items()))
+    template = _cookie_templates.get(template_key)
+    if template is None:
+        head = f"{key.encode().decode('latin1')}="
+        empty = dump_cookie(key, "", max_size=0, **attributes)
+        if not empty.startswith(head):  # never with werkzeug 3.1; then always werkzeug's way
+            response.set_cookie(key, value, **attributes)
+            return
+        if len(_cookie_templates) >= 64:  # attributes change only in tests
+            _cookie_templates.clear()
+        template = _cookie_templates[template_key] = (head, empty[len(head) :])
+    header = template[0] + value + template[1]
+    max_size = response.max_cookie_size
+    if max_size and len(header) > max_size:
+        response.set_cookie(key, value, **attributes)  # werkzeug's warning
+        return
+    response.headers.add("Set-Cookie", header)
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, the same cookies, for less work per request: the signing
     serializer is built once per set of keys instead of twice per request (it holds no
@@ -151,6 +268,55 @@ class SessionCookies(SecureCookieSessionInterface):
     def __init__(self):
         self._serializers: dict[tuple, object] = {}
 
+    def open_session(self, app, request):
+        # A request with no Cookie header at all (a new visitor, wrk) gets the new session Flask
+        # would give it, without parsing the absent header first.
+        if "HTTP_COOKIE" not in request.environ and self.get_signing_serializer(app) is not None:
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        """Flask's save_session, step for step, with "Vary: Cookie" added by add_vary_cookie."""
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        secure = self.get_cookie_secure(app)
+        partitioned = self.get_cookie_partitioned(app)
+        samesite = self.get_cookie_samesite(app)
+        httponly = self.get_cookie_httponly(app)
+        if session.accessed:
+            add_vary_cookie(response)
+        if not session:
+            if session.modified:
+                response.delete_cookie(
+                    name,
+                    domain=domain,
+                    path=path,
+                    secure=secure,
+                    partitioned=partitioned,
+                    samesite=samesite,
+                    httponly=httponly,
+                )
+                add_vary_cookie(response)
+            return
+        if not self.should_set_cookie(app, session):
+            return
+        expires = self.get_expiration_time(app, session)
+        val = self.get_signing_serializer(app).dumps(dict(session))
+        set_cookie(
+            response,
+            name,
+            val,
+            expires=expires,
+            httponly=httponly,
+            domain=domain,
+            path=path,
+            secure=secure,
+            partitioned=partitioned,
+            samesite=samesite,
+        )
+        add_vary_cookie(response)
+
     def get_signing_serializer(self, app):
         if not app.secret_key:
             return None
@@ -158,7 +324,7 @@ class SessionCookies(SecureCookieSessionInterface):
         serializer = self._serializers.get(keys)
         if serializer is None:
             # As Flask builds it (current key last), with the signer that keeps its key.
-            serializer = self._serializers[keys] = URLSafeTimedSerializer(
+            serializer = self._serializers[keys] = KeptSignerSerializer(
                 list(keys),
                 salt=self.salt,
                 serializer=self.serializer,
@@ -173,7 +339,7 @@ class SessionCookies(SecureCookieSessionInterface):
 
 # flask-wtf signs its CSRF tokens with this salt (flask_wtf.csrf.generate_csrf / validate_csrf).
 CSRF_SALT = "wtf-csrf-token"
-_csrf_serializers: dict[object, URLSafeTimedSerializer] = {}
+_csrf_serializers: dict[object, KeptSignerSerializer] = {}
 
 
 def csrf_token() -> str:
@@ -183,27 +349,30 @@ def csrf_token() -> str:
     instead of on every call (a tenth of the open pay page, issue 10's fourth round), and the raw
     token is 160 random bits as 40 hex digits from ``secrets`` (flask-wtf hashes 512 random bits
     with SHA-1 to the same shape)."""
-    config = current_app.config
-    secret_key = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    app = current_app._get_current_object()  # each object once, not through its proxy each time
+    config = app.config
+    secret_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
     field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if secret_key is None or field_name is None:
         raise RuntimeError("CSRF is not configured.")
-    token = g.get(field_name)
-    if field_name not in g:
+    request_globals = g._get_current_object()
+    token = request_globals.get(field_name)
+    if field_name not in request_globals:
         serializer = _csrf_serializers.get(secret_key)
         if serializer is None:
-            serializer = URLSafeTimedSerializer(secret_key, salt=CSRF_SALT, signer=KeptKeySigner)
+            serializer = KeptSignerSerializer(secret_key, salt=CSRF_SALT, signer=KeptKeySigner)
             if len(_csrf_serializers) >= 8:  # keys change only in tests and rotations
                 _csrf_serializers.clear()
             _csrf_serializers[secret_key] = serializer
-        if field_name not in session:
-            session[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
+        visitor = session._get_current_object()
+        if field_name not in visitor:
+            visitor[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
         try:
-            token = serializer.dumps(session[field_name])
+            token = serializer.dumps(visitor[field_name])
         except TypeError:
-            session[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
-            token = serializer.dumps(session[field_name])
-        setattr(g, field_name, token)
+            visitor[field_name] = secrets.token_hex(20)  # flask-wtf's: 40 hex digits
+            token = serializer.dumps(visitor[field_name])
+        setattr(request_globals, field_name, token)
     return token
 
 
@@ -231,12 +400,36 @@ def init_app(app) -> None:
     )
     limiter.init_app(app)
     csrf.init_app(app)
+    ask_the_method_first(app)
     app.after_request(add_security_headers)
     app.before_request(refuse_repeated_fields)
     inventory = Inventory.load(app.static_folder)
     app.extensions["payapp.inventory"] = inventory
     app.before_request(refuse_changed_scripts)
     app.jinja_env.globals["sri"] = inventory.sri
+
+
+FLASK_WTF_HOOK = "CSRFProtect.init_app.<locals>.csrf_protect"
+
+
+def ask_the_method_first(app) -> None:
+    """flask-wtf's before-request CSRF check, replaced in place by the same check asking the
+    request's method first: a GET, HEAD or OPTIONS is never checked, but flask-wtf looked up the
+    view and its exemptions before finding that out (about 8 us on every page, issue 10's fifth
+    round). Every method it checks is checked by its own ``protect``, exemptions and all."""
+    hooks = app.before_request_funcs.setdefault(None, [])
+    place = next((i for i, f in enumerate(hooks) if f.__qualname__ == FLASK_WTF_HOOK), None)
+    if place is None:
+        return  # a flask-wtf that registers its check another way keeps it as it is
+
+    def csrf_protect():
+        config = app.config
+        if not config["WTF_CSRF_ENABLED"] or not config["WTF_CSRF_CHECK_DEFAULT"]:
+            return
+        if request.method in config["WTF_CSRF_METHODS"]:
+            csrf.protect(apply_exemptions=True)
+
+    hooks[place] = csrf_protect
 
 
 def refuse_repeated_fields():
@@ -252,13 +445,19 @@ def refuse_repeated_fields():
 
 
 def add_security_headers(response):
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers = response.headers
+    # What headers.setdefault does, in one pass: werkzeug looks a name up three times, and
+    # raises and catches an exception for each name missing (issue 10, fifth round).
+    present = {name.lower() for name, _value in headers}
+    if "cross-origin-opener-policy" not in present:
+        headers.add("Cross-Origin-Opener-Policy", "same-origin")
+    if "x-content-type-options" not in present:
+        headers.add("X-Content-Type-Options", "nosniff")
     # Pages carry patient data or a payment token: no cache may keep them. (/assets/ sets its
     # own: fingerprinted files, public and immutable.)
     if not request.path.startswith(("/static/", "/assets/")):
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
     return response
 
 

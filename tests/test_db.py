@@ -134,6 +134,48 @@ def test_a_prepared_read_sees_every_change_and_returns_its_connection(app, link_
     assert engine.pool.checkedout() == before
 
 
+def test_a_prepared_read_runs_every_time_and_converts_only_values_it_has_not_seen(
+    app, link_factory
+):
+    from datetime import UTC, datetime
+
+    from payapp.db import get_session
+    from payapp.links import LINK_ROW_BY_PUBLIC_ID
+    from payapp.models import PaymentLink
+
+    made = link_factory()
+    engine = app.extensions["payapp.engine"]
+    seen = []
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    first = LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id)
+    assert LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id) is first  # converted once
+    with app.app_context():
+        get_session().get(PaymentLink, made.id).first_viewed_at = datetime(2026, 1, 2, tzinfo=UTC)
+        get_session().commit()
+    changed = LINK_ROW_BY_PUBLIC_ID.first(engine, public_id=made.public_id)
+    assert changed.first_viewed_at == datetime(2026, 1, 2, tzinfo=UTC)
+    assert first.first_viewed_at is None
+    assert len([sql for sql in seen if "WHERE payment_link.public_id" in sql]) == 3  # every time
+
+
+def test_equal_raw_values_of_other_types_are_converted_each_their_own_way(tmp_path):
+    # SQLite's columns can hold an int in one row and a float in the next (PostgreSQL's cannot).
+    from sqlalchemy import Numeric, column, text
+
+    from payapp.db import PreparedRead, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'types.db'}")
+    read = PreparedRead(
+        text("SELECT :v AS v, :v AS d").columns(column("v"), column("d", Numeric(scale=2)))
+    )
+    with engine.connect() as connection:
+        for value in (1, 1.0, True, 1, 1.5):
+            ours = read.first(engine, v=value)
+            stock = connection.execute(read.statement, {"v": value}).first()
+            assert [(repr(v), type(v)) for v in ours] == [(repr(v), type(v)) for v in stock]
+    engine.dispose()
+
+
 def test_sql_listeners_still_see_a_prepared_read(app, link_factory):
     from payapp.links import LINK_ROW_BY_PUBLIC_ID
 

@@ -5,6 +5,7 @@ own CSRF token, CSP nonce and attempt key; never another link's page, never a st
 import re
 from datetime import timedelta
 
+import pytest
 import time_machine
 
 from payapp import links
@@ -161,3 +162,24 @@ def test_the_row_lookup_finds_what_resolve_token_finds_and_refuses_what_it_refus
         get_session().commit()
         assert links.find_link_row(engine, link.token, secret) is None
     assert app.test_client().get(link.path).status_code == 404
+
+
+@pytest.mark.parametrize("choice", [None, "es", "en", "xx"])
+@pytest.mark.parametrize("link_language", ["en", "es"])
+def test_a_kept_pages_language_is_the_language_the_page_is_shown_in(
+    app, link_factory, choice, link_language
+):
+    from flask import session
+
+    from payapp import i18n
+
+    made = link_factory(language=link_language)
+    engine = app.extensions["payapp.engine"]
+    row = links.find_link_row(engine, made.path.rsplit("/", 1)[1], app.config["SECRET_KEY"])
+    with app.test_request_context(made.path):
+        app.preprocess_request()
+        if choice is not None:
+            session[i18n.CHOICE_KEY] = choice
+        i18n.use_link_language(row.language)
+        key = app.extensions["payapp.open_pages"].key(made.path, row, "open")
+        assert key[2] == i18n.patient_language().value

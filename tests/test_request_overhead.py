@@ -214,23 +214,69 @@ SESSIONS = [
     {"_flashes": [("success", "We won't send you reminders.")]},  # tagged: the stock way
     {" t": "looks like a tag"},
     {"when": datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "html": Markup("<b>x</b>")},
+    {"csrf_token": "c" * 40, "long": "d" * 200},  # long enough to be compressed, as Flask does
 ]
 
 
 @pytest.mark.parametrize("value", SESSIONS)
-def test_our_session_cookie_is_byte_for_byte_flasks(app, value):
+def test_our_session_cookie_is_flasks_but_a_short_one_is_never_compressed(app, value):
     from flask.json.tag import TaggedJSONSerializer
     from flask.sessions import SecureCookieSessionInterface
 
-    from payapp.security import SessionJSON
+    from payapp.security import UNCOMPRESSED_UP_TO, SessionJSON
 
     assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)  # no app
     with app.test_request_context("/"), time_machine.travel("2026-11-30 12:00:00Z", tick=False):
         assert SessionJSON().dumps(value) == TaggedJSONSerializer().dumps(value)
         stock = SecureCookieSessionInterface().get_signing_serializer(app)
         ours = app.session_interface.get_signing_serializer(app)
-        assert ours.dumps(value) == stock.dumps(value)
-        assert stock.loads(ours.dumps(value)) == ours.loads(stock.dumps(value)) == value
+        cookie, flasks = ours.dumps(value), stock.dumps(value)
+        assert stock.loads(cookie) == ours.loads(flasks) == value
+        if len(SessionJSON().dumps(value).encode()) > UNCOMPRESSED_UP_TO:
+            assert cookie == flasks
+        else:
+            # Flask's own serializer with compression off writes exactly this cookie.
+            assert cookie == uncompressed(stock).dumps(value)
+            assert not cookie.startswith(".")
+
+
+def uncompressed(serializer):
+    """``serializer``'s copy that never compresses (itsdangerous decides by length alone)."""
+    from unittest import mock
+
+    plain = mock.Mock(compress=lambda data: data + b"longer")
+    copy = type(serializer).__new__(type(serializer))
+    copy.__dict__.update(serializer.__dict__)
+    real = type(serializer).dump_payload
+
+    def dump_payload(obj):
+        with mock.patch("itsdangerous.url_safe.zlib", plain):
+            return real(copy, obj)
+
+    copy.dump_payload = dump_payload
+    return copy
+
+
+def test_a_new_visitors_cookie_and_csrf_token_are_byte_for_byte_flask_and_flask_wtfs(app):
+    # A random token never compresses, so every real patient's cookie and token are exactly what
+    # Flask and flask-wtf would have written.
+    from flask import g, session
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_wtf.csrf import generate_csrf
+
+    from payapp.security import csrf_token
+
+    stock_cookies = SecureCookieSessionInterface().get_signing_serializer(app)
+    ours = app.session_interface.get_signing_serializer(app)
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        for _ in range(200):
+            with app.test_request_context("/"):
+                token = csrf_token()
+                raw = session["csrf_token"]
+                g.pop("csrf_token")
+                assert generate_csrf() == token  # flask-wtf's own, signing the same raw token
+                assert session["csrf_token"] == raw
+                assert ours.dumps(dict(session)) == stock_cookies.dumps(dict(session))
 
 
 def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_not(app):
@@ -251,3 +297,108 @@ def test_a_cookie_signed_with_a_fallback_key_still_opens_and_a_forged_one_does_n
                 ours.get_signing_serializer(app).loads(old_cookie)
         finally:
             app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = previous_key, previous_fallbacks
+
+
+def response_cases():
+    yield "page", dict(response="<p>hi</p>", headers={"Vary": "HX-Request"})
+    yield "json", dict(response='{"status":"ok"}', mimetype="application/json")
+    yield "redirect", dict(status=303, headers={"Location": "/pay/x?lang=es"})
+    yield "content location", dict(response="x", headers={"Content-Location": "/ü"})
+    yield "no content", dict(status=204, headers={"Content-Length": "0"})
+    yield "not modified", dict(status=304, headers={"Content-Type": "text/html"})
+    yield "switching", dict(status=101)
+    yield "own length", dict(response="abc", headers={"Content-Length": "3"})
+    yield "streamed", dict(response=iter([b"a", b"b"]))
+    yield "two cookies", dict(response="x", headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+
+
+@pytest.mark.parametrize("case", list(response_cases()), ids=lambda case: case[0])
+def test_our_responses_send_exactly_werkzeugs_headers(app, case):
+    from flask import Response
+
+    from payapp import PayResponse
+
+    with app.test_request_context("/pay/x", base_url="https://pay.example.org"):
+        environ = app.test_request_context("/pay/x").request.environ
+        ours = PayResponse(**case[1]).get_wsgi_headers(environ)
+        stock = Response(**case[1]).get_wsgi_headers(environ)
+    assert list(ours.items()) == list(stock.items())
+    assert type(ours) is type(stock)
+
+
+def test_a_header_value_with_a_line_break_is_still_refused_when_sent(app):
+    from payapp import PayResponse
+
+    response = PayResponse("x")
+    response.headers._list.append(("X-Smuggled", "a\r\nSet-Cookie: b=1"))  # past set()'s check
+    with app.test_request_context("/"), pytest.raises(ValueError, match="newline"):
+        response.get_wsgi_headers(app.test_request_context("/").request.environ)
+
+
+def test_the_app_answers_with_our_responses(app):
+    from payapp import PayResponse
+
+    assert app.response_class is PayResponse
+
+
+def test_csrf_is_checked_by_flask_wtf_on_every_write_and_never_on_a_read(
+    app, client, link_factory, monkeypatch
+):
+    from payapp.extensions import csrf
+    from payapp.security import FLASK_WTF_HOOK
+
+    hooks = [f.__qualname__ for f in app.before_request_funcs[None]]
+    assert FLASK_WTF_HOOK not in hooks  # replaced in place, not added beside
+    assert hooks.count("ask_the_method_first.<locals>.csrf_protect") == 1
+    checked = []
+    stock = type(csrf).protect
+    monkeypatch.setattr(
+        type(csrf), "protect", lambda self, **kw: checked.append(kw) or stock(self, **kw)
+    )
+    link = link_factory()
+    assert client.get(link.path).status_code == 200
+    assert client.head(link.path).status_code == 200
+    assert checked == []
+    response = client.post(link.path, data={"source_id": "cnon:card-nonce-ok"})
+    assert response.status_code == 400  # no token: refused, as before
+    assert checked == [{"apply_exemptions": True}]
+
+
+COOKIE_ATTRIBUTES = [
+    dict(httponly=True, domain=None, path="/", secure=True, partitioned=False, samesite="Lax"),
+    dict(httponly=False, domain="pay.example.org", path="/a b", secure=False, samesite=None),
+    dict(httponly=True, path="/", secure=False, partitioned=True, samesite="strict"),
+    dict(expires=datetime(2026, 12, 1, tzinfo=UTC), httponly=True, path="/", secure=True),
+    dict(max_age=600, path="/"),
+]
+COOKIE_VALUES = ["eyJjc3JmX3Rva2VuIjoiYSJ9.Z0s7sA.x-Y_z", "", 'say "hi"; yes', "é", "v" * 5000]
+
+
+@pytest.mark.parametrize("attributes", COOKIE_ATTRIBUTES)
+@pytest.mark.filterwarnings("ignore:The 'session' cookie is too large")
+def test_our_session_cookie_header_is_werkzeugs(attributes):
+    from flask import Response
+
+    from payapp.security import set_cookie
+
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        for value in COOKIE_VALUES:
+            for _ in range(2):  # the second time from the kept attributes
+                ours, stock = Response(), Response()
+                set_cookie(ours, "session", value, **attributes)
+                stock.set_cookie("session", value, **attributes)
+                assert ours.headers.getlist("Set-Cookie") == stock.headers.getlist("Set-Cookie")
+
+
+def test_security_headers_a_response_set_itself_are_kept(app):
+    from flask import Response
+
+    from payapp.security import add_security_headers
+
+    response = Response("x", headers={"x-content-type-options": "nosniff", "Pragma": "x"})
+    with app.test_request_context("/pay/x"):
+        headers = add_security_headers(response).headers
+    assert headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert headers.getlist("Cross-Origin-Opener-Policy") == ["same-origin"]
+    assert headers.getlist("Pragma") == ["no-cache"]
+    assert headers.getlist("Cache-Control") == ["no-store"]
