@@ -10,6 +10,11 @@ from payapp.config import gunicorn_bind, gunicorn_workers
 bind = gunicorn_bind()
 workers = gunicorn_workers()  # WORKERS in instance/config.py (or PAYAPP_WORKERS)
 threads = 4
+# Each process its own listening socket (SO_REUSEPORT), so the kernel spreads new connections
+# over them. With one shared socket, whichever process woke first took them all: kept-alive
+# connections (Caddy's, a browser's) then queued on one process while the other idled. Only for
+# TCP: processes binding one Unix socket path would take the path from each other.
+reuse_port = not any(address.startswith("unix:") for address in bind)
 timeout = 60  # above the card gateway's own timeout
 forwarded_allow_ips = "127.0.0.1"
 # No gunicorn access log: request paths carry payment-link tokens. Caddy keeps the access log
