@@ -265,6 +265,15 @@ def check_config(cfg) -> None:
             "PAYAPP_TRUSTED_PROXIES must be a whole number of reverse proxies in front of payapp: "
             "0 when browsers reach gunicorn directly, 1 behind the documented Caddy."
         )
+    strategy = str(cfg.get("RATELIMIT_STRATEGY") or "fixed-window")
+    if str(cfg["RATELIMIT_STORAGE_URI"]).startswith("sqlite:") and strategy not in (
+        "fixed-window",
+        "moving-window",
+    ):
+        raise ConfigError(
+            f"RATELIMIT_STRATEGY {strategy!r} needs Redis (RATELIMIT_STORAGE_URI = "
+            '"redis://..."); the default rate-limit file serves fixed-window and moving-window.'
+        )
     twilio = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
     if any(cfg.get(k) for k in twilio) and not cfg.get("TWILIO_ENABLED"):
         # Half a Twilio set-up would silently leave texts in the outbox folder.

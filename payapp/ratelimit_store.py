@@ -7,8 +7,9 @@ more service for a clinic's single VM. This storage registers the ``sqlite://`` 
 one row per counter. A hit is one SQL statement (an UPSERT that restarts an expired window and
 returns the new count), so processes and threads counting at once never lose a hit. Counters
 are not money and a lost window only forgets recent hits, so the file runs in WAL mode with
-``synchronous=NORMAL`` (no fsync per hit). Only the fixed-window strategy (flask-limiter's
-default, the one payapp uses) is supported.
+``synchronous=NORMAL`` (no fsync per hit). It serves flask-limiter's fixed-window strategy
+(the default) and moving-window (one row per hit, taken by one conditional INSERT); the
+sliding-window-counter strategy needs Redis (config.check_config says so).
 """
 
 from __future__ import annotations
@@ -19,19 +20,26 @@ import threading
 import time
 
 from limits.errors import ConfigurationError
-from limits.storage import Storage
+from limits.storage import MovingWindowSupport, Storage
 
 SCHEME = "sqlite"
 BUSY_TIMEOUT_S = 5.0  # another process's hit holds the write lock for microseconds
 PURGE_EVERY = 1000  # hits per connection between deletions of expired counters
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ratelimit_counter (
-    key TEXT PRIMARY KEY,
-    hits INTEGER NOT NULL,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID
-"""
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS ratelimit_counter (
+        key TEXT PRIMARY KEY,
+        hits INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    # moving-window: one row per hit.
+    """CREATE TABLE IF NOT EXISTS ratelimit_entry (
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ratelimit_entry_key_at ON ratelimit_entry (key, at)",
+)
 # One statement: a new key starts at `amount`; an expired one restarts its window; a live one
 # adds `amount`. In an UPSERT's SET, every column name reads the row as it was before.
 INCR = """
@@ -40,6 +48,17 @@ ON CONFLICT (key) DO UPDATE SET
     hits = CASE WHEN expires_at <= :now THEN excluded.hits ELSE hits + excluded.hits END,
     expires_at = CASE WHEN expires_at <= :now THEN excluded.expires_at ELSE expires_at END
 RETURNING hits
+"""
+# One statement: `amount` entries at `now`, only if the window (the last `expiry` seconds) has
+# room for them. SQLite runs the whole statement under its write lock, so two processes taking
+# the last place at once cannot both get it.
+# (INSERT first: Python's sqlite3 counts the rows of a statement that starts with INSERT.)
+ACQUIRE = """
+INSERT INTO ratelimit_entry (key, at, expires_at)
+WITH RECURSIVE entries(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM entries WHERE n < :amount)
+SELECT :key, :now, :now + :expiry FROM entries
+WHERE (SELECT count(*) FROM ratelimit_entry WHERE key = :key AND at >= :now - :expiry)
+      + :amount <= :limit
 """
 
 
@@ -57,8 +76,8 @@ def path_of(uri: str) -> str:
     return path
 
 
-class SQLiteStorage(Storage):
-    """A `limits` storage (fixed window) in one SQLite file."""
+class SQLiteStorage(Storage, MovingWindowSupport):
+    """A `limits` storage (fixed and moving window) in one SQLite file."""
 
     STORAGE_SCHEME = [SCHEME]
 
@@ -81,7 +100,8 @@ class SQLiteStorage(Storage):
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(SCHEMA)
+            for statement in SCHEMA:
+                conn.execute(statement)
             local.conn, local.pid, local.hits = conn, os.getpid(), 0
         return local.conn
 
@@ -91,10 +111,37 @@ class SQLiteStorage(Storage):
         (hits,) = conn.execute(
             INCR, {"key": key, "amount": amount, "now": now, "expiry": expiry}
         ).fetchone()
+        self._purge_now_and_then(conn, now)
+        return hits
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        conn = self._connection()
+        now = time.time()
+        params = {"key": key, "limit": limit, "expiry": expiry, "amount": amount, "now": now}
+        taken = conn.execute(ACQUIRE, params).rowcount
+        self._purge_now_and_then(conn, now)
+        return taken == amount
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """(the oldest hit in the window, the hits in it); (now, 0) for an empty window."""
+        now = time.time()
+        oldest, count = (
+            self._connection()
+            .execute(
+                "SELECT min(at), count(*) FROM ratelimit_entry WHERE key = ? AND at > ?",
+                (key, now - expiry),
+            )
+            .fetchone()
+        )
+        return (oldest, count) if count else (now, 0)
+
+    def _purge_now_and_then(self, conn: sqlite3.Connection, now: float) -> None:
         self._local.hits += 1
         if self._local.hits % PURGE_EVERY == 0:
             conn.execute("DELETE FROM ratelimit_counter WHERE expires_at <= ?", (now,))
-        return hits
+            conn.execute("DELETE FROM ratelimit_entry WHERE expires_at <= ?", (now,))
 
     def get(self, key: str) -> int:
         row = (
@@ -127,7 +174,11 @@ class SQLiteStorage(Storage):
         return True
 
     def reset(self) -> int | None:
-        return self._connection().execute("DELETE FROM ratelimit_counter").rowcount
+        conn = self._connection()
+        counters = conn.execute("DELETE FROM ratelimit_counter").rowcount
+        return counters + conn.execute("DELETE FROM ratelimit_entry").rowcount
 
     def clear(self, key: str) -> None:
-        self._connection().execute("DELETE FROM ratelimit_counter WHERE key = ?", (key,))
+        conn = self._connection()
+        conn.execute("DELETE FROM ratelimit_counter WHERE key = ?", (key,))
+        conn.execute("DELETE FROM ratelimit_entry WHERE key = ?", (key,))

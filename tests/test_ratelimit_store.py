@@ -13,11 +13,12 @@ import time_machine
 from limits import parse
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from payapp.ratelimit_store import SQLiteStorage, path_of, sqlite_uri
 
 PROCESSES, THREADS, HITS = 3, 4, 50
+PLACES = 100  # of the moving window's 3 x 4 x 50 attempts
 
 
 @pytest.fixture
@@ -83,6 +84,70 @@ def test_a_fixed_window_limiter_on_it_refuses_the_hit_past_the_limit(store) -> N
     assert limiter.hit(item, "198.51.100.2")  # another address has its own count
 
 
+def test_a_moving_window_frees_each_place_a_window_after_its_hit(store: SQLiteStorage) -> None:
+    limiter, item = MovingWindowRateLimiter(store), parse("3 per minute")
+    with time_machine.travel(1_800_000_000, tick=False) as clock:
+        for _ in range(3):
+            assert limiter.hit(item, "203.0.113.7")
+            clock.shift(19)
+        assert not limiter.hit(item, "203.0.113.7")  # 57 s after the first: still in the window
+        assert limiter.get_window_stats(item, "203.0.113.7").reset_time == 1_800_000_060
+        clock.shift(3.5)  # the first hit has left the window
+        assert limiter.hit(item, "203.0.113.7")
+        assert not limiter.hit(item, "203.0.113.7")
+        assert limiter.hit(item, "198.51.100.2")  # another address has its own window
+        assert not limiter.hit(item, "192.0.2.9", cost=4)  # more than the limit at once
+        assert limiter.hit(item, "192.0.2.9", cost=3)
+        assert not limiter.test(item, "192.0.2.9")
+
+
+def test_clear_and_reset_forget_moving_windows_too(store: SQLiteStorage) -> None:
+    limiter, item = MovingWindowRateLimiter(store), parse("1 per hour")
+    assert limiter.hit(item, "a") and limiter.hit(item, "b")
+    store.clear(item.key_for("a"))
+    assert limiter.hit(item, "a") and not limiter.hit(item, "b")
+    store.reset()
+    assert limiter.hit(item, "b")
+
+
+def _take_places_from_threads(uri: str, results) -> None:
+    store = storage_from_string(uri)
+    taken: list[bool] = []
+
+    def take() -> None:
+        for _ in range(HITS):
+            taken.append(store.acquire_entry("shared", PLACES, 3600))
+
+    threads = [threading.Thread(target=take) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put(taken)
+
+
+def test_processes_and_threads_racing_for_a_moving_windows_last_places_get_exactly_them(
+    tmp_path,
+) -> None:
+    uri = sqlite_uri(str(tmp_path / "ratelimits.db"))
+    storage_from_string(uri).acquire_entry("warm", 1, 1)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    procs = [
+        context.Process(target=_take_places_from_threads, args=(uri, results))
+        for _ in range(PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    taken = [t for _ in procs for t in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    # 600 attempts at 100 places: a check-then-insert in two statements would give out more.
+    assert taken.count(True) == PLACES
+    assert storage_from_string(uri).get_moving_window("shared", PLACES, 3600)[1] == PLACES
+
+
 def _hit_from_threads(uri: str, results) -> None:
     store = storage_from_string(uri)
     counts: list[int] = []
@@ -146,3 +211,32 @@ def test_the_app_counts_in_the_instance_folder_by_default(app) -> None:
     assert app.config["RATELIMIT_STORAGE_URI"] == sqlite_uri(
         str(Path(app.instance_path) / "ratelimits.db")
     )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "storage", "starts"),
+    [
+        ("fixed-window", None, True),
+        ("moving-window", None, True),
+        ("sliding-window-counter", None, False),
+        ("sliding-window-counter", "memory://", True),
+    ],
+)
+def test_a_strategy_the_default_store_cannot_serve_is_refused_at_start(
+    tmp_path: Path, strategy: str, storage: str | None, starts: bool
+) -> None:
+    # The settings as create_app loads and checks them, without making an app: the limiter is
+    # one object per process and keeps the first app's strategy.
+    import flask
+
+    from payapp.config import ConfigError, load_config
+
+    settings = {"DATABASE_URL": f"sqlite:///{tmp_path}/payapp.db", "RATELIMIT_STRATEGY": strategy}
+    if storage:
+        settings["RATELIMIT_STORAGE_URI"] = storage
+    app = flask.Flask("check", instance_path=str(tmp_path), instance_relative_config=True)
+    if starts:
+        load_config(app, settings)
+    else:
+        with pytest.raises(ConfigError, match="needs Redis"):
+            load_config(app, settings)
