@@ -278,43 +278,26 @@ class SessionCookies(SecureCookieSessionInterface):
     def save_session(self, app, session, response) -> None:
         """Flask's save_session, step for step, with "Vary: Cookie" added by add_vary_cookie."""
         name = self.get_cookie_name(app)
-        domain = self.get_cookie_domain(app)
-        path = self.get_cookie_path(app)
-        secure = self.get_cookie_secure(app)
-        partitioned = self.get_cookie_partitioned(app)
-        samesite = self.get_cookie_samesite(app)
-        httponly = self.get_cookie_httponly(app)
+        attributes = {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "partitioned": self.get_cookie_partitioned(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+        }
         if session.accessed:
             add_vary_cookie(response)
         if not session:
             if session.modified:
-                response.delete_cookie(
-                    name,
-                    domain=domain,
-                    path=path,
-                    secure=secure,
-                    partitioned=partitioned,
-                    samesite=samesite,
-                    httponly=httponly,
-                )
+                response.delete_cookie(name, **attributes)
                 add_vary_cookie(response)
             return
         if not self.should_set_cookie(app, session):
             return
         expires = self.get_expiration_time(app, session)
         val = self.get_signing_serializer(app).dumps(dict(session))
-        set_cookie(
-            response,
-            name,
-            val,
-            expires=expires,
-            httponly=httponly,
-            domain=domain,
-            path=path,
-            secure=secure,
-            partitioned=partitioned,
-            samesite=samesite,
-        )
+        set_cookie(response, name, val, expires=expires, **attributes)
         add_vary_cookie(response)
 
     def get_signing_serializer(self, app):
