@@ -11,8 +11,9 @@ a scoped session, its own engine-option layering and model base for no feature w
 
 from __future__ import annotations
 
+import os
 import weakref
-from collections import namedtuple
+from collections import deque, namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ from .paths import MIGRATIONS_DIR
 MAX_ID = 2**31 - 1
 # Rows a PreparedRead keeps converted, per engine: as many as the open pay pages kept.
 CONVERTED_ROWS = 512
+# SQLite connections a PreparedRead keeps between reads, per engine: more than a process runs
+# threads (gunicorn's 4), so a burst never opens one per read; any beyond are closed after use.
+KEPT_SQLITE_CONNECTIONS = 16
 
 
 def is_valid_id(value: object) -> bool:
@@ -89,8 +93,12 @@ class PreparedRead:
     column still goes through its type's own result processing (aware UTC datetimes), so a row
     holds exactly what ``connection.execute(statement).first()`` gives; rows are named tuples
     with ``_mapping``. Listeners of ``before_cursor_execute`` still see the SQL (with no
-    Connection). The pool's checkout (pre-ping on PostgreSQL) and its rollback on return are
-    unchanged."""
+    Connection).
+
+    Connections: on PostgreSQL each read checks one out of the engine's pool (its pre-ping and
+    its rollback on return unchanged). On SQLite the read keeps its own few (KeptConnections):
+    the pool's checkout and return were a third of the read (issue 10, sixth round), and a
+    SQLite connection never goes stale the way a server's does."""
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
@@ -113,6 +121,11 @@ class PreparedRead:
             row_type = _row_type(tuple(c.key for c in columns)) if columns else None
             # Converted rows by the raw values the database returned (see first()).
             converted = LruCache(CONVERTED_ROWS)
+            kept = None
+            if dialect.name == "sqlite":
+                kept = KeptConnections()
+                # engine.dispose() closes every connection of the engine: these too.
+                event.listen(engine, "engine_disposed", kept.close_all)
             prepared = (
                 compiled.string,
                 compiled.positional,
@@ -120,6 +133,7 @@ class PreparedRead:
                 processors,
                 row_type,
                 converted,
+                kept,
             )
             self._prepared[engine] = prepared
         return prepared
@@ -129,10 +143,10 @@ class PreparedRead:
         raw values (the datetimes are parsed and made aware) is a pure function of them, so the
         converted row is kept by the raw row's exact values and their types: a row that changed
         in any column is converted anew (issue 10, fifth round)."""
-        sql, positional, binds, processors, row_type, converted = self._prepare(engine)
+        sql, positional, binds, processors, row_type, converted, kept = self._prepare(engine)
         values = [(name, p(params[name]) if p else params[name]) for name, p in binds]
         args = tuple(v for _n, v in values) if positional else dict(values)
-        connection = engine.raw_connection()
+        connection = engine.raw_connection() if kept is None else kept.take(engine)
         try:
             cursor = connection.cursor()
             try:
@@ -143,8 +157,13 @@ class PreparedRead:
                 raw = cursor.fetchone()
             finally:
                 cursor.close()
-        finally:
+        except BaseException:
+            connection.close()  # never reused after a failure: the pool's, or a kept one closed
+            raise
+        if kept is None:
             connection.close()  # back to the pool, rolled back
+        else:
+            kept.give_back(connection)
         if raw is None or row_type is None:
             return raw
         # Types too: 1, 1.0 and True are equal keys but need not convert alike.
@@ -158,6 +177,45 @@ class PreparedRead:
             if key is not None:
                 converted.put(key, row)
         return row
+
+
+class KeptConnections:
+    """A PreparedRead's own SQLite connections for one engine: each read takes one and gives it
+    back (a deque's pop and append, atomic between threads). Each is made by the engine's pool,
+    so it has the same pragmas (WAL, busy timeout, foreign keys), then detached from it and kept
+    as the bare DBAPI connection.
+    A read only SELECTs, so a connection goes back outside any transaction (WAL checkpoints are
+    never held up by it); one found inside one is rolled back first. A process made by fork
+    starts with none (a SQLite connection must not cross a fork), and the engine's dispose()
+    closes them (a restored database file is then read anew)."""
+
+    def __init__(self):
+        self.idle: deque = deque()
+        self.pid = os.getpid()
+
+    def take(self, engine: Engine):
+        if self.pid != os.getpid():
+            self.idle, self.pid = deque(), os.getpid()  # the parent's stay with the parent
+        try:
+            return self.idle.pop()
+        except IndexError:
+            pooled = engine.raw_connection()
+            pooled.detach()  # ours now: the pool neither counts it nor resets it
+            # The DBAPI connection alone: the pool's wrapper would keep the engine alive.
+            return pooled.dbapi_connection
+
+    def close_all(self, _engine=None) -> None:
+        idle, self.idle = self.idle, deque()
+        for connection in idle:
+            connection.close()
+
+    def give_back(self, connection) -> None:
+        if connection.in_transaction:
+            connection.rollback()
+        if len(self.idle) < KEPT_SQLITE_CONNECTIONS and self.pid == os.getpid():
+            self.idle.append(connection)
+        else:
+            connection.close()
 
 
 _ROW_TYPES: dict[tuple[str, ...], type] = {}

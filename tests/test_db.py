@@ -207,3 +207,127 @@ def test_a_prepared_read_keeps_no_engine_alive(tmp_path):
     del engine
     gc.collect()
     assert gone() is None
+
+
+# --- db.KeptConnections: a PreparedRead's own SQLite connections (issue 10, sixth round) -------
+
+
+@pytest.fixture
+def sqlite_read(tmp_path):
+    """A PreparedRead on a SQLite file of its own (whichever database the suite runs on), with
+    its engine and the connections it keeps."""
+    from sqlalchemy import column, text
+
+    from payapp.db import PreparedRead, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'kept.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        connection.execute(text("INSERT INTO t (id, v) VALUES (1, 'one')"))
+    read = PreparedRead(text("SELECT v FROM t WHERE id = :id").columns(column("v")))
+    assert read.first(engine, id=1) == ("one",)
+    yield read, engine, read._prepare(engine)[-1]
+    engine.dispose()
+
+
+def test_a_sqlite_read_reuses_its_connection_outside_the_pool_and_sees_each_commit(sqlite_read):
+    from sqlalchemy import text
+
+    read, engine, kept = sqlite_read
+    (connection,) = kept.idle
+    checked_out = engine.pool.checkedout()
+    for value in ("two", "three"):
+        with engine.begin() as writer:
+            writer.execute(text("UPDATE t SET v = :v WHERE id = 1"), {"v": value})
+        assert read.first(engine, id=1) == (value,)
+        assert list(kept.idle) == [connection]  # the same one, given back
+    assert engine.pool.checkedout() == checked_out
+    # Made by the pool, so with the pragmas every connection gets.
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert connection.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+    assert connection.execute("PRAGMA foreign_keys").fetchone() == (1,)
+
+
+def test_a_kept_connection_holds_no_transaction_so_a_checkpoint_empties_the_wal(sqlite_read):
+    from sqlalchemy import text
+
+    read, engine, kept = sqlite_read
+    for i in range(2, 50):
+        with engine.begin() as writer:
+            writer.execute(text("INSERT INTO t (id, v) VALUES (:i, 'x')"), {"i": i})
+        assert read.first(engine, id=i) == ("x",)
+    assert not any(connection.in_transaction for connection in kept.idle)
+    with engine.connect() as connection:
+        busy, _log, _done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    assert busy == 0  # a reader holding a snapshot would make the checkpoint busy
+
+
+def test_a_connection_given_back_inside_a_transaction_is_rolled_back(sqlite_read):
+    read, engine, kept = sqlite_read
+    connection = kept.take(engine)
+    connection.execute("BEGIN")
+    connection.execute("UPDATE t SET v = 'uncommitted' WHERE id = 1")
+    assert connection.in_transaction
+    kept.give_back(connection)
+    assert not connection.in_transaction
+    assert read.first(engine, id=1) == ("one",)
+
+
+def test_a_failed_read_closes_its_connection_and_keeps_none(sqlite_read):
+    import sqlite3
+
+    from sqlalchemy import column, text
+
+    from payapp.db import PreparedRead
+
+    _read, engine, _kept = sqlite_read
+    broken = PreparedRead(text("SELECT v FROM no_such_table WHERE id = :id").columns(column("v")))
+    with pytest.raises(sqlite3.OperationalError):
+        broken.first(engine, id=1)
+    assert list(broken._prepare(engine)[-1].idle) == []
+
+
+def test_after_a_fork_the_parents_connections_are_never_used(sqlite_read, monkeypatch):
+    import os
+
+    read, engine, kept = sqlite_read
+    (parents,) = kept.idle
+    child = kept.pid + 1
+    monkeypatch.setattr(os, "getpid", lambda: child)  # as in a child process
+    assert read.first(engine, id=1) == ("one",)
+    assert parents not in kept.idle and len(kept.idle) == 1
+
+
+def test_threads_reading_at_once_each_get_a_connection_and_at_most_16_are_kept(sqlite_read):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from payapp.db import KEPT_SQLITE_CONNECTIONS
+
+    read, engine, kept = sqlite_read
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda _i: read.first(engine, id=1), range(3000)))
+    assert results == [("one",)] * 3000
+    assert 1 <= len(kept.idle) <= KEPT_SQLITE_CONNECTIONS
+    assert len({id(c) for c in kept.idle}) == len(kept.idle)  # never one connection twice
+
+
+def test_a_postgresql_read_still_uses_the_engines_pool(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from payapp.db import PreparedRead
+
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert PreparedRead(text("SELECT 1"))._prepare(engine)[-1] is None  # no kept connections
+    engine.dispose()
+
+
+def test_disposing_of_the_engine_closes_the_kept_connections(sqlite_read):
+    import sqlite3
+
+    read, engine, kept = sqlite_read
+    (connection,) = kept.idle
+    engine.dispose()
+    assert list(kept.idle) == []
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        connection.execute("SELECT 1")
+    assert read.first(engine, id=1) == ("one",)  # a new one
