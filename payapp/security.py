@@ -3,18 +3,20 @@ the headers Talisman does not set, and serving only inventoried scripts (integri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
+from json.encoder import encode_basestring
 
 from flask import abort, current_app, g, has_app_context, request, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 from itsdangerous.signer import HMACAlgorithm
 from werkzeug.http import dump_cookie
 
@@ -130,6 +132,16 @@ class KeptKeySigner(TimestampSigner):
         if type(self.algorithm) is HMACAlgorithm:
             self.algorithm = OneShotHMAC(self.algorithm.digest_method)
 
+    def sign(self, value) -> bytes:
+        """TimestampSigner.sign, the same bytes, in one step: the value, its timestamp and the
+        HMAC of both, joined by the separator (itsdangerous goes through five calls)."""
+        digest_name = getattr(self.algorithm, "digest_name", None)
+        if digest_name is None:
+            return super().sign(value)
+        sep = self.sep
+        value = want_bytes(value) + sep + base64_encode(int_to_bytes(self.get_timestamp()))
+        return value + sep + base64_encode(hmac.digest(self.derive_key(), value, digest_name))
+
     def derive_key(self, secret_key=None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
         key = (secret, self.salt, self.key_derivation, self.digest_method)
@@ -167,13 +179,26 @@ class KeptSignerSerializer(URLSafeTimedSerializer):
         return signer
 
     def dump_payload(self, obj) -> bytes:
-        data = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
+        compact = self.serializer is URLSafeTimedSerializer.default_serializer
+        if type(obj) is str and compact and not self.serializer_kwargs:
+            # A string (flask-wtf's raw CSRF token) as itsdangerous' compact JSON writes it,
+            # without a new json encoder per call: ensure_ascii=False, so encode_basestring.
+            data = encode_basestring(obj).encode()
+        else:
+            data = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
         if len(data) <= UNCOMPRESSED_UP_TO:
             return base64_encode(data)
         return super().dump_payload(obj)
 
 
 _PLAIN = (str, int, bool, type(None))
+
+
+@functools.cache
+def compact_json_encoder(ensure_ascii: bool, sort_keys: bool) -> json.JSONEncoder:
+    """What ``json.dumps(value, separators=(",", ":"), ensure_ascii=..., sort_keys=...)`` uses,
+    made once (json.dumps makes a new encoder on every call with any setting of its own)."""
+    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii, sort_keys=sort_keys)
 
 
 class SessionJSON(TaggedJSONSerializer):
@@ -190,12 +215,7 @@ class SessionJSON(TaggedJSONSerializer):
             if not has_app_context():  # flask.json.dumps without an app: json's defaults
                 return json.dumps(value, separators=(",", ":"))
             provider = current_app.json
-            return json.dumps(
-                value,
-                separators=(",", ":"),
-                ensure_ascii=provider.ensure_ascii,
-                sort_keys=provider.sort_keys,
-            )
+            return compact_json_encoder(provider.ensure_ascii, provider.sort_keys).encode(value)
         return super().dumps(value)
 
 
@@ -225,12 +245,14 @@ COOKIE_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.\-]*")
 _cookie_templates: dict[tuple, tuple[str, str]] = {}
 
 
-def set_cookie(response, key: str, value: str, **attributes) -> None:
+def set_cookie(response, key: str, value: str, max_size: int, **attributes) -> None:
     """``response.set_cookie(key, value, **attributes)``, the same Set-Cookie header. werkzeug
     writes the same attributes around every value (quoting the path, checking SameSite, ...);
     for a session cookie's plain value and no expiry here they are written once per set of
     attributes and kept. An expiring cookie, a value needing quotes or a cookie over the size
-    browsers keep (werkzeug warns) goes werkzeug's way."""
+    browsers keep (werkzeug warns) goes werkzeug's way. ``max_size`` is that size, the
+    response's ``max_cookie_size`` (Flask's: MAX_COOKIE_SIZE), passed in rather than looked up
+    through the app's proxy twice."""
     if (
         attributes.get("expires") is not None
         or attributes.get("max_age") is not None
@@ -238,7 +260,7 @@ def set_cookie(response, key: str, value: str, **attributes) -> None:
     ):
         response.set_cookie(key, value, **attributes)
         return
-    template_key = (key, response.max_cookie_size, *sorted(attributes.items()))
+    template_key = (key, *attributes.items())
     template = _cookie_templates.get(template_key)
     if template is None:
         head = f"{key.encode().decode('latin1')}="
@@ -250,7 +272,6 @@ def set_cookie(response, key: str, value: str, **attributes) -> None:
             _cookie_templates.clear()
         template = _cookie_templates[template_key] = (head, empty[len(head) :])
     header = template[0] + value + template[1]
-    max_size = response.max_cookie_size
     if max_size and len(header) > max_size:
         response.set_cookie(key, value, **attributes)  # werkzeug's warning
         return
@@ -297,7 +318,8 @@ class SessionCookies(SecureCookieSessionInterface):
             return
         expires = self.get_expiration_time(app, session)
         val = self.get_signing_serializer(app).dumps(dict(session))
-        set_cookie(response, name, val, expires=expires, **attributes)
+        max_size = app.config["MAX_COOKIE_SIZE"]
+        set_cookie(response, name, val, max_size, expires=expires, **attributes)
         add_vary_cookie(response)
 
     def get_signing_serializer(self, app):

@@ -385,7 +385,7 @@ def test_our_session_cookie_header_is_werkzeugs(attributes):
         for value in COOKIE_VALUES:
             for _ in range(2):  # the second time from the kept attributes
                 ours, stock = Response(), Response()
-                set_cookie(ours, "session", value, **attributes)
+                set_cookie(ours, "session", value, stock.max_cookie_size, **attributes)
                 stock.set_cookie("session", value, **attributes)
                 assert ours.headers.getlist("Set-Cookie") == stock.headers.getlist("Set-Cookie")
 
@@ -402,3 +402,45 @@ def test_security_headers_a_response_set_itself_are_kept(app):
     assert headers.getlist("Cross-Origin-Opener-Policy") == ["same-origin"]
     assert headers.getlist("Pragma") == ["no-cache"]
     assert headers.getlist("Cache-Control") == ["no-store"]
+
+
+# --- issue 10, sixth round: the signer in one step, the JSON encoders kept ---------------------
+
+SIGNER_SETTINGS = [
+    {},  # itsdangerous' defaults: django-concat, SHA-1 (Flask's session and flask-wtf's token)
+    {"salt": "cookie-session", "key_derivation": "hmac"},
+    {"salt": "s", "key_derivation": "concat", "sep": "~"},
+    {"salt": "s", "key_derivation": "none"},
+    {"salt": b"bytes-salt", "digest_method": __import__("hashlib").sha256},
+]
+SIGNED_VALUES = [b"", b"abc", "ñandú", "eyJjc3JmX3Rva2VuIjoiYSJ9", b"x" * 500]
+
+
+@pytest.mark.parametrize("settings", SIGNER_SETTINGS)
+def test_our_one_step_signature_is_itsdangerous_own(settings):
+    from itsdangerous import TimestampSigner
+
+    from payapp.security import KeptKeySigner
+
+    keys = ["an-old-key", "the-current-key-" + "k" * 30]
+    ours, stock = KeptKeySigner(keys, **settings), TimestampSigner(keys, **settings)
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        for value in SIGNED_VALUES:
+            assert ours.sign(value) == stock.sign(value)
+            assert stock.unsign(ours.sign(value)) == ours.unsign(stock.sign(value))
+
+
+@pytest.mark.parametrize(
+    "raw", ["a" * 40, "ñ", 'say "hi"', "</script>\u2028", "\x00\x1f", "😀", "x" * 200]
+)
+def test_a_string_payload_is_written_as_itsdangerous_compact_json_writes_it(raw):
+    from itsdangerous import URLSafeTimedSerializer
+
+    from payapp.security import CSRF_SALT, KeptKeySigner, KeptSignerSerializer
+
+    ours = KeptSignerSerializer("k" * 40, salt=CSRF_SALT, signer=KeptKeySigner)
+    stock = URLSafeTimedSerializer("k" * 40, salt=CSRF_SALT)
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        if len(stock.serializer.dumps(raw).encode()) <= 120:
+            assert ours.dump_payload(raw) == uncompressed(stock).dump_payload(raw)
+        assert stock.loads(ours.dumps(raw)) == raw == ours.loads(stock.dumps(raw))
