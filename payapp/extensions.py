@@ -37,13 +37,28 @@ class Talisman(flask_talisman.Talisman):
         kept = self._kept_headers.get(key)
         # Kept only while the options (the live policy included) and settings are what made them.
         if kept is None or kept[0] != options or kept[1] != settings:
-            kept = (copy.deepcopy(options), settings, self._stock_headers(nonce))
+            stock = self._stock_headers(nonce)
+            names = frozenset(name.lower() for name, _value, _has_nonce in stock)
+            kept = (copy.deepcopy(options), settings, stock, names)
             if len(self._kept_headers) >= 256:
                 self._kept_headers.clear()
             self._kept_headers[key] = kept
         target = response.headers
-        for name, value, has_nonce in kept[2]:
-            target[name] = value.replace(self.NONCE_MARK, nonce) if has_nonce else value
+        headers = [
+            (name, value.replace(self.NONCE_MARK, nonce) if has_nonce else value)
+            for name, value, has_nonce in kept[2]
+        ]
+        if type(target) is Headers and kept[3].isdisjoint(
+            name.lower() for name, _value in target._list
+        ):
+            # None of them set yet (every response of ours): appended as they are, in order.
+            # Setting them one by one searched the list for each name and checked each value
+            # again; each was checked when the stock headers were made, a nonce is URL-safe
+            # base64, and PayResponse checks every value for line breaks before sending.
+            target._list.extend(headers)
+        else:
+            for name, value in headers:
+                target[name] = value
         return response
 
     def _settings(self) -> tuple:
@@ -74,6 +89,17 @@ class Talisman(flask_talisman.Talisman):
                 value = value.replace(f"'nonce-{nonce}'", f"'nonce-{self.NONCE_MARK}'")
             marked.append((name, value, has_nonce))
         return marked
+
+    def _force_https(self):
+        """flask-talisman's redirect to HTTPS, asking first what every request behind the proxy
+        answers (it is HTTPS), without working the view's options out for that."""
+        app = self.app
+        if self.session_cookie_secure and not app.debug:
+            app.config["SESSION_COOKIE_SECURE"] = True  # as stock, on every request
+        request = flask.request._get_current_object()
+        if request.is_secure or request.environ.get("HTTP_X_FORWARDED_PROTO") == "https":
+            return None  # stock's criteria; then the view's force_https is never asked
+        return super()._force_https()
 
     def _get_local_options(self):
         request = flask.request._get_current_object()

@@ -139,6 +139,38 @@ def test_production_honours_one_proxy_saying_https(prod_app):
     assert response.status_code == 200
 
 
+def use_stock_talisman(app, monkeypatch) -> None:
+    """Stock flask-talisman from here on: its class, and its own methods as the request hooks."""
+    import flask_talisman
+
+    from payapp.extensions import talisman
+
+    monkeypatch.setattr(talisman, "__class__", flask_talisman.Talisman)
+    for hook_lists in ("before_request_funcs", "after_request_funcs"):
+        hooks = {
+            name: [
+                getattr(talisman, f.__name__) if getattr(f, "__self__", None) is talisman else f
+                for f in funcs
+            ]
+            for name, funcs in getattr(app, hook_lists).items()
+        }
+        monkeypatch.setattr(app, hook_lists, hooks)
+
+
+@pytest.mark.parametrize("forwarded", [None, "https", "http", "HTTPS", "https, http"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_our_https_redirect_answers_as_stock_talismans(prod_app, monkeypatch, scheme, forwarded):
+
+    headers = {"X-Forwarded-Proto": forwarded} if forwarded else {}
+    base = f"{scheme}://pay.clinic.example"
+    ours = prod_app.test_client().get("/login?next=%2Fstaff", base_url=base, headers=headers)
+    use_stock_talisman(prod_app, monkeypatch)
+    stock = prod_app.test_client().get("/login?next=%2Fstaff", base_url=base, headers=headers)
+    assert ours.status_code == stock.status_code
+    assert ours.headers.get("Location") == stock.headers.get("Location")
+    assert prod_app.config["SESSION_COOKIE_SECURE"] is True
+
+
 def test_production_sends_hsts_and_secure_cookies(prod_app):
     client = prod_app.test_client()
     response = client.get("/login", base_url="https://pay.clinic.example")
@@ -274,23 +306,12 @@ def test_our_faster_talisman_sends_exactly_the_stock_headers(
 ):
     import flask_talisman
 
-    from payapp.extensions import talisman
-
     path = link_factory().path if path == "pay" else path
     nonces = iter(["N" * 32, "M" * 32, "K" * 32])
     monkeypatch.setattr(flask_talisman.talisman, "get_random_string", lambda _n: next(nonces))
     base = {"base_url": f"{scheme}://localhost"}
     ours = [app.test_client().get(path, **base) for _ in range(2)]  # made, then kept
-    # Stock flask-talisman: its class, and its own method as the after-request hook.
-    monkeypatch.setattr(talisman, "__class__", flask_talisman.Talisman)
-    hooks = {
-        name: [
-            talisman._set_response_headers if getattr(f, "__self__", None) is talisman else f
-            for f in funcs
-        ]
-        for name, funcs in app.after_request_funcs.items()
-    }
-    monkeypatch.setattr(app, "after_request_funcs", hooks)
+    use_stock_talisman(app, monkeypatch)
     stock = app.test_client().get(path, **base)
     assert [r.status_code for r in (*ours, stock)] == [200] * 3
     assert "'nonce-NNNN" in ours[0].headers["Content-Security-Policy"]
@@ -304,3 +325,29 @@ def test_our_faster_talisman_sends_exactly_the_stock_headers(
             stock_value is None and ours[1].headers.get(name) is None
         ), name
     assert [k for k, _v in ours[0].headers] == [k for k, _v in stock.headers]  # same order
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [{}, {"X-Frame-Options": "SAMEORIGIN"}, {"content-security-policy": "default-src *"}],
+)
+def test_talismans_headers_replace_any_a_response_already_has_as_stock_does(
+    app, monkeypatch, preset
+):
+    from flask import Response
+
+    from payapp.extensions import talisman
+
+    def headers_after(hook):
+        with app.test_request_context("/login", base_url="https://localhost"):
+            from flask import request
+
+            request.csp_nonce = "N" * 32
+            response = Response("x", headers={"Vary": "Cookie", **preset})
+            return list(hook(response).headers.items())
+
+    ours = [headers_after(talisman._set_response_headers) for _ in range(2)]  # made, then kept
+    use_stock_talisman(app, monkeypatch)
+    stock = headers_after(talisman._set_response_headers)
+    assert ours[0] == ours[1] == stock
+    assert sum(name.lower() == "x-frame-options" for name, _v in stock) == 1
