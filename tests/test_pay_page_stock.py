@@ -78,3 +78,14 @@ def test_a_new_visitor_gets_the_page_and_headers_flasks_own_pieces_give(
     assert ours[0] == ours[1]  # rendered, then from the kept page
     assert ours == stock
     assert ours[0][0] == (303 if query else {"expired": 410}.get(state, 200))
+
+
+@pytest.mark.parametrize(
+    "value", ["", "abc-_.09XYZ", "a<b", '"x"', "it's", "&amp;", "ñ", "a b", "x\n", "<script>"]
+)
+def test_a_filled_value_is_escaped_as_jinja_escapes_it(value):
+    from markupsafe import escape
+
+    from payapp.views.pay import escaped
+
+    assert escaped(value) == str(escape(value))

@@ -239,14 +239,24 @@ class OpenPages:
         """The page with this response's values, escaped as Jinja would have escaped them."""
         pieces, slots = page
         values = {
-            "csrf": str(escape(csrf_token())),
-            "nonce": str(escape(getattr(request, "csp_nonce", ""))),
-            "attempt": str(escape(new_attempt_key())),
+            "csrf": escaped(csrf_token()),
+            "nonce": escaped(getattr(request, "csp_nonce", "")),
+            "attempt": escaped(new_attempt_key()),
         }
         filled = pieces.copy()
         for index, name in slots:
             filled[index] = values[name]
         return "".join(filled)
+
+
+# What HTML escaping leaves unchanged: the URL-safe base64, hex and dots of tokens and nonces.
+UNESCAPED = re.compile(r"[A-Za-z0-9_.\-]*")
+
+
+def escaped(value: str) -> str:
+    """``str(escape(value))``, asking first whether there is anything to escape (never, for the
+    tokens and nonces a page is filled with)."""
+    return value if UNESCAPED.fullmatch(value) else str(escape(value))
 
 
 def open_page(app, row, status: str):
