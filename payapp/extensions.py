@@ -18,8 +18,9 @@ class Talisman(flask_talisman.Talisman):
     /healthz found a third of payapp's own time here): a view's options are worked out once a
     request instead of four times, and the nonce is looked up once per policy, not per
     directive. The headers themselves are made by stock flask-talisman once per distinct set
-    of inputs (the view's options with the live policy, HTTPS or not, nonce or not, the
-    settings) and kept with a marker where the nonce goes; each response gets its own nonce."""
+    of inputs (the view's options with the live policy, HTTPS or not, nonce or not) and kept
+    with a marker where the nonce goes, until one of its settings is set again; each response
+    gets its own nonce."""
 
     NONCE_MARK = "\x00talisman-nonce\x00"
 
@@ -33,22 +34,22 @@ class Talisman(flask_talisman.Talisman):
         nonce = getattr(request, "csp_nonce", None)
         https = request.is_secure or request.headers.get("X-Forwarded-Proto", "http") == "https"
         key = (request.endpoint, https, nonce is None)
-        settings = self._settings()
         kept = self._kept_headers.get(key)
-        # Kept only while the options (the live policy included) and settings are what made them.
-        if kept is None or kept[0] != options or kept[1] != settings:
+        # Kept only while the options (the live policy included) are what made them; a changed
+        # setting empties the kept headers (__setattr__).
+        if kept is None or kept[0] != options:
             stock = self._stock_headers(nonce)
             names = frozenset(name.lower() for name, _value, _has_nonce in stock)
-            kept = (copy.deepcopy(options), settings, stock, names)
+            kept = (copy.deepcopy(options), stock, names)
             if len(self._kept_headers) >= 256:
                 self._kept_headers.clear()
             self._kept_headers[key] = kept
         target = response.headers
         headers = [
             (name, value.replace(self.NONCE_MARK, nonce) if has_nonce else value)
-            for name, value, has_nonce in kept[2]
+            for name, value, has_nonce in kept[1]
         ]
-        if type(target) is Headers and kept[3].isdisjoint(
+        if type(target) is Headers and kept[2].isdisjoint(
             name.lower() for name, _value in target._list
         ):
             # None of them set yet (every response of ours): appended as they are, in order.
@@ -61,8 +62,10 @@ class Talisman(flask_talisman.Talisman):
                 target[name] = value
         return response
 
-    def _settings(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in self._SETTINGS)
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name in Talisman._SETTINGS:  # init_app, or a test: no header made from the old value
+            self.__dict__.get("_kept_headers", {}).clear()
 
     _SETTINGS = (
         "x_xss_protection",

@@ -243,3 +243,17 @@ def test_gunicorn_runs_workers_processes_with_square_and_one_in_demo_mode(tmp_pa
     assert runpy.run_path(conf)["workers"] == 4
     monkeypatch.setenv("PAYAPP_WORKERS", "3")
     assert runpy.run_path(conf)["workers"] == 3
+
+
+def test_each_gunicorn_process_freezes_what_the_app_loaded_out_of_the_collectors_sight():
+    import gc
+
+    settings = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert gc.get_freeze_count() == 0
+    try:
+        settings["post_worker_init"](None)
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # this test process's modules and objects
+        assert gc.collect(2) >= 0 and gc.get_freeze_count() == frozen  # a collection leaves them
+    finally:
+        gc.unfreeze()

@@ -351,3 +351,14 @@ def test_talismans_headers_replace_any_a_response_already_has_as_stock_does(
     stock = headers_after(talisman._set_response_headers)
     assert ours[0] == ours[1] == stock
     assert sum(name.lower() == "x-frame-options" for name, _v in stock) == 1
+
+
+def test_a_changed_talisman_setting_is_sent_from_the_next_response_on(app, monkeypatch):
+    from payapp.extensions import talisman
+
+    client = app.test_client()
+    assert client.get("/login").headers["Referrer-Policy"] == "same-origin"  # made and kept
+    monkeypatch.setattr(talisman, "referrer_policy", "no-referrer")
+    assert client.get("/login").headers["Referrer-Policy"] == "no-referrer"
+    monkeypatch.setattr(talisman, "content_security_policy_report_uri", "/elsewhere")
+    assert "report-uri /elsewhere" in client.get("/login").headers["Content-Security-Policy"]
