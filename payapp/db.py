@@ -179,6 +179,10 @@ class PreparedRead:
         return row
 
 
+# Connections a forked process found kept by its parent (KeptConnections.take).
+_INHERITED: list = []
+
+
 class KeptConnections:
     """A PreparedRead's own SQLite connections for one engine: each read takes one and gives it
     back (a deque's pop and append, atomic between threads). Each is made by the engine's pool,
@@ -195,7 +199,10 @@ class KeptConnections:
 
     def take(self, engine: Engine):
         if self.pid != os.getpid():
-            self.idle, self.pid = deque(), os.getpid()  # the parent's stay with the parent
+            # The parent's stay the parent's: never used here, and never closed here either
+            # (closing is using; SQLite's "How To Corrupt" 2.6), so kept referenced.
+            _INHERITED.extend(self.idle)
+            self.idle, self.pid = deque(), os.getpid()
         try:
             return self.idle.pop()
         except IndexError:

@@ -290,12 +290,16 @@ def test_a_failed_read_closes_its_connection_and_keeps_none(sqlite_read):
 def test_after_a_fork_the_parents_connections_are_never_used(sqlite_read, monkeypatch):
     import os
 
+    from payapp.db import _INHERITED
+
     read, engine, kept = sqlite_read
     (parents,) = kept.idle
     child = kept.pid + 1
     monkeypatch.setattr(os, "getpid", lambda: child)  # as in a child process
     assert read.first(engine, id=1) == ("one",)
     assert parents not in kept.idle and len(kept.idle) == 1
+    assert parents in _INHERITED  # never closed in the child either
+    assert parents.execute("SELECT 1").fetchone() == (1,)  # (the parent's, still open)
 
 
 def test_threads_reading_at_once_each_get_a_connection_and_at_most_16_are_kept(sqlite_read):
