@@ -205,3 +205,22 @@ def test_the_exports_page_offers_both_downloads_without_javascript(staff):
     assert 'formaction="/exports/payments.csv"' in page
     assert 'name="from"' in page and 'name="to"' in page
     assert 'href="/exports"' in page  # the staff menu
+
+
+@pytest.mark.parametrize("read_all", [True, False])
+def test_a_download_gives_its_connection_back_however_it_ends(app, staff, read_all):
+    # Flask's teardown closes the request's session before the first line is sent; the lines
+    # read through it again, and it must be closed again when they end or the client goes.
+    app.config["EXPORT_BATCH_SIZE"] = 2
+    for i in range(5):
+        make_link(app, datetime(2025, 3, 2, 15, i, tzinfo=UTC))
+    engine = app.extensions["payapp.engine"]
+    response = staff.get("/exports/links.csv?from=2025-01-01&to=2025-12-31", buffered=False)
+    lines = iter(response.response)
+    next(lines)  # the header
+    next(lines)  # a first row: the session is reading
+    assert engine.pool.checkedout() == 1
+    if read_all:
+        assert len(list(lines)) == 4
+    response.close()  # what the server does when the download ends or the client goes away
+    assert engine.pool.checkedout() == 0

@@ -53,10 +53,21 @@ def _download(kind: str):
     make = exports.link_lines if kind == "links" else exports.money_lines
     lines = make(session, clinic, dates, batch_size=current_app.config["EXPORT_BATCH_SIZE"])
     return Response(
-        stream_with_context(lines),
+        stream_with_context(closing_session(session, lines)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{kind}_{dates.filename_part}.csv"'},
     )
+
+
+def closing_session(session, lines):
+    """The lines, then their session closed, however the download ends. Flask's teardown closes
+    the request's session when the view returns, before the first line is sent; the lines then
+    read through it again, so it holds a connection (on PostgreSQL, idle in a transaction) that
+    nothing else would give back to the pool until the garbage collector found the session."""
+    try:
+        yield from lines
+    finally:
+        session.close()
 
 
 @bp.get("/exports/links.csv")
