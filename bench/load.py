@@ -371,6 +371,17 @@ def count_completed(app) -> int:
 # --- the run --------------------------------------------------------------------------------------
 
 
+def gunicorn_options(workers: int = 0, threads: int = 0) -> tuple[str, ...]:
+    """gunicorn's options for both apps: the documented settings, with --workers and --threads
+    (when not 0) after them, so they win."""
+    options = GUNICORN_OPTIONS
+    if workers:
+        options = (*options, "--workers", str(workers))
+    if threads:
+        options = (*options, "--threads", str(threads))
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds of load per target")
@@ -390,11 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "--limits-on", action="store_true", help="also the pay page with rate limiting on"
     )
     args = parser.parse_args(argv)
-    options = GUNICORN_OPTIONS
-    if args.workers:
-        options = (*options, "--workers", str(args.workers))
-    if args.threads:
-        options = (*options, "--threads", str(args.threads))
+    options = gunicorn_options(args.workers, args.threads)
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install wrk (scripts/test installs it)", file=sys.stderr)
         return 2

@@ -17,6 +17,9 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from payapp.ratelimit_store import SQLiteStorage, path_of, sqlite_uri
 
+# Files of their own, never the database under test: the same on the PostgreSQL leg.
+pytestmark = pytest.mark.sqlite_only
+
 PROCESSES, THREADS, HITS = 3, 4, 50
 PLACES = 100  # of the moving window's 3 x 4 x 50 attempts
 
