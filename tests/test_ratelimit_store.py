@@ -113,20 +113,26 @@ def test_clear_and_reset_forget_moving_windows_too(store: SQLiteStorage) -> None
     assert limiter.hit(item, "b")
 
 
-def _take_places_from_threads(uri: str, results) -> None:
+def _from_threads(uri: str, results, operation: str) -> None:
+    """In a spawned process: THREADS threads each do ``operation`` HITS times on one shared
+    key of the store at ``uri``; every outcome goes to ``results``."""
     store = storage_from_string(uri)
-    taken: list[bool] = []
+    act = {
+        "hit": lambda: store.incr("shared", 3600),
+        "take a place": lambda: store.acquire_entry("shared", PLACES, 3600),
+    }[operation]
+    outcomes: list = []
 
-    def take() -> None:
+    def run() -> None:
         for _ in range(HITS):
-            taken.append(store.acquire_entry("shared", PLACES, 3600))
+            outcomes.append(act())
 
-    threads = [threading.Thread(target=take) for _ in range(THREADS)]
+    threads = [threading.Thread(target=run) for _ in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    results.put(taken)
+    results.put(outcomes)
 
 
 def test_processes_and_threads_racing_for_a_moving_windows_last_places_get_exactly_them(
@@ -137,7 +143,7 @@ def test_processes_and_threads_racing_for_a_moving_windows_last_places_get_exact
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     procs = [
-        context.Process(target=_take_places_from_threads, args=(uri, results))
+        context.Process(target=_from_threads, args=(uri, results, "take a place"))
         for _ in range(PROCESSES)
     ]
     for p in procs:
@@ -151,29 +157,13 @@ def test_processes_and_threads_racing_for_a_moving_windows_last_places_get_exact
     assert storage_from_string(uri).get_moving_window("shared", PLACES, 3600)[1] == PLACES
 
 
-def _hit_from_threads(uri: str, results) -> None:
-    store = storage_from_string(uri)
-    counts: list[int] = []
-
-    def hit() -> None:
-        for _ in range(HITS):
-            counts.append(store.incr("shared", 3600))
-
-    threads = [threading.Thread(target=hit) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results.put(counts)
-
-
 def test_processes_and_threads_hitting_one_counter_at_once_never_lose_a_hit(tmp_path) -> None:
     uri = sqlite_uri(str(tmp_path / "ratelimits.db"))
     storage_from_string(uri).incr("warm", 1)  # the file and table exist before the race
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     procs = [
-        context.Process(target=_hit_from_threads, args=(uri, results)) for _ in range(PROCESSES)
+        context.Process(target=_from_threads, args=(uri, results, "hit")) for _ in range(PROCESSES)
     ]
     for p in procs:
         p.start()
